@@ -1,0 +1,56 @@
+//! The command line: clap definitions (raw arguments, no I/O) and dispatch to one library
+//! entry point per subcommand. Exit codes are chosen here alone: 0 success, 1 failure or lint
+//! errors, 2 usage errors (clap's own).
+
+use std::error::Error;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser, Subcommand};
+
+mod completions;
+
+/// Put Python WSGI apps on IIS: build MSDeploy packages anywhere, serve them over FastCGI.
+#[derive(Debug, Parser)]
+#[command(name = "iiswsgi", version, long_version = LONG_VERSION, about, long_about = ABOUT)]
+#[command(propagate_version = true, arg_required_else_help = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+const ABOUT: &str = "\
+Put Python WSGI apps (Flask, Django, Pyramid, ...) on IIS.
+
+A typical first run, in your project's folder:
+  iiswsgi init              # write iiswsgi.toml from pyproject.toml / setup.cfg
+  iiswsgi check iiswsgi.toml
+  iiswsgi package           # dist/<Name>-<version>.zip, ready for msdeploy or IIS Manager";
+
+/// `--version` output: the crate version and the CPython this build embeds (from `build.rs`).
+const LONG_VERSION: &str = env!("IISWSGI_LONG_VERSION");
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish) to stdout.
+    Completions(completions::Args),
+}
+
+/// Parses the command line, runs the subcommand and turns its result into an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Completions(args) => completions::run(args, &mut Cli::command()),
+    }
+}
+
+/// Prints `error: <top>` and then every `caused by:` of an error chain to stderr.
+#[allow(dead_code)] // used by the subcommands as they land
+pub(crate) fn report_error(err: &dyn Error) -> ExitCode {
+    eprintln!("error: {err}");
+    let mut source = err.source();
+    while let Some(cause) = source {
+        eprintln!("  caused by: {cause}");
+        source = cause.source();
+    }
+    ExitCode::FAILURE
+}

@@ -1,0 +1,1 @@
+//! WebPI feeds: the Atom entries that let Web Platform Installer find and verify a package.

@@ -1,0 +1,1 @@
+//! The embedded-Python WSGI bridge; the only module that touches PyO3.
