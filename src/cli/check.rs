@@ -8,11 +8,12 @@ use iiswsgi::manifest;
 /// Arguments of `iiswsgi check`.
 #[derive(Debug, clap::Args)]
 #[command(
+    about = "Check iiswsgi.toml manifests: every mistake with file:line:col and a hint; exit 1 on errors",
     long_about = "Check files for mistakes before they reach a server.\n\n\
 For an iiswsgi.toml it reports every problem at once, each with file:line:col, the line, \
 and a hint: unknown keys (with the likely spelling), invalid names and versions, regexes \
 that do not compile, FastCGI values outside IIS's ranges, paths that leave the app folder, \
-parameter mistakes. Exit status: 0 when there are no errors, 1 otherwise.",
+parameter mistakes.\n\nExit status: 0 when there are no errors, 1 otherwise.",
     after_help = "Examples:\n  iiswsgi check                 # ./iiswsgi.toml\n  iiswsgi check examples/flask-hello/iiswsgi.toml\n  iiswsgi check --deny-warnings iiswsgi.toml"
 )]
 pub struct Args {

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 /// Arguments of `iiswsgi init`.
 #[derive(Debug, clap::Args)]
 #[command(
+    about = "Write a commented iiswsgi.toml for a Python project (reads pyproject.toml / setup.cfg / setup.py)",
     long_about = "Write a commented iiswsgi.toml for the Python project in DIR.\n\n\
 It reads the name, version, description and author from pyproject.toml ([project] or \
 [tool.poetry]), setup.cfg ([metadata]) or setup.py (literal arguments only; it is never run), \

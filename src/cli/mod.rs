@@ -33,9 +33,8 @@ const LONG_VERSION: &str = env!("IISWSGI_LONG_VERSION");
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Write a commented iiswsgi.toml for a Python project (reads pyproject.toml / setup.cfg / setup.py).
+    // `about` / `long_about` of these two live on their Args structs.
     Init(init::Args),
-    /// Check iiswsgi.toml manifests: every mistake with file:line:col and a hint; exit 1 on errors.
     Check(check::Args),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish) to stdout.
     Completions(completions::Args),

@@ -29,6 +29,7 @@ pub(super) fn validate(
         src: source,
         diags: std::mem::take(&mut parsed.diagnostics),
         todo: BTreeSet::new(),
+        removed: std::mem::take(&mut parsed.removed),
         base: base.map(Path::to_path_buf),
     };
     let manifest = if parsed.syntax_failed {
@@ -65,6 +66,8 @@ struct Validator<'s> {
     diags: Vec<Diagnostic>,
     /// Starts of string values that are `TODO` placeholders (already reported).
     todo: BTreeSet<usize>,
+    /// Keys dropped for a type error (already reported).
+    removed: BTreeSet<String>,
     base: Option<PathBuf>,
 }
 
@@ -99,6 +102,9 @@ impl Validator<'_> {
     }
 
     fn missing(&mut self, section: &str, key: &str, example: &str) {
+        if self.removed.contains(&format!("{section}.{key}")) {
+            return;
+        }
         let span = self.header_span(section);
         let msg = format!("missing required key `{section}.{key}`");
         self.error(
@@ -546,7 +552,14 @@ impl Validator<'_> {
         let fastcgi = self.fastcgi(i.fastcgi.as_ref());
         let mut set_acl = Vec::new();
         let mut seen: HashMap<String, Range<usize>> = HashMap::new();
-        for acl in i.set_acl.iter().flatten() {
+        for (n, acl) in i.set_acl.iter().flatten().enumerate() {
+            if acl.path.is_none()
+                && self
+                    .removed
+                    .contains(&format!("iis.set-acl[{}].path", n + 1))
+            {
+                continue;
+            }
             if let Some(a) = self.set_acl(acl) {
                 let key = a.path.as_str().to_ascii_lowercase();
                 let span = acl.path.as_ref().map_or(0..0, Sp::span);
@@ -1013,8 +1026,14 @@ impl Validator<'_> {
     fn parameters(&mut self, list: &[raw::RawParameter]) -> Vec<Parameter> {
         let mut out: Vec<(Parameter, Range<usize>)> = Vec::new();
         let mut by_name: HashMap<String, Range<usize>> = HashMap::new();
-        for p in list {
+        for (i, p) in list.iter().enumerate() {
             let Some(name_sp) = &p.name else {
+                if self
+                    .removed
+                    .contains(&format!("parameters[{}].name", i + 1))
+                {
+                    continue;
+                }
                 let span = param_anchor(p).unwrap_or_else(|| self.header_span("[parameters]"));
                 self.error(
                     span,
