@@ -419,8 +419,19 @@ impl fmt::Display for InitReport {
         if !p.detected.is_empty() {
             writeln!(f, "\ndetected:")?;
             let width = p.detected.iter().map(|d| d.what.len()).max().unwrap_or(0);
+            let vwidth = p
+                .detected
+                .iter()
+                .map(|d| d.value.chars().count())
+                .filter(|n| *n <= 32)
+                .max()
+                .unwrap_or(0);
             for d in &p.detected {
-                writeln!(f, "  {:width$}  {}  ({})", d.what, d.value, d.source)?;
+                writeln!(
+                    f,
+                    "  {:width$}  {:vwidth$}  ({})",
+                    d.what, d.value, d.source
+                )?;
             }
         }
         if !p.todo.is_empty() {
