@@ -585,6 +585,35 @@ mod invalid {
     }
 
     #[test]
+    fn manifest_xmlfile_match_with_unbalanced_bracket_is_rejected() {
+        let text = format!(
+            "{VALID}\n[[parameters]]\nname = \"Mode\"\nentries = [{{ kind = \"XmlFile\", scope = '\\\\web\\.config$', match = \"/configuration/add[@key='m'/@value\" }}]\n"
+        );
+        let (line, col, msg, _) = only_error(&text);
+        assert_eq!((line, col), (10, 66));
+        assert_eq!(
+            msg,
+            "`parameters.entries.match` is not a valid XPath: unclosed `[`"
+        );
+    }
+
+    #[test]
+    fn manifest_dotnet_look_around_in_an_entry_is_a_warning_not_an_error() {
+        let text = format!(
+            "{VALID}\n[[parameters]]\nname = \"Key\"\ndefault = \"k\"\nentries = [{{ kind = \"TextFile\", scope = '\\\\settings\\.py$', match = '(?<=KEY = \")[^\"]*' }}]\n"
+        );
+        let m = parse(&text).expect("look-around is valid .NET");
+        assert_eq!(m.warnings.len(), 1);
+        let w = &m.warnings[0];
+        assert_eq!((w.line, w.column), (11, 68));
+        assert_eq!(
+            w.message,
+            "`parameters.entries.match` uses a .NET feature iiswsgi cannot check"
+        );
+        assert!(w.note.as_deref().unwrap_or("").contains("look-around"));
+    }
+
+    #[test]
     fn manifest_toml_syntax_error_points_at_the_broken_spot() {
         let text = "[app]\nname = \"Shop\nversion = \"1.0\"\n";
         let (line, col, msg, help) = only_error(text);
