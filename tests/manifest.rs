@@ -321,6 +321,23 @@ mod invalid {
     }
 
     #[test]
+    fn manifest_key_in_the_wrong_section_names_its_section() {
+        let text = format!("{VALID}requirements = \"requirements.txt\"\n");
+        let (line, col, msg, help) = only_error(&text);
+        assert_eq!((line, col), (7, 1));
+        assert_eq!(msg, "unknown key `requirements` in `[wsgi]`");
+        assert_eq!(
+            help,
+            "`requirements` belongs in `[package]`; move it under that header"
+        );
+        let text = format!("name = \"Shop\"\n{VALID}");
+        let (line, col, msg, help) = only_error(&text);
+        assert_eq!((line, col), (1, 1));
+        assert_eq!(msg, "unknown top-level key `name`");
+        assert!(help.starts_with("`name` belongs in `[app]`"), "{help}");
+    }
+
+    #[test]
     fn manifest_every_unknown_key_is_reported_not_just_the_first() {
         let text = "[app]\nname = \"Shop\"\nversoin = \"1\"\nversion = \"1.0\"\ncolour = \"red\"\n\n[wsgi]\napp = \"shop:app\"\nvenv_dir = \"v\"\n";
         let got = errors(text);

@@ -409,6 +409,15 @@ fn unknown_key(
         Some(Suggestion::Case(s)) => format!(
             "iiswsgi.toml keys are lower-case with dashes (kebab-case): did you mean `{s}`?"
         ),
+        None if !elsewhere(schema, &to_kebab(key), parent).is_empty() => {
+            let homes = elsewhere(schema, &to_kebab(key), parent);
+            let homes: Vec<String> = homes.iter().map(|h| format!("`[{h}]`")).collect();
+            format!(
+                "`{}` belongs in {}; move it under that header",
+                to_kebab(key),
+                homes.join(" or ")
+            )
+        }
         None if known.is_empty() => "remove this key".to_string(),
         None => format!(
             "valid {what}: {}",
@@ -464,6 +473,53 @@ pub(crate) fn to_kebab(key: &str) -> String {
             prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
         }
     }
+    out
+}
+
+/// The tables (other than `here`) that have a key named `key`, as `iis.fastcgi`.
+fn elsewhere(schema: &Json, key: &str, here: &[Seg]) -> Vec<String> {
+    fn walk(
+        schema: &Json,
+        defs: Option<&Json>,
+        at: &str,
+        depth: usize,
+        key: &str,
+        out: &mut Vec<String>,
+    ) {
+        if depth > 4 {
+            return;
+        }
+        let here = resolve(schema, defs);
+        let here = match here.get("items") {
+            Some(items) => resolve(items, defs),
+            None => here,
+        };
+        let Some(props) = here.get("properties").and_then(Json::as_object) else {
+            return;
+        };
+        if !at.is_empty() && props.contains_key(key) {
+            out.push(at.to_string());
+        }
+        for (name, sub) in props {
+            let path = if at.is_empty() {
+                name.clone()
+            } else {
+                format!("{at}.{name}")
+            };
+            walk(sub, defs, &path, depth + 1, key, out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(schema, schema.get("definitions"), "", 0, key, &mut out);
+    let here: Vec<&str> = here
+        .iter()
+        .filter_map(|s| match s {
+            Seg::Key(k) => Some(k.as_str()),
+            Seg::Index(_) => None,
+        })
+        .collect();
+    let here = here.join(".");
+    out.retain(|t| *t != here);
     out
 }
 

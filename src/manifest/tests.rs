@@ -210,3 +210,15 @@ fn factory_target_and_venv_forms_parse() {
         Some(true)
     );
 }
+
+#[test]
+fn crlf_and_bom_manifests_parse_and_point_at_the_right_column() {
+    let text = format!("\u{feff}{}", MINIMAL.replace('\n', "\r\n"));
+    let m = parse(&text);
+    assert_eq!(m.app.name.as_str(), "Shop");
+    let bad = text.replace("\"1.0\"", "\"x\"");
+    let e = Manifest::parse(&bad, Path::new("iiswsgi.toml")).unwrap_err();
+    let d = &e.diagnostics()[0];
+    assert_eq!((d.line, d.column), (3, 11));
+    assert!(d.to_string().contains("3 | version = \"x\"\n"), "{d}");
+}
