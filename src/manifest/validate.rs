@@ -1268,10 +1268,10 @@ impl Validator<'_> {
         }
         if let Some(val) = &v.value {
             match k {
-                ValidationKind::RegularExpression => {
-                    if !self.check_regex(val, "parameters.validation.value", true) {
-                        return None;
-                    }
+                ValidationKind::RegularExpression
+                    if !self.check_regex(val, "parameters.validation.value", true) =>
+                {
+                    return None;
                 }
                 ValidationKind::Enumeration => {
                     let items: Vec<&str> = val.get().split(',').collect();
