@@ -649,6 +649,20 @@ mod invalid {
     }
 
     #[test]
+    fn manifest_wrongly_typed_required_key_is_not_also_called_missing() {
+        let text = VALID.replace("name = \"Shop\"", "name = 5");
+        let (line, col, msg, _) = only_error(&text);
+        assert_eq!((line, col), (2, 8));
+        assert_eq!(msg, "invalid type: integer `5`, expected a string");
+        let text =
+            format!("{VALID}\n[[parameters]]\nname = [\"a\"]\n\n[[iis.set-acl]]\npath = 1\n");
+        let got = errors(&text);
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!((got[0].0, got[0].1), (9, 8));
+        assert_eq!((got[1].0, got[1].1), (12, 8));
+    }
+
+    #[test]
     fn manifest_enum_value_in_wrong_case_names_the_right_spelling() {
         let text = format!("{VALID}\n[iis.fastcgi]\nstderr-mode = \"returngeneric500\"\n");
         let (line, col, msg, help) = only_error(&text);

@@ -70,6 +70,7 @@ pub const DEFAULT_EXCLUDES: &[&str] = &[
     "**/Thumbs.db",
     ".idea",
     ".vscode",
+    "iiswsgi.toml.bak",
 ];
 
 /// WebPI products every iiswsgi feed entry already depends on (msdeploy-webpi.md §6.4).
