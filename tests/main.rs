@@ -1,3 +1,5 @@
 //! Integration tests: one crate, one module per subject, each exercising the built binary or
 //! the library's public API against real files, real servers and real Python.
 mod architecture;
+mod init;
+mod manifest;
