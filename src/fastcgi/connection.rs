@@ -177,7 +177,12 @@ struct Slot {
 /// open request's input is complete is a pipelined request: decoding stops in front of it
 /// (the bytes stay buffered, [`Connection::wants_input`] turns false once
 /// [`super::Limits::max_pending_input`] is buffered) and resumes when the open request ends,
-/// so pipelining clients are served in order rather than refused.
+/// so pipelining clients are served in order rather than refused. Likewise nothing after the
+/// input of a request without `FCGI_KEEP_CONN` is decoded: the connection closes after it.
+/// The result: any split of the input, and any timing of the server's calls, gives the same
+/// events and output per request id. (With multiplexing, a request without `FCGI_KEEP_CONN`
+/// closes the connection once no other request is open; which later records were still
+/// decoded then depends on timing, as it would for any client that mixes the two.)
 ///
 /// **Output.** Everything the codec sends, and what the server asks it to frame, is appended
 /// to one buffer: write [`Connection::pending_output`] and report progress with
@@ -324,7 +329,7 @@ impl Connection {
     /// 24-byte run, and forgets the id. Later output for `id` is refused until a new
     /// `BEGIN_REQUEST` opens it again.
     ///
-    /// Events still queued for `id` are dropped, so none names an ended request. Decoding
+    /// Request events still queued for `id` are dropped, so none names an ended request. Decoding
     /// resumes if it was paused in front of a pipelined request, so poll events again
     /// afterwards.
     pub fn end_request(&mut self, id: u16, app_status: u32) -> Result<(), StateError> {
@@ -341,8 +346,10 @@ impl Connection {
             ProtocolStatus::RequestComplete,
         ));
         // Input that arrived for the id before the server ended it (a late abort, unread
-        // STDIN) is moot now; dropping it means no event ever names an ended id.
-        self.events.retain(|event| event.id() != id);
+        // STDIN) is moot now; dropping it means no request event ever names an ended id.
+        // (Unknown-record reports are about the wire, not the request: they stay.)
+        self.events
+            .retain(|event| event.id() != id || matches!(event, Event::UnknownRecord { .. }));
         if self.paused {
             self.paused = false;
             self.process();
@@ -429,10 +436,7 @@ impl Connection {
                 self.input.reserve(total - self.input.len());
                 break;
             }
-            if header.record_type == RecordType::BeginRequest
-                && header.request_id != 0
-                && self.is_pipelined()
-            {
+            if self.must_wait_before(&header) {
                 self.paused = true;
                 break;
             }
@@ -443,12 +447,29 @@ impl Connection {
         }
     }
 
-    /// A new `BEGIN_REQUEST` now would be pipelined: no multiplexing, and every open request
-    /// has all its input.
-    fn is_pipelined(&self) -> bool {
-        !self.config.multiplex
-            && !self.requests.is_empty()
-            && self.requests.iter().all(|slot| slot.state.input_finished())
+    /// Whether decoding must stop in front of this record until the server ends a request.
+    ///
+    /// - Without multiplexing, a request without `KEEP_CONN` has all its input: the
+    ///   connection closes after it, so nothing behind it is read.
+    /// - A pipelined `BEGIN_REQUEST`: without multiplexing, every open request has all its
+    ///   input; with multiplexing, the id is still open but has all its input (the client
+    ///   reused it before our `END_REQUEST`).
+    ///
+    /// Waiting (instead of refusing) is what makes the outcome independent of how the input
+    /// was split across reads and of when the server ends requests.
+    fn must_wait_before(&self, header: &RecordHeader) -> bool {
+        let finished = |slot: &Slot| slot.state.input_finished();
+        if !self.config.multiplex && self.requests.iter().any(|s| !s.keep_conn && finished(s)) {
+            return true;
+        }
+        if header.record_type != RecordType::BeginRequest || header.request_id == 0 {
+            return false;
+        }
+        if self.config.multiplex {
+            self.slot(header.request_id).is_some_and(finished)
+        } else {
+            !self.requests.is_empty() && self.requests.iter().all(finished)
+        }
     }
 
     fn dispatch(&mut self, header: RecordHeader, content: BytesMut) {
@@ -522,7 +543,7 @@ impl Connection {
         };
         if let Some(status) = refusal {
             encode_end_request(&mut self.output, id, 0, status);
-            if !body.keep_conn() && self.requests.is_empty() {
+            if !body.keep_conn() && self.requests.is_empty() && !self.config.multiplex {
                 self.close_when_idle = true;
             }
             return;
@@ -1570,6 +1591,98 @@ mod tests {
                 ),
                 (1024, 65536, 1 << 20, 10_000)
             );
+        }
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::fastcgi::testkit::{
+        Script, allocated_by, arb_conversation_record, run_chunks, wire_of,
+    };
+    use proptest::prelude::*;
+
+    fn configs() -> [Config; 3] {
+        [Config::iis(), Config::generic(8), Config::multiplexing(8)]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+
+        #[test]
+        fn random_conversations_give_the_same_transcript_under_any_split(
+            records in proptest::collection::vec(arb_conversation_record(), 0..60),
+            sizes in proptest::collection::vec(1usize..64, 1..8),
+        ) {
+            let wire = wire_of(&records);
+            // A multiplexing client that also asks for close-after-request makes the outcome
+            // depend on timing (see `Connection`); such clients keep the connection.
+            let keep: Vec<_> = records
+                .iter()
+                .cloned()
+                .map(|(kind, id, mut content, padding)| {
+                    if kind == 1 && content.len() > 2 {
+                        content[2] |= 1;
+                    }
+                    (kind, id, content, padding)
+                })
+                .collect();
+            let mpx_wire = wire_of(&keep);
+            for config in configs() {
+                let wire = if config.multiplex { &mpx_wire } else { &wire };
+                let whole = run_chunks(&config, Script::Echo, [&wire[..]]);
+                let trickle = run_chunks(&config, Script::Echo, wire.chunks(1));
+                prop_assert_eq!(&trickle, &whole);
+                let mut chunks = Vec::new();
+                let mut rest = &wire[..];
+                for i in 0.. {
+                    if rest.is_empty() {
+                        break;
+                    }
+                    let (a, b) = rest.split_at(sizes[i % sizes.len()].min(rest.len()));
+                    chunks.push(a);
+                    rest = b;
+                }
+                prop_assert_eq!(&run_chunks(&config, Script::Echo, chunks), &whole);
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic_and_memory_stays_bounded(
+            bytes in proptest::collection::vec(any::<u8>(), 0..3000),
+            chunk in 1usize..200,
+        ) {
+            for config in configs() {
+                let (_, allocated) = allocated_by(|| {
+                    run_chunks(&config, Script::Echo, bytes.chunks(chunk))
+                });
+                // A header may make the decoder reserve one record (≤ 65,798 bytes) a few
+                // times over; beyond that, memory follows the input, not its claims.
+                prop_assert!(
+                    allocated <= 4 * crate::fastcgi::MAX_RECORD_LEN + 64 * bytes.len() + 65_536,
+                    "allocated {} for {} bytes", allocated, bytes.len()
+                );
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes_after_a_valid_prefix_never_panic(
+            records in proptest::collection::vec(arb_conversation_record(), 0..10),
+            tail in proptest::collection::vec(any::<u8>(), 0..500),
+        ) {
+            let mut wire = wire_of(&records);
+            wire.extend_from_slice(&tail);
+            for config in configs() {
+                let t = run_chunks(&config, Script::Echo, wire.chunks(17));
+                // Whatever happened, every END_REQUEST is well formed and single per request.
+                for records in t.output.values() {
+                    for r in records {
+                        prop_assert!(r.header().record_type != RecordType::UnknownType
+                            || config.unknown_type_replies);
+                    }
+                }
+            }
         }
     }
 }

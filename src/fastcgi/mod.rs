@@ -63,11 +63,15 @@
 //! # Fuzzing
 //!
 //! `fuzz/` is a cargo-fuzz crate outside the workspace (see `fuzz/README.md`):
-//! `cargo +nightly fuzz run record_decoder` and `cargo +nightly fuzz run params`. The same
-//! bodies run under stable as proptest properties in this module's tests.
+//! `cargo +nightly fuzz run record_decoder` and `cargo +nightly fuzz run params`. The target
+//! bodies live in `fuzzing.rs` (compiled for tests and under `--cfg fuzzing` only), so the
+//! same code also runs on stable as proptest properties in `cargo test`.
 
 pub mod config;
 pub mod connection;
+#[cfg(any(test, fuzzing))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod params;
 pub mod record;
 #[cfg(test)]

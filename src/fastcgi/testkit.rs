@@ -192,6 +192,47 @@ pub fn as_refs(pairs: &[(Vec<u8>, Vec<u8>)]) -> Vec<(&[u8], &[u8])> {
     pairs.iter().map(|(n, v)| (&n[..], &v[..])).collect()
 }
 
+/// One record of a random but well-framed client conversation over a few ids: mostly
+/// RESPONDER begins, valid pairs and stream ends, with some of everything else.
+pub fn arb_conversation_record() -> impl Strategy<Value = (u8, u16, Vec<u8>, u8)> {
+    let id = prop_oneof![1 => Just(0u16), 12 => 1u16..4];
+    let bytes = || proptest::collection::vec(any::<u8>(), 0..24);
+    let begin = (
+        prop_oneof![9 => Just(1u8), 1 => any::<u8>()],
+        any::<bool>(),
+        0..20u8,
+    )
+        .prop_map(|(role, keep, truncate)| {
+            let mut body = vec![0, role, u8::from(keep), 0, 0, 0, 0, 0];
+            if truncate == 0 {
+                body.truncate(3);
+            }
+            (1u8, body)
+        });
+    let pair = (bytes(), bytes()).prop_map(|(n, v)| {
+        let mut out = Vec::new();
+        encode_pair(&mut out, &n, &v).expect("short pair");
+        out
+    });
+    let params = prop_oneof![3 => Just(Vec::new()), 5 => pair, 1 => bytes()]
+        .prop_map(|content| (4u8, content));
+    let stdin = prop_oneof![3 => Just(Vec::new()), 4 => bytes()].prop_map(|c| (5u8, c));
+    let other = (
+        prop_oneof![3 => Just(2u8), 1 => Just(8u8), 2 => Just(9u8), 1 => any::<u8>()],
+        bytes(),
+    );
+    let record = prop_oneof![5 => begin, 7 => params, 7 => stdin, 3 => other];
+    (record, id, 0u8..12).prop_map(|((kind, content), id, padding)| (kind, id, content, padding))
+}
+
+pub fn wire_of(records: &[(u8, u16, Vec<u8>, u8)]) -> Vec<u8> {
+    let mut wire = Wire::new();
+    for (kind, id, content, padding) in records {
+        wire = wire.record_padded(RecordType::from(*kind), *id, content, *padding);
+    }
+    wire.bytes
+}
+
 // ---------------------------------------------------------------------------------------------
 // Server side: a scripted responder that reacts to events the way crate::server will.
 
