@@ -331,7 +331,8 @@ impl Connection {
     ///
     /// Request events still queued for `id` are dropped, so none names an ended request. Decoding
     /// resumes if it was paused in front of a pipelined request, so poll events again
-    /// afterwards.
+    /// afterwards; a framing fault met while resuming shows in [`Connection::error`],
+    /// [`Connection::wants_input`] and the next [`Connection::recv`].
     pub fn end_request(&mut self, id: u16, app_status: u32) -> Result<(), StateError> {
         self.started(id)?;
         if let Some(i) = self.slot_index(id) {
@@ -638,6 +639,29 @@ impl Connection {
     }
 }
 
+/// The edge cases of `fastcgi-protocol.md` §4 that a codec can decide, and their tests
+/// (the others — read timeouts, lingering close, slow peers — belong to `crate::server`):
+///
+/// | # | Test |
+/// |---|---|
+/// | 1 | `framing::record_padding_of_any_length_is_skipped_even_on_empty_records` (+ `record.rs`) |
+/// | 2 | `ids::request_id_is_echoed_exactly_when_not_one`, `vectors::iis_…_wrap…` |
+/// | 3 | `overlap::begin_request_while_params_open_gets_cant_mpx_and_first_continues` |
+/// | 4 | `roles::non_responder_roles_get_unknown_role_and_their_streams_are_ignored` |
+/// | 5 | `params.rs` `lengths::long_form_length_is_accepted_for_lengths_up_to_127`, `…_127_128_boundary…` |
+/// | 6 | `params.rs` `splitting::pair_split_across_params_records_at_any_offset_decodes_once` |
+/// | 7 | `params_caps::pair_claiming_2_pow_31_bytes_…`, `params.rs` `caps::claims_near_2_pow_31_allocate_nothing` |
+/// | 8 | `params_caps::params_ending_inside_a_pair_are_rejected_as_malformed_and_connection_continues` |
+/// | 9 | `params_caps::param_sets_over_8_kib_across_many_records_are_accepted_up_to_the_cap` |
+/// | 10 | `lifecycle::stdin_without_its_empty_record_never_reports_end` (the timeout is the server's) |
+/// | 11 | `lifecycle::body_spread_over_many_stdin_records_is_delivered_in_order` |
+/// | 12 | `lifecycle::stdin_is_delivered_whatever_content_length_says` |
+/// | 13 | `framing::stdout_over_65535_bytes_spans_several_records` |
+/// | 14 | `lifecycle::output_for_an_id_after_its_end_request_is_refused`, `framing::end_request_puts_…` |
+/// | 15 | `lifecycle::request_without_keep_conn_asks_to_close_after_end_request` |
+/// | 16 | `framing::version_other_than_one_is_a_framing_error`, `framing::eof_inside_a_record_…`, `vectors::ten_thousand_pipelined_…` |
+/// | 17 | `framing::stderr_is_framed_as_its_own_stream` (the server never sends it by default) |
+/// | 18 | `params.rs` `splitting::duplicate_name_resolves_last_wins_and_both_are_kept` |
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -715,6 +739,21 @@ mod tests {
                 .collect();
             assert_eq!(stdin, body);
             assert_eq!(&t.stdout(3)[b"Status: 200\r\n\r\n".len()..], &body[..]);
+        }
+
+        #[test]
+        fn stdin_is_delivered_whatever_content_length_says() {
+            // nginx with fastcgi_request_buffering off and a chunked body: CONTENT_LENGTH "".
+            for declared in [&b""[..], b"0", b"3"] {
+                let pairs: &[(&[u8], &[u8])] = &[(b"CONTENT_LENGTH", declared)];
+                let wire =
+                    Wire::new()
+                        .begin(1, true)
+                        .params(1, pairs, 64)
+                        .stdin(1, b"chunked body", 5);
+                let t = assert_any_split(&Config::generic(4), Script::Echo, &wire.bytes);
+                assert_eq!(t.stdout(1), b"Status: 200\r\n\r\nchunked body");
+            }
         }
 
         #[test]
@@ -1441,6 +1480,67 @@ mod tests {
 
     mod vectors {
         use super::*;
+        use crate::fastcgi::testkit::{parse_hex_vector, raw_output_whole};
+
+        /// Feeds a `tests/vectors` input through every split, checks the whole-buffer output
+        /// against the expected file byte for byte, and returns the transcript.
+        fn check_vector(
+            config: &Config,
+            input: &str,
+            expected: &str,
+        ) -> crate::fastcgi::testkit::Transcript {
+            let wire = parse_hex_vector(input);
+            let t = assert_any_split(config, Script::Echo, &wire);
+            let out = raw_output_whole(config, Script::Echo, &wire);
+            assert_eq!(out, parse_hex_vector(expected), "output bytes");
+            t
+        }
+
+        #[test]
+        fn nginx_vector_get_with_keep_conn_on_id_1_gives_exact_bytes() {
+            let t = check_vector(
+                &Config::generic(16),
+                include_str!("../../tests/vectors/nginx_get_keep_conn.hex"),
+                include_str!("../../tests/vectors/nginx_get_keep_conn.out.hex"),
+            );
+            let params = request_params(&t, 1).expect("request");
+            assert_eq!(params.len(), 7);
+            assert_eq!(params.get(b"REQUEST_URI"), Some(&b"/hello?a=1"[..]));
+            assert_eq!(params.get(b"SCRIPT_NAME"), Some(&b""[..]));
+            assert_eq!(params.get(b"HTTP_HOST"), Some(&b"localhost"[..]));
+        }
+
+        #[test]
+        fn iis_vector_post_at_id_255_then_wrap_to_1_gives_exact_bytes() {
+            let t = check_vector(
+                &Config::iis(),
+                include_str!("../../tests/vectors/iis_post_id_wrap.hex"),
+                include_str!("../../tests/vectors/iis_post_id_wrap.out.hex"),
+            );
+            let params = request_params(&t, 255).expect("request");
+            assert_eq!(params.get(b"HTTP_COOKIE"), Some(&[b'c'; 130][..]));
+            assert_eq!(params.get(b"HTTPS"), Some(&b"off"[..]));
+            assert_eq!(params.get(b"CONTENT_LENGTH"), Some(&b"7"[..]));
+            assert!(request_params(&t, 1).is_some());
+        }
+
+        #[test]
+        fn haproxy_vector_get_values_and_multiplexed_ids_give_exact_bytes() {
+            let t = check_vector(
+                &Config::multiplexing(8),
+                include_str!("../../tests/vectors/haproxy_get_values_mpx.hex"),
+                include_str!("../../tests/vectors/haproxy_get_values_mpx.out.hex"),
+            );
+            assert_eq!(
+                request_params(&t, 257).and_then(|p| p.get(b"REQUEST_METHOD")),
+                Some(&b"POST"[..])
+            );
+            assert!(t.events.contains(&Event::Abort { id: 257 }));
+            assert!(t.events.contains(&Event::Stdin {
+                id: 257,
+                data: Bytes::from_static(b"hi")
+            }));
+        }
 
         #[test]
         fn iis_like_client_600_sequential_requests_with_wrapping_ids_are_all_served() {

@@ -53,10 +53,19 @@
 //!   Oversized or malformed params reject one request ([`Event::Rejected`], answered 431 or
 //!   400); they never break framing.
 //! - **Management.** `GET_VALUES` is answered by the codec from [`Config`], with only the
-//!   three names it knows. Any other type on id 0 gets `UNKNOWN_TYPE` unless
-//!   [`Config::unknown_type_replies`] is off (IIS). Unknown types on a request id are
-//!   reported ([`Event::UnknownRecord`]) and ignored; records for ids that are not open are
-//!   discarded silently.
+//!   three names it knows, each once. Any other type on id 0 — application types included,
+//!   as libfcgi does — gets `UNKNOWN_TYPE` unless [`Config::unknown_type_replies`] is off
+//!   (IIS). Unknown types on a request id are reported ([`Event::UnknownRecord`]) and
+//!   ignored; management or app-side types on a request id, DATA, and records for ids that
+//!   are not open are discarded silently. Nothing is ever sent unsolicited.
+//! - **Streams.** STDIN before the PARAMS stream ended rejects the request as malformed
+//!   (400); STDIN after its empty record, PARAMS after theirs, and a second `BEGIN_REQUEST`
+//!   for an open id are ignored.
+//! - **Ending.** [`Connection::end_request`] always sends the empty STDOUT and
+//!   `END_REQUEST{app_status, REQUEST_COMPLETE}` together (IIS needs both, even for failed
+//!   and aborted requests). Refusals the codec makes itself (`CANT_MPX_CONN`,
+//!   `UNKNOWN_ROLE`, `OVERLOADED`) send `END_REQUEST` alone, as libfcgi does; an abort
+//!   before the params ended gets the empty STDOUT too.
 //! - **Pipelining.** See [`Connection`]: an overlapping request gets `CANT_MPX_CONN`, a
 //!   pipelined one waits its turn.
 //!

@@ -542,3 +542,45 @@ pub fn ended_with(t: &Transcript, id: u16) -> Option<ProtocolStatus> {
         _ => None,
     }
 }
+
+/// Parses a `tests/vectors/*.hex` file: hex byte pairs, `"text"`, `"text"*N`, `#` comments.
+pub fn parse_hex_vector(text: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let mut rest = line.trim_start();
+        while !rest.is_empty() {
+            if rest.starts_with('#') {
+                break;
+            }
+            if let Some(quoted) = rest.strip_prefix('"') {
+                let end = quoted.find('"').expect("closing quote");
+                let text = &quoted.as_bytes()[..end];
+                rest = &quoted[end + 1..];
+                let mut times = 1;
+                if let Some(after) = rest.strip_prefix('*') {
+                    let digits = after
+                        .find(|c: char| !c.is_ascii_digit())
+                        .unwrap_or(after.len());
+                    times = after[..digits].parse().expect("repeat count");
+                    rest = &after[digits..];
+                }
+                for _ in 0..times {
+                    out.extend_from_slice(text);
+                }
+            } else {
+                let byte = rest.get(..2).expect("two hex digits");
+                out.push(u8::from_str_radix(byte, 16).expect("hex byte"));
+                rest = &rest[2..];
+            }
+            rest = rest.trim_start();
+        }
+    }
+    out
+}
+
+/// The raw output of feeding `wire` in one piece.
+pub fn raw_output_whole(config: &Config, script: Script, wire: &[u8]) -> Vec<u8> {
+    let mut driver = Driver::new(config.clone(), script);
+    driver.feed(wire);
+    driver.raw_output
+}
