@@ -2,7 +2,7 @@
 //!
 //! This module exists so that every protocol decision (`fastcgi-protocol.md`, and the IIS
 //! rules of `iis-runtime.md` §4 and §12) is made in one deterministic place that tests can
-//! drive byte by byte. It refuses to do I/O: no sockets, no `std::io::{Read, Write}`, no
+//! drive byte by byte. It refuses to do I/O: no sockets, no `Read`/`Write` streams, no
 //! threads, no clocks, and nothing else from this crate. `crate::server` owns the sockets
 //! and the application; it feeds bytes in and writes bytes out.
 //!
