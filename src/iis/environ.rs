@@ -19,7 +19,8 @@
 //! `HTTP_CONTENT_LENGTH`/`HTTP_CONTENT_TYPE` are dropped (used only to fill a missing
 //! `CONTENT_LENGTH`/`CONTENT_TYPE`); a repeated name keeps its last value, except repeated
 //! `HTTP_*` headers, which are joined with `", "` (`"; "` for `HTTP_COOKIE`) so no header value is
-//! lost; `HTTPS=off` is removed (CGI apps test the variable's presence).
+//! lost; the scheme is `https` iff `HTTPS` is `on` (IIS always sends `HTTPS`, `off` on plain
+//! HTTP; the variable itself passes through).
 
 use std::fmt;
 
@@ -209,10 +210,9 @@ pub fn normalise(raw: &[Param], options: &EnvironOptions) -> Result<Environ, Env
         Some(v) => Some(parse_decimal(v).ok_or(EnvironError::BadContentLength)?),
     };
 
+    // `HTTPS=off` stays as IIS sent it (apps ported from wfastcgi compare it to "on"); the
+    // scheme is what frameworks read.
     let url_scheme = scheme(&params, mode);
-    if get(&params, b"HTTPS").is_some_and(|v| v.eq_ignore_ascii_case(b"off")) {
-        take(&mut params, b"HTTPS");
-    }
 
     let split = match mode {
         Mode::Iis => {
@@ -854,10 +854,10 @@ mod tests {
         use super::*;
 
         #[test]
-        fn https_off_means_http_and_is_removed() {
+        fn https_off_means_http_and_passes_through() {
             let e = env(&iis("/LM/W3SVC/1/ROOT", "/", &[]));
             assert_eq!(e.url_scheme, Scheme::Http);
-            assert_eq!(e.get(b"HTTPS"), None);
+            assert_eq!(e.get(b"HTTPS"), Some(&b"off"[..]));
         }
 
         #[test]
