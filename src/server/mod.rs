@@ -41,7 +41,7 @@ mod exchange;
 mod options;
 mod signals;
 
-pub use engine::{RunError, RunReport, StopReason, run};
+pub use engine::{RunError, RunReport, ServerInfo, StopReason, run};
 pub use options::RunOptions;
 
 pub use crate::iis::environ::{Mode, Param, Scheme};
@@ -130,6 +130,10 @@ pub enum Outcome {
 pub trait Application: Send + Sync {
     /// Handles one request. Errors the application cannot recover from are reported through
     /// the response (a generic 500) and the log, never through a panic.
-    fn handle(&self, request: &Request, body: &mut dyn Body, response: &mut dyn Response)
-    -> Outcome;
+    fn handle(
+        &self,
+        request: &Request,
+        body: &mut dyn Body,
+        response: &mut dyn Response,
+    ) -> Outcome;
 }

@@ -389,13 +389,18 @@ pub struct Transport {
     /// A human description for the log and the diagnostic page, e.g.
     /// `fd 0: connected unix socket (IIS named-pipe style)`.
     pub description: String,
-    /// The connection or listener.
-    pub endpoint: Endpoint,
+    /// The connection or listener, until [`Transport::take_endpoint`].
+    endpoint: Option<Endpoint>,
     /// A unix socket file this process created, removed by [`Transport::cleanup`].
     created_socket: Option<PathBuf>,
 }
 
 impl Transport {
+    /// Hands the connection or listener to the server (once).
+    pub fn take_endpoint(&mut self) -> Option<Endpoint> {
+        self.endpoint.take()
+    }
+
     /// Removes the unix socket file this process bound, if any (at clean exit).
     pub fn cleanup(&mut self) {
         if let Some(p) = self.created_socket.take() {
@@ -427,7 +432,7 @@ fn bind(addr: &ListenAddr) -> Result<Transport, TransportError> {
             Ok(Transport {
                 kind: Kind::Tcp,
                 description: format!("listening on tcp:{local}"),
-                endpoint: Endpoint::Listener(Listener::Tcp(l, allow)),
+                endpoint: Some(Endpoint::Listener(Listener::Tcp(l, allow))),
                 created_socket: None,
             })
         }
@@ -437,7 +442,7 @@ fn bind(addr: &ListenAddr) -> Result<Transport, TransportError> {
             Ok(Transport {
                 kind: Kind::Unix,
                 description: format!("listening on unix:{}", path.display()),
-                endpoint: Endpoint::Listener(Listener::Unix(l)),
+                endpoint: Some(Endpoint::Listener(Listener::Unix(l))),
                 created_socket: Some(path.clone()),
             })
         }

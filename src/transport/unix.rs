@@ -91,7 +91,9 @@ pub(super) fn from_stdin() -> Result<Transport, TransportError> {
                 kind: Kind::StdinConnection,
                 description: "fd 0: connected unix socket (IIS named-pipe style, one connection)"
                     .into(),
-                endpoint: Endpoint::Connection(Stream::Unix(mio::net::UnixStream::from_std(s))),
+                endpoint: Some(Endpoint::Connection(Stream::Unix(
+                    mio::net::UnixStream::from_std(s),
+                ))),
                 created_socket: None,
             }
         }
@@ -105,7 +107,9 @@ pub(super) fn from_stdin() -> Result<Transport, TransportError> {
             Transport {
                 kind: Kind::StdinConnection,
                 description: format!("fd 0: connected TCP socket from {peer} (one connection)"),
-                endpoint: Endpoint::Connection(Stream::Tcp(mio::net::TcpStream::from_std(s))),
+                endpoint: Some(Endpoint::Connection(Stream::Tcp(
+                    mio::net::TcpStream::from_std(s),
+                ))),
                 created_socket: None,
             }
         }
@@ -120,7 +124,9 @@ pub(super) fn from_stdin() -> Result<Transport, TransportError> {
             Transport {
                 kind: Kind::StdinListener,
                 description: format!("fd 0: listening unix socket {name} (accept loop)"),
-                endpoint: Endpoint::Listener(Listener::Unix(mio::net::UnixListener::from_std(l))),
+                endpoint: Some(Endpoint::Listener(Listener::Unix(
+                    mio::net::UnixListener::from_std(l),
+                ))),
                 created_socket: None,
             }
         }
@@ -133,10 +139,10 @@ pub(super) fn from_stdin() -> Result<Transport, TransportError> {
             Transport {
                 kind: Kind::StdinListener,
                 description: format!("fd 0: listening TCP socket {name} (accept loop)"),
-                endpoint: Endpoint::Listener(Listener::Tcp(
+                endpoint: Some(Endpoint::Listener(Listener::Tcp(
                     mio::net::TcpListener::from_std(l),
                     AllowList::from_env()?,
-                )),
+                ))),
                 created_socket: None,
             }
         }

@@ -48,7 +48,7 @@ pub(super) fn from_stdin() -> Result<Transport, TransportError> {
         return Ok(Transport {
             kind: Kind::StdinConnection,
             description: format!("stdin: IIS named pipe {name} (one connection)"),
-            endpoint: Endpoint::Connection(Stream::Pipe(pipe)),
+            endpoint: Some(Endpoint::Connection(Stream::Pipe(pipe))),
             created_socket: None,
         });
     }
@@ -62,10 +62,10 @@ pub(super) fn from_stdin() -> Result<Transport, TransportError> {
     Ok(Transport {
         kind: Kind::StdinListener,
         description: format!("stdin: listening TCP socket {name} (IIS TCP mode, accept loop)"),
-        endpoint: Endpoint::Listener(Listener::Tcp(
+        endpoint: Some(Endpoint::Listener(Listener::Tcp(
             mio::net::TcpListener::from_std(l),
             AllowList::from_env()?,
-        )),
+        ))),
         created_socket: None,
     })
 }
