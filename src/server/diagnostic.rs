@@ -16,7 +16,7 @@
 //! Each environ row is `<tr><td>NAME</td><td>VALUE</td></tr>` with HTML escaping, so tests
 //! can read values back.
 //!
-//! [`DiagnosticMode::Hello`] (`--diagnostic=hello`) answers a 14-byte `Hello, World!` instead:
+//! [`DiagnosticMode::Hello`] (`--diagnostic=hello`) answers a 14-byte `Hello, world!` instead:
 //! the minimal responder the benchmark compares with a C libfcgi hello-world, so the figure
 //! measures the server, not HTML rendering. It still reads (and discards) the body.
 
@@ -31,7 +31,7 @@ pub enum DiagnosticMode {
     /// The HTML page.
     #[default]
     Page,
-    /// `Hello, World!\n` as text/plain.
+    /// `Hello, world!\n` as text/plain.
     Hello,
 }
 
@@ -65,7 +65,7 @@ impl Diagnostic {
     }
 }
 
-const HELLO: &[u8] = b"Hello, World!\n";
+const HELLO: &[u8] = b"Hello, world!\n";
 
 impl Application for Diagnostic {
     fn handle(

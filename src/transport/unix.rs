@@ -190,9 +190,31 @@ pub(super) fn bind_unix(
         addr: addr.clone(),
         source,
     };
-    let l = StdUnixListener::bind(path).map_err(bind_err)?;
-    fs::set_permissions(path, fs::Permissions::from_mode(0o666)).map_err(bind_err)?;
-    l.set_nonblocking(true).map_err(bind_err)?;
+    // Bind under a temporary name, open it to everyone, then rename it into place: the path
+    // appears only once the socket is listening with its final mode, so a web server that
+    // starts connecting as soon as the file exists is never refused.
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".{}.tmp", std::process::id()));
+    let tmp = std::path::PathBuf::from(tmp);
+    let _ = fs::remove_file(&tmp);
+    let (l, bound) = match StdUnixListener::bind(&tmp) {
+        Ok(l) => (l, tmp.as_path()),
+        // The temporary name may exceed the 108-byte sun_path limit when the real one fits.
+        Err(_) => (StdUnixListener::bind(path).map_err(bind_err)?, path),
+    };
+    let ready = fs::set_permissions(bound, fs::Permissions::from_mode(0o666))
+        .and_then(|()| l.set_nonblocking(true))
+        .and_then(|()| {
+            if bound == path {
+                Ok(())
+            } else {
+                fs::rename(bound, path)
+            }
+        });
+    if let Err(e) = ready {
+        let _ = fs::remove_file(bound);
+        return Err(bind_err(e));
+    }
     Ok(mio::net::UnixListener::from_std(l))
 }
 
