@@ -748,6 +748,8 @@ impl<A: Application> Engine<'_, A> {
                 self.drop_conn(t, None);
                 return;
             }
+            // Everything owed to the peer goes out before the FIN.
+            let _ = conn.flush();
             let _ = conn.stream.shutdown_write();
             conn.closing = Some(Instant::now() + linger);
             if conn.flags.readable && conn.discard(&mut self.scratch) {

@@ -78,13 +78,14 @@ fn not_socket_kind(fd: BorrowedFd<'_>) -> &'static str {
 /// wraps it for the server.
 pub(super) fn from_stdin() -> Result<Transport, TransportError> {
     let stdin = io::stdin();
-    let kind = classify(stdin.as_fd());
-    if let FdKind::Other(what) = kind {
-        return Err(TransportError::StdinUnusable { what: what.into() });
-    }
+    let (listening, family) = match classify(stdin.as_fd()) {
+        FdKind::Other(what) => return Err(TransportError::StdinUnusable { what: what.into() }),
+        FdKind::Connected(family) => (false, family),
+        FdKind::Listening(family) => (true, family),
+    };
     let owned = take_over_stdin(stdin.as_fd()).map_err(TransportError::Stdin)?;
-    let transport = match kind {
-        FdKind::Connected(Family::Unix) => {
+    let transport = match (listening, family) {
+        (false, Family::Unix) => {
             let s = StdUnixStream::from(owned);
             s.set_nonblocking(true).map_err(TransportError::Stdin)?;
             Transport {
@@ -97,7 +98,7 @@ pub(super) fn from_stdin() -> Result<Transport, TransportError> {
                 created_socket: None,
             }
         }
-        FdKind::Connected(Family::Inet) => {
+        (false, Family::Inet) => {
             let s = std::net::TcpStream::from(owned);
             s.set_nonblocking(true).map_err(TransportError::Stdin)?;
             let _ = s.set_nodelay(true);
@@ -113,7 +114,7 @@ pub(super) fn from_stdin() -> Result<Transport, TransportError> {
                 created_socket: None,
             }
         }
-        FdKind::Listening(Family::Unix) => {
+        (true, Family::Unix) => {
             let l = StdUnixListener::from(owned);
             l.set_nonblocking(true).map_err(TransportError::Stdin)?;
             let name = l
@@ -130,7 +131,7 @@ pub(super) fn from_stdin() -> Result<Transport, TransportError> {
                 created_socket: None,
             }
         }
-        FdKind::Listening(Family::Inet) => {
+        (true, Family::Inet) => {
             let l = std::net::TcpListener::from(owned);
             l.set_nonblocking(true).map_err(TransportError::Stdin)?;
             let name = l
@@ -146,7 +147,6 @@ pub(super) fn from_stdin() -> Result<Transport, TransportError> {
                 created_socket: None,
             }
         }
-        FdKind::Other(_) => unreachable!("handled above"),
     };
     Ok(transport)
 }
