@@ -147,11 +147,10 @@ impl Diagnostic {
              receives it)</h2>\n<table>\n<tr><th>Name</th><th>Value</th></tr>\n",
         );
         let multithread = "False";
-        let multiprocess = if request.single_connection {
-            "True"
-        } else {
-            "False"
-        };
+        // wsgi-embedding §3.8: spawned by the web server (IIS, lighttpd bin-path, spawn-fcgi)
+        // means one of several processes; a --listen server is one process.
+        let spawned = request.single_connection || request.transport.starts_with("stdin");
+        let multiprocess = if spawned { "True" } else { "False" };
         row(
             &mut html,
             "wsgi.url_scheme",

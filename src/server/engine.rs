@@ -821,6 +821,15 @@ impl<A: Application> Engine<'_, A> {
                     }
                     Ok(env) => {
                         log_notes_once(env.notes);
+                        if log::log_enabled!(log::Level::Debug) {
+                            let method = env.get(b"REQUEST_METHOD").unwrap_or_default();
+                            let path = env.get(b"PATH_INFO").unwrap_or_default();
+                            log::debug!(
+                                "{} {} (FastCGI id {id})",
+                                String::from_utf8_lossy(method),
+                                String::from_utf8_lossy(path)
+                            );
+                        }
                         let request = Request {
                             id,
                             params: env.params,
