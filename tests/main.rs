@@ -3,3 +3,8 @@
 mod architecture;
 mod init;
 mod manifest;
+
+mod support;
+
+#[cfg(unix)]
+mod run;

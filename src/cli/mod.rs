@@ -10,6 +10,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 mod check;
 mod completions;
 mod init;
+mod run;
 
 /// Put Python WSGI apps on IIS: build MSDeploy packages anywhere, serve them over FastCGI.
 #[derive(Debug, Parser)]
@@ -38,6 +39,8 @@ enum Command {
     Check(check::Args),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish) to stdout.
     Completions(completions::Args),
+    /// Serve FastCGI: the process IIS (or nginx, lighttpd, Apache, HAProxy) talks to.
+    Run(Box<run::Args>),
 }
 
 /// Parses the command line, runs the subcommand and turns its result into an exit code.
@@ -47,6 +50,7 @@ pub fn main() -> ExitCode {
         Command::Init(args) => init::run(args),
         Command::Check(args) => check::run(args),
         Command::Completions(args) => completions::run(args, &mut Cli::command()),
+        Command::Run(args) => run::run(*args),
     }
 }
 
