@@ -6,6 +6,10 @@
 //! `ld.so.cache`), and it exports the Python version the binary was built for, which
 //! `run --venv` compares with a venv's `pyvenv.cfg`. Set `IISWSGI_NO_RPATH=1` for release
 //! builds that rely on the system's or an `$ORIGIN`-relative libpython.
+//!
+//! Windows builds (cross-compiled from Linux in CI, `.ci/windows`) get no rpath: PyO3 ≥ 0.29
+//! imports `python3XY.dll` through `raw-dylib`, so no import library is needed, and the version
+//! comes from `PYO3_CROSS_PYTHON_VERSION` (or `PYO3_PYTHON` on a Windows host).
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
@@ -21,7 +25,12 @@ fn main() {
 #[cfg(feature = "python")]
 fn python() -> String {
     let config = pyo3_build_config::get();
-    if std::env::var_os("IISWSGI_NO_RPATH").is_none() {
+    // The rpath is for Unix targets only, decided by the target (a cross build from Linux to
+    // Windows must not carry the build machine's LIBDIR): Windows finds python3XY.dll through
+    // the DLL search path, which the installer sets up (wsgi-embedding.md §1.7).
+    let unix_target = std::env::var("CARGO_CFG_TARGET_FAMILY")
+        .is_ok_and(|families| families.split(',').any(|f| f == "unix"));
+    if unix_target && std::env::var_os("IISWSGI_NO_RPATH").is_none() {
         pyo3_build_config::add_libpython_rpath_link_args();
     }
     let version = config.version().to_string();

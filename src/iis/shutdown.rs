@@ -6,8 +6,8 @@
 //! (`iis-runtime.md` §5, §12 items 20–21). wfastcgi only watched it with App Insights on.
 //!
 //! [`parse_handle`] is pure and tested everywhere. [`watch`] is Windows-only: it validates
-//! the handle with a zero-timeout wait, makes it non-inheritable (so children the app spawns
-//! cannot keep it), and waits on it from a dedicated thread that never touches Python; when
+//! the handle with a zero-timeout wait, swaps it for a non-inheritable duplicate (closing the
+//! inherited original, so children the app spawns cannot keep it), and waits on it from a dedicated thread that never touches Python; when
 //! the event fires it calls the closure the server gave it (stop accepting, finish the
 //! current request, exit 0). An invalid handle is logged and ignored.
 
@@ -100,10 +100,36 @@ pub fn watch(on_signal: impl FnOnce() + Send + 'static) -> Result<Watch, Shutdow
 mod win {
     use super::{ShutdownEventError, Watch};
     use windows_sys::Win32::Foundation::{
-        GetLastError, HANDLE, HANDLE_FLAG_INHERIT, SetHandleInformation, WAIT_FAILED,
-        WAIT_OBJECT_0, WAIT_TIMEOUT,
+        DUPLICATE_CLOSE_SOURCE, DUPLICATE_SAME_ACCESS, DuplicateHandle, GetLastError, HANDLE,
+        HANDLE_FLAG_INHERIT, SetHandleInformation, WAIT_FAILED, WAIT_OBJECT_0, WAIT_TIMEOUT,
     };
-    use windows_sys::Win32::System::Threading::{INFINITE, WaitForSingleObject};
+    use windows_sys::Win32::System::Threading::{GetCurrentProcess, INFINITE, WaitForSingleObject};
+
+    /// A private, non-inheritable duplicate of `h` with the original closed; if duplication
+    /// fails, `h` itself with its inherit flag cleared.
+    fn own(h: HANDLE) -> HANDLE {
+        let mut dup: HANDLE = std::ptr::null_mut();
+        // SAFETY: `h` is a valid handle of this process (a wait on it just succeeded);
+        // `dup` receives the duplicate.
+        let ok = unsafe {
+            let me = GetCurrentProcess();
+            DuplicateHandle(
+                me,
+                h,
+                me,
+                &mut dup,
+                0,
+                0,
+                DUPLICATE_SAME_ACCESS | DUPLICATE_CLOSE_SOURCE,
+            )
+        };
+        if ok != 0 {
+            return dup;
+        }
+        // SAFETY: as above; clearing a flag has no memory effects.
+        unsafe { SetHandleInformation(h, HANDLE_FLAG_INHERIT, 0) };
+        h
+    }
 
     pub(super) fn watch(
         handle: usize,
@@ -118,9 +144,10 @@ mod win {
             let code = unsafe { GetLastError() };
             return Err(ShutdownEventError::Invalid { handle, code });
         }
-        // Children spawned by the app must not inherit the event (iis-runtime §12 item 2).
-        // SAFETY: the handle was just validated; clearing a flag on it has no memory effects.
-        unsafe { SetHandleInformation(h, HANDLE_FLAG_INHERIT, 0) };
+        // Children spawned by the app must not inherit the event (iis-runtime §12 item 2):
+        // duplicate it non-inheritable and close the original in the same call.
+        let h = own(h);
+        let handle_value = h as usize;
         if first == WAIT_OBJECT_0 {
             // Already set (a recycle raced our start-up): shut down as soon as possible.
             on_signal();
@@ -130,7 +157,7 @@ mod win {
         std::thread::Builder::new()
             .name("iiswsgi-shutdown-event".into())
             .spawn(move || {
-                let h = handle as HANDLE;
+                let h = handle_value as HANDLE;
                 // SAFETY: the handle stays open for the life of the process (we never close
                 // it), so the wait cannot observe a recycled handle value.
                 let r = unsafe { WaitForSingleObject(h, INFINITE) };

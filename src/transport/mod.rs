@@ -6,7 +6,8 @@
 //! | Source | What it is | Who does this |
 //! |---|---|---|
 //! | fd 0 / stdin, a connected stream | one connection for the life of the process, no accept | IIS named-pipe mode (Windows: an overlapped duplex pipe; Unix: a socketpair in tests) |
-//! | fd 0 / stdin, a listening socket | an accept loop | IIS TCP mode, lighttpd `bin-path`, spawn-fcgi, mod_fcgid, `cgi-fcgi -start` |
+//! | fd 0 / stdin, a listening socket (Unix) | an accept loop | IIS-TCP-style tests, lighttpd `bin-path`, spawn-fcgi, mod_fcgid, `cgi-fcgi -start` |
+//! | stdin, a listening socket (Windows) | one `accept()`, then that one connection until EOF | IIS TCP mode (§3.2) |
 //! | `--listen unix:PATH` | a unix socket, mode 0666, stale file removed | nginx, Apache, HAProxy |
 //! | `--listen tcp:HOST:PORT` | a loopback TCP socket, peers checked against `FCGI_WEB_SERVER_ADDRS` | same |
 //!
@@ -18,7 +19,7 @@
 //! Every socket is non-blocking and a [`mio`] event source: the server multiplexes idle
 //! connections with readiness I/O. mio (rather than `polling`) because its sources are safe to
 //! register and it wraps Windows overlapped named pipes (`mio::windows::NamedPipe`), which the
-//! Windows IIS transport needs (issue #7).
+//! Windows IIS transport needs (issue #7); the Windows details are in `windows.rs`.
 
 use std::fmt;
 use std::io::{self, IoSlice, Read, Write};
@@ -32,6 +33,8 @@ use mio::{Interest, Registry, Token};
 mod unix;
 #[cfg(windows)]
 mod windows;
+#[cfg(windows)]
+pub use windows::{HANDOFF_LIMIT, IisPipe};
 
 /// An address given with `--listen`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -235,9 +238,9 @@ pub enum Stream {
     Unix(mio::net::UnixStream),
     /// A TCP connection.
     Tcp(mio::net::TcpStream),
-    /// The IIS named pipe on stdin (Windows).
+    /// The IIS named pipe on stdin (Windows): overlapped I/O through mio's `NamedPipe`.
     #[cfg(windows)]
-    Pipe(mio::windows::NamedPipe),
+    Pipe(IisPipe),
 }
 
 impl Stream {
