@@ -215,4 +215,75 @@ mod tests {
             "{text}"
         );
     }
+
+    /// The Windows watcher against real kernel events (run under Wine in CI, `.ci/windows`).
+    #[cfg(windows)]
+    mod windows {
+        use std::sync::mpsc;
+        use std::time::Duration;
+
+        use windows_sys::Win32::Foundation::{
+            CloseHandle, DUPLICATE_SAME_ACCESS, DuplicateHandle, HANDLE,
+        };
+        use windows_sys::Win32::System::Threading::{CreateEventW, GetCurrentProcess, SetEvent};
+
+        use super::super::win;
+        use super::*;
+
+        /// An unnamed manual-reset event, initially `set` or not, as IIS creates it.
+        fn event(set: bool) -> usize {
+            // SAFETY: plain FFI call; null attributes and name.
+            let h = unsafe { CreateEventW(std::ptr::null(), 1, i32::from(set), std::ptr::null()) };
+            assert!(!h.is_null(), "CreateEventW failed");
+            h as usize
+        }
+
+        #[test]
+        fn watch_does_not_call_back_while_the_event_is_unset() {
+            let ev = event(false);
+            let (tx, rx) = mpsc::channel();
+            let got = win::watch(ev, move || tx.send(()).expect("send")).expect("watch");
+            assert_eq!(got, Watch::Watching { handle: ev });
+            assert!(
+                rx.recv_timeout(Duration::from_millis(300)).is_err(),
+                "called back for an unset event"
+            );
+        }
+
+        #[test]
+        fn watch_calls_back_at_once_when_the_event_is_already_set() {
+            let ev = event(true);
+            let (tx, rx) = mpsc::channel();
+            win::watch(ev, move || tx.send(()).expect("send")).expect("watch");
+            rx.recv_timeout(Duration::from_secs(2))
+                .expect("no callback for an event set before start-up");
+        }
+
+        #[test]
+        fn watch_rejects_a_value_that_is_no_handle() {
+            let err = win::watch(0x7fff_fff0, || {}).expect_err("not a handle");
+            assert!(matches!(err, ShutdownEventError::Invalid { .. }), "{err}");
+        }
+
+        #[test]
+        fn signalling_the_event_wakes_the_watcher() {
+            let ev = event(false);
+            // Keep a second handle to the same object, as IIS keeps its own.
+            let mut ours: HANDLE = std::ptr::null_mut();
+            // SAFETY: duplicating our own valid handle within this process.
+            let ok = unsafe {
+                let me = GetCurrentProcess();
+                DuplicateHandle(me, ev as _, me, &mut ours, 0, 0, DUPLICATE_SAME_ACCESS)
+            };
+            assert_ne!(ok, 0, "DuplicateHandle failed");
+            let (tx, rx) = mpsc::channel();
+            win::watch(ev, move || tx.send(()).expect("send")).expect("watch");
+            // SAFETY: our own valid event handle.
+            assert_ne!(unsafe { SetEvent(ours) }, 0);
+            rx.recv_timeout(Duration::from_secs(5))
+                .expect("the watcher did not see the event");
+            // SAFETY: our handle, closed once.
+            unsafe { CloseHandle(ours) };
+        }
+    }
 }
