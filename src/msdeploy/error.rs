@@ -94,6 +94,31 @@ pub enum PackageError {
         #[source]
         source: std::io::Error,
     },
+    /// A template failed to render.
+    #[error(transparent)]
+    Render(#[from] crate::render::RenderError),
+    /// A generated file fails the check rules (a manifest value makes it invalid).
+    #[error("the generated {what} fails `iiswsgi check`:\n{findings}")]
+    Generated {
+        /// Which file.
+        what: &'static str,
+        /// The errors, one per line.
+        findings: String,
+    },
+    /// A parameter of the manifest has the name of one iiswsgi generates.
+    #[error(
+        "parameter `{name}` clashes with a parameter iiswsgi generates (Application Path, SetAcl …); rename it"
+    )]
+    ParameterNameTaken {
+        /// The name.
+        name: String,
+    },
+    /// The app folder holds a file iiswsgi generates.
+    #[error("{} would be replaced by the one iiswsgi generates; remove it or exclude it in [package] (web.config files in subfolders are kept)", path.display())]
+    Reserved {
+        /// The file.
+        path: PathBuf,
+    },
     /// A compression worker thread died.
     #[error("a compression worker stopped unexpectedly")]
     WorkerPanicked,

@@ -134,6 +134,13 @@ impl Gate {
         self.entries.len()
     }
 
+    /// Whether `path` is an entry already (`Some(true)` for a folder), case-insensitively.
+    pub fn contains(&self, path: &ZipPath) -> Option<bool> {
+        self.by_key
+            .get(&path.fold_key())
+            .map(|&i| self.entries[i].is_dir())
+    }
+
     /// Whether nothing was added.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()

@@ -14,20 +14,31 @@ use super::PackageWriter;
 use crate::msdeploy::error::PackageError;
 use crate::msdeploy::zip_path::ZipPath;
 
-/// Adds everything under `root` that `include` accepts, under `prefix` in the package.
+/// What to do with one path found by the walk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Visit {
+    /// Leave it out (a folder: with everything below it).
+    Skip,
+    /// A folder: walk into it, but add it only if something inside is added.
+    Descend,
+    /// Add it (a folder: also walk into it, so it exists even when empty).
+    Add,
+}
+
+/// Adds everything under `root` that `visit` accepts, under `prefix` in the package.
 ///
-/// `include(relative, is_dir)` receives the `/`-separated path relative to `root`; refusing a
-/// folder skips its whole subtree. Returns how many files and folders were added (the folder
-/// `prefix` itself is added too, with `root`'s time).
+/// `visit(relative, is_dir)` receives the `/`-separated path relative to `root`. Returns how
+/// many files and folders were added explicitly (the folder `prefix` itself is added too, with
+/// `root`'s time).
 pub fn add_tree<W, F>(
     writer: &mut W,
     root: &Path,
     prefix: &ZipPath,
-    include: F,
+    visit: F,
 ) -> Result<usize, PackageError>
 where
     W: PackageWriter + ?Sized,
-    F: Fn(&str, bool) -> bool,
+    F: Fn(&str, bool) -> Visit,
 {
     let read_err = |path: &Path, source: io::Error| PackageError::Read {
         path: path.to_path_buf(),
@@ -41,7 +52,7 @@ where
         .min_depth(1)
         .into_iter()
         .filter_entry(|e| match relative(root, e.path()) {
-            Some(rel) => include(&rel, e.file_type().is_dir()),
+            Some(rel) => visit(&rel, e.file_type().is_dir()) != Visit::Skip,
             // Non-UTF-8 names are kept so the loop below can report them.
             None => true,
         });
@@ -64,6 +75,9 @@ where
         let name = prefix.join(&rel)?;
         let kind = entry.file_type();
         if kind.is_dir() {
+            if visit(&rel, true) != Visit::Add {
+                continue;
+            }
             writer.add_dir(&name, Some(path))?;
         } else if kind.is_file() {
             writer.add_file(&name, path)?;
@@ -120,8 +134,14 @@ mod tests {
 
     fn walk(root: &Path) -> Result<Vec<String>, PackageError> {
         let mut g = Gate::new(TimePolicy::new(1_700_000_000, None));
-        add_tree(&mut g, root, &app(), |rel, _| {
-            !rel.ends_with(".pyc") && rel != "skip"
+        add_tree(&mut g, root, &app(), |rel, is_dir| {
+            if rel.ends_with(".pyc") || rel == "skip" {
+                Visit::Skip
+            } else if is_dir && rel.starts_with("implied") {
+                Visit::Descend
+            } else {
+                Visit::Add
+            }
         })?;
         Ok(g.finish(MemoryBackend)?
             .into_iter()
@@ -140,12 +160,17 @@ mod tests {
         fs_err::write(root.join("pkg/mod.pyc"), "x").expect("write");
         fs_err::write(root.join("skip/deep/f"), "x").expect("write");
         fs_err::write(root.join("app.py"), "x").expect("write");
+        fs_err::create_dir_all(root.join("implied/empty")).expect("mkdir");
+        fs_err::create_dir_all(root.join("implied2")).expect("mkdir");
+        fs_err::write(root.join("implied/empty/../f.txt"), "x").expect("write");
         assert_eq!(
             walk(root).expect("walk"),
             [
                 "App/",
                 "App/app.py",
                 "App/empty/",
+                "App/implied/",
+                "App/implied/f.txt",
                 "App/pkg/",
                 "App/pkg/__init__.py",
                 "App/pkg/sub/"
