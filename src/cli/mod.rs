@@ -7,7 +7,9 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
+mod check;
 mod completions;
+mod init;
 
 /// Put Python WSGI apps on IIS: build MSDeploy packages anywhere, serve them over FastCGI.
 #[derive(Debug, Parser)]
@@ -31,6 +33,9 @@ const LONG_VERSION: &str = env!("IISWSGI_LONG_VERSION");
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    // `about` / `long_about` of these two live on their Args structs.
+    Init(init::Args),
+    Check(check::Args),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish) to stdout.
     Completions(completions::Args),
 }
@@ -39,12 +44,13 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Init(args) => init::run(args),
+        Command::Check(args) => check::run(args),
         Command::Completions(args) => completions::run(args, &mut Cli::command()),
     }
 }
 
 /// Prints `error: <top>` and then every `caused by:` of an error chain to stderr.
-#[allow(dead_code)] // used by the subcommands as they land
 pub(crate) fn report_error(err: &dyn Error) -> ExitCode {
     eprintln!("error: {err}");
     let mut source = err.source();

@@ -37,6 +37,9 @@ pub(crate) struct Parsed {
     pub failed: BTreeSet<String>,
     /// True when the TOML itself did not parse; nothing else was checked.
     pub syntax_failed: bool,
+    /// Keys (`app.name`, `parameters[2].name`) dropped because their value had the wrong
+    /// type; already reported, so not "missing" either.
+    pub removed: BTreeSet<String>,
     pub diagnostics: Vec<Diagnostic>,
 }
 
@@ -156,16 +159,12 @@ fn section<T: DeserializeOwned>(
         );
         return false;
     }
-    match deserialize::<T>(value, path, ignored) {
-        Ok(v) => {
+    match deserialize_recovering::<T>(source, value, path, ignored, out) {
+        Some(v) => {
             store(&mut out.raw, v);
             true
         }
-        Err(e) => {
-            out.diagnostics
-                .push(type_diagnostic(source, &e, value.span()));
-            false
-        }
+        None => false,
     }
 }
 
@@ -211,32 +210,118 @@ fn parameters(
             all_ok = false;
             continue;
         }
-        match deserialize(item, &path, ignored) {
-            Ok(p) => list.push(p),
-            Err(e) => {
-                out.diagnostics
-                    .push(type_diagnostic(source, &e, item.span()));
-                all_ok = false;
-            }
+        match deserialize_recovering(source, item, &path, ignored, out) {
+            Some(p) => list.push(p),
+            None => all_ok = false,
         }
     }
     out.raw.parameters = Some(list);
     all_ok
 }
 
-fn deserialize<T: DeserializeOwned>(
+/// Most values dropped from one table while recovering from type errors.
+const MAX_RECOVERIES: usize = 64;
+
+/// Deserializes `value`, recovering from type errors: each error is reported, the offending
+/// value is removed from a copy of the tree, and deserialization is retried, so every wrongly
+/// typed value is reported and the rest of the table is still validated. Removed keys are
+/// recorded in `out.removed` so the validator does not also call them missing.
+fn deserialize_recovering<T: DeserializeOwned>(
+    source: &SourceFile,
     value: &TomlSpanned<DeValue<'_>>,
     prefix: &[Seg],
     ignored: &mut Vec<Vec<Seg>>,
-) -> Result<T, toml::de::Error> {
+    out: &mut Parsed,
+) -> Option<T> {
     let mut value = value.clone();
     value.get_mut().make_owned();
-    let de = ValueDeserializer::from(value);
-    serde_ignored::deserialize(de, |path| {
-        let mut full = prefix.to_vec();
-        push_path(&mut full, &path);
-        ignored.push(full);
-    })
+    for _ in 0..MAX_RECOVERIES {
+        let mut seen = Vec::new();
+        let result = serde_ignored::deserialize(ValueDeserializer::from(value.clone()), |path| {
+            let mut full = prefix.to_vec();
+            push_path(&mut full, &path);
+            seen.push(full);
+        });
+        match result {
+            Ok(v) => {
+                ignored.extend(seen);
+                return Some(v);
+            }
+            Err(e) => {
+                out.diagnostics
+                    .push(type_diagnostic(source, &e, value.span()));
+                let mut removed = prefix.to_vec();
+                let recovered = e
+                    .span()
+                    .is_some_and(|span| remove_at(&mut value, &span, &mut removed));
+                if !recovered {
+                    ignored.extend(seen);
+                    return None;
+                }
+                out.removed.insert(key_name(&removed));
+            }
+        }
+    }
+    None
+}
+
+/// Whether `span` lies inside `v` or anything under it. A table opened by a `[header]` has
+/// the header as its span, not its body, so children are searched too.
+fn holds(v: &TomlSpanned<DeValue<'_>>, span: &Range<usize>) -> bool {
+    let outer = v.span();
+    if outer.start <= span.start && span.end <= outer.end {
+        return true;
+    }
+    match v.get_ref() {
+        DeValue::Table(t) => t.iter().any(|(k, val)| {
+            let ks = k.span();
+            (ks.start <= span.start && span.end <= ks.end) || holds(val, span)
+        }),
+        DeValue::Array(a) => a.iter().any(|item| holds(item, span)),
+        _ => false,
+    }
+}
+
+/// Removes the innermost table entry or array element whose value contains `span`; pushes
+/// its path onto `path`. False when `span` is not inside any child of `v`.
+fn remove_at(v: &mut TomlSpanned<DeValue<'_>>, span: &Range<usize>, path: &mut Vec<Seg>) -> bool {
+    let inside = |outer: Range<usize>| outer.start <= span.start && span.end <= outer.end;
+    match v.get_mut() {
+        DeValue::Table(t) => {
+            let Some(key) = t
+                .iter()
+                .find(|(k, val)| inside(k.span()) || holds(val, span))
+                .map(|(k, _)| k.get_ref().to_string())
+            else {
+                return false;
+            };
+            path.push(Seg::Key(key.clone()));
+            if let Some(child) = t.get_mut(key.as_str())
+                && remove_at(child, span, path)
+            {
+                return true;
+            }
+            t.remove(key.as_str());
+            true
+        }
+        DeValue::Array(a) => {
+            let Some(i) = a.iter().position(|item| holds(item, span)) else {
+                return false;
+            };
+            path.push(Seg::Index(i));
+            if remove_at(&mut a.as_mut()[i], span, path) {
+                return true;
+            }
+            let old = std::mem::replace(a, toml::de::DeArray::new());
+            for (j, item) in old.into_iter().enumerate() {
+                if j != i {
+                    a.push(item);
+                }
+            }
+            true
+        }
+        _ => false,
+    }
 }
 
 fn push_path(out: &mut Vec<Seg>, path: &serde_ignored::Path<'_>) {
@@ -324,6 +409,15 @@ fn unknown_key(
         Some(Suggestion::Case(s)) => format!(
             "iiswsgi.toml keys are lower-case with dashes (kebab-case): did you mean `{s}`?"
         ),
+        None if !elsewhere(schema, &to_kebab(key), parent).is_empty() => {
+            let homes = elsewhere(schema, &to_kebab(key), parent);
+            let homes: Vec<String> = homes.iter().map(|h| format!("`[{h}]`")).collect();
+            format!(
+                "`{}` belongs in {}; move it under that header",
+                to_kebab(key),
+                homes.join(" or ")
+            )
+        }
         None if known.is_empty() => "remove this key".to_string(),
         None => format!(
             "valid {what}: {}",
@@ -379,6 +473,53 @@ pub(crate) fn to_kebab(key: &str) -> String {
             prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
         }
     }
+    out
+}
+
+/// The tables (other than `here`) that have a key named `key`, as `iis.fastcgi`.
+fn elsewhere(schema: &Json, key: &str, here: &[Seg]) -> Vec<String> {
+    fn walk(
+        schema: &Json,
+        defs: Option<&Json>,
+        at: &str,
+        depth: usize,
+        key: &str,
+        out: &mut Vec<String>,
+    ) {
+        if depth > 4 {
+            return;
+        }
+        let here = resolve(schema, defs);
+        let here = match here.get("items") {
+            Some(items) => resolve(items, defs),
+            None => here,
+        };
+        let Some(props) = here.get("properties").and_then(Json::as_object) else {
+            return;
+        };
+        if !at.is_empty() && props.contains_key(key) {
+            out.push(at.to_string());
+        }
+        for (name, sub) in props {
+            let path = if at.is_empty() {
+                name.clone()
+            } else {
+                format!("{at}.{name}")
+            };
+            walk(sub, defs, &path, depth + 1, key, out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(schema, schema.get("definitions"), "", 0, key, &mut out);
+    let here: Vec<&str> = here
+        .iter()
+        .filter_map(|s| match s {
+            Seg::Key(k) => Some(k.as_str()),
+            Seg::Index(_) => None,
+        })
+        .collect();
+    let here = here.join(".");
+    out.retain(|t| *t != here);
     out
 }
 

@@ -70,6 +70,7 @@ pub const DEFAULT_EXCLUDES: &[&str] = &[
     "**/Thumbs.db",
     ".idea",
     ".vscode",
+    "iiswsgi.toml.bak",
 ];
 
 /// WebPI products every iiswsgi feed entry already depends on (msdeploy-webpi.md §6.4).
@@ -168,8 +169,15 @@ impl CheckReport {
 }
 
 /// Checks one manifest file: everything [`Manifest::load`] checks, with warnings kept even
-/// when there are errors. Used by `iiswsgi check`.
+/// when there are errors. A folder means the `iiswsgi.toml` inside it. Used by `iiswsgi check`.
 pub fn check_file(path: &Path) -> Result<CheckReport, ManifestError> {
+    let joined;
+    let path = if path.is_dir() {
+        joined = path.join(FILE_NAME);
+        joined.as_path()
+    } else {
+        path
+    };
     match Manifest::load(path) {
         Ok(m) => Ok(CheckReport {
             path: path.to_path_buf(),
@@ -293,7 +301,14 @@ impl AppName {
             }
         }
         let trimmed = out.trim_start_matches(|c: char| c.is_ascii_digit());
-        let mut name: String = trimmed.chars().take(APP_NAME_MAX).collect();
+        let mut chars = trimmed.chars();
+        let mut name: String = chars
+            .next()
+            .map(|f| f.to_ascii_uppercase())
+            .into_iter()
+            .chain(chars)
+            .take(APP_NAME_MAX)
+            .collect();
         if is_windows_device_name(&name) {
             name.push_str("App");
         }

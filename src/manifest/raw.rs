@@ -7,7 +7,7 @@
 //! exists in the schema and vice versa.
 //!
 //! Unknown keys are not rejected by serde here (`deny_unknown_fields` would stop at the first):
-//! the loader in [`super::load`] collects every ignored key with `serde_ignored` and reports
+//! the loader (`manifest/load.rs`) collects every ignored key with `serde_ignored` and reports
 //! them all. The schema still says `additionalProperties: false` through
 //! `#[schemars(deny_unknown_fields)]`.
 

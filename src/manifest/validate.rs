@@ -29,6 +29,7 @@ pub(super) fn validate(
         src: source,
         diags: std::mem::take(&mut parsed.diagnostics),
         todo: BTreeSet::new(),
+        removed: std::mem::take(&mut parsed.removed),
         base: base.map(Path::to_path_buf),
     };
     let manifest = if parsed.syntax_failed {
@@ -65,6 +66,8 @@ struct Validator<'s> {
     diags: Vec<Diagnostic>,
     /// Starts of string values that are `TODO` placeholders (already reported).
     todo: BTreeSet<usize>,
+    /// Keys dropped for a type error (already reported).
+    removed: BTreeSet<String>,
     base: Option<PathBuf>,
 }
 
@@ -99,6 +102,9 @@ impl Validator<'_> {
     }
 
     fn missing(&mut self, section: &str, key: &str, example: &str) {
+        if self.removed.contains(&format!("{section}.{key}")) {
+            return;
+        }
         let span = self.header_span(section);
         let msg = format!("missing required key `{section}.{key}`");
         self.error(
@@ -402,25 +408,61 @@ impl Validator<'_> {
         Some(t.clone())
     }
 
+    /// Compiles a regex; reports it when it does not compile. `dotnet` regexes are applied by
+    /// MSDeploy with .NET's engine: constructs .NET has and Rust's `regex` lacks (look-around,
+    /// backreferences) get a warning that they were not checked, not an error.
     fn compile_regex(&mut self, s: &Sp<String>, key: &str, dotnet: bool) -> Option<Regex> {
-        match Regex::new(s.get()) {
-            Ok(r) => Some(r),
-            Err(e) => {
-                let help = if dotnet {
-                    "MSDeploy applies .NET regular expressions; iiswsgi checks them with Rust's `regex` syntax, which covers the common subset (no look-around or backreferences). In TOML, single quotes keep backslashes literal: '\\\\settings\\.py$'"
-                } else {
-                    "escape literal dots as `\\.`; in TOML, single quotes keep backslashes literal: '.*\\.py$'"
-                };
-                self.push(
-                    Diagnostic::error(
-                        self.src,
-                        s.span(),
-                        format!("`{key}` is not a valid regular expression"),
-                    )
-                    .with_note(e.to_string())
-                    .with_help(help),
+        self.check_regex(s, key, dotnet)
+            .then(|| Regex::new(s.get()).ok())
+            .flatten()
+    }
+
+    /// Like [`Self::compile_regex`], returning whether the pattern is acceptable.
+    fn check_regex(&mut self, s: &Sp<String>, key: &str, dotnet: bool) -> bool {
+        let e = match Regex::new(s.get()) {
+            Ok(_) => return true,
+            Err(e) => e.to_string(),
+        };
+        if dotnet && (e.contains("look-around") || e.contains("backreferences")) {
+            self.push(
+                Diagnostic::warning(
+                    self.src,
+                    s.span(),
+                    format!("`{key}` uses a .NET feature iiswsgi cannot check"),
+                )
+                .with_note(e)
+                .with_help("MSDeploy will apply it with .NET's engine; test the install to be sure it matches"),
+            );
+            return true;
+        }
+        let help = if dotnet {
+            "MSDeploy applies .NET regular expressions; iiswsgi checks them with Rust's `regex` syntax, the common subset. In TOML, single quotes keep backslashes literal: '\\\\settings\\.py$'"
+        } else {
+            "escape literal dots as `\\.`; in TOML, single quotes keep backslashes literal: '.*\\.py$'"
+        };
+        self.push(
+            Diagnostic::error(
+                self.src,
+                s.span(),
+                format!("`{key}` is not a valid regular expression"),
+            )
+            .with_note(e)
+            .with_help(help),
+        );
+        false
+    }
+
+    /// A light XPath 1.0 sanity check: balanced brackets, parentheses and quotes.
+    fn check_xpath(&mut self, s: &Sp<String>, key: &str) -> bool {
+        match xpath_problem(s.get()) {
+            None => true,
+            Some(why) => {
+                self.error(
+                    s.span(),
+                    format!("`{key}` is not a valid XPath: {why}"),
+                    "XmlFile entries select nodes with XPath 1.0, e.g. \"/configuration/appSettings/add[@key='Mode']/@value\"",
                 );
-                None
+                false
             }
         }
     }
@@ -546,7 +588,14 @@ impl Validator<'_> {
         let fastcgi = self.fastcgi(i.fastcgi.as_ref());
         let mut set_acl = Vec::new();
         let mut seen: HashMap<String, Range<usize>> = HashMap::new();
-        for acl in i.set_acl.iter().flatten() {
+        for (n, acl) in i.set_acl.iter().flatten().enumerate() {
+            if acl.path.is_none()
+                && self
+                    .removed
+                    .contains(&format!("iis.set-acl[{}].path", n + 1))
+            {
+                continue;
+            }
             if let Some(a) = self.set_acl(acl) {
                 let key = a.path.as_str().to_ascii_lowercase();
                 let span = acl.path.as_ref().map_or(0..0, Sp::span);
@@ -1013,8 +1062,14 @@ impl Validator<'_> {
     fn parameters(&mut self, list: &[raw::RawParameter]) -> Vec<Parameter> {
         let mut out: Vec<(Parameter, Range<usize>)> = Vec::new();
         let mut by_name: HashMap<String, Range<usize>> = HashMap::new();
-        for p in list {
+        for (i, p) in list.iter().enumerate() {
             let Some(name_sp) = &p.name else {
+                if self
+                    .removed
+                    .contains(&format!("parameters[{}].name", i + 1))
+                {
+                    continue;
+                }
                 let span = param_anchor(p).unwrap_or_else(|| self.header_span("[parameters]"));
                 self.error(
                     span,
@@ -1213,8 +1268,10 @@ impl Validator<'_> {
         }
         if let Some(val) = &v.value {
             match k {
-                ValidationKind::RegularExpression => {
-                    self.compile_regex(val, "parameters.validation.value", true)?;
+                ValidationKind::RegularExpression
+                    if !self.check_regex(val, "parameters.validation.value", true) =>
+                {
+                    return None;
                 }
                 ValidationKind::Enumeration => {
                     let items: Vec<&str> = val.get().split(',').collect();
@@ -1284,16 +1341,14 @@ impl Validator<'_> {
         if !ok {
             return None;
         }
-        ok &= self
-            .compile_regex(scope, "parameters.entries.scope", true)
-            .is_some();
+        ok &= self.check_regex(scope, "parameters.entries.scope", true);
         match kind.get() {
             EntryKind::TextFile | EntryKind::ProviderPath => {
-                ok &= self
-                    .compile_regex(m, "parameters.entries.match", true)
-                    .is_some();
+                ok &= self.check_regex(m, "parameters.entries.match", true);
             }
-            EntryKind::XmlFile => {}
+            EntryKind::XmlFile => {
+                ok &= self.check_xpath(m, "parameters.entries.match");
+            }
         }
         if matches!(kind.get(), EntryKind::TextFile | EntryKind::XmlFile) && ok {
             if scope.get().contains('/') {
@@ -1678,6 +1733,35 @@ impl Validator<'_> {
     }
 }
 
+/// Why `xpath` cannot be an XPath expression (unbalanced `[]`, `()` or quotes), if it cannot.
+fn xpath_problem(xpath: &str) -> Option<String> {
+    let mut stack = Vec::new();
+    let mut quote: Option<char> = None;
+    for c in xpath.chars() {
+        if let Some(q) = quote {
+            if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '\'' | '"' => quote = Some(c),
+            '[' | '(' => stack.push(c),
+            ']' | ')' => {
+                let open = if c == ']' { '[' } else { '(' };
+                if stack.pop() != Some(open) {
+                    return Some(format!("unbalanced `{c}`"));
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some(q) = quote {
+        return Some(format!("unclosed {q}"));
+    }
+    stack.pop().map(|c| format!("unclosed `{c}`"))
+}
+
 /// Some span inside a parameter that has no name.
 fn param_anchor(p: &raw::RawParameter) -> Option<Range<usize>> {
     p.description
@@ -2045,6 +2129,17 @@ mod tests {
                 .unwrap_err()
                 .contains("port")
         );
+    }
+
+    #[test]
+    fn xpath_problem_finds_unbalanced_brackets_and_quotes() {
+        assert_eq!(
+            xpath_problem("/configuration/appSettings/add[@key='a]b']/@value"),
+            None
+        );
+        assert_eq!(xpath_problem("/a[@k='x'").as_deref(), Some("unclosed `[`"));
+        assert_eq!(xpath_problem("/a[@k='x]").as_deref(), Some("unclosed '"));
+        assert_eq!(xpath_problem("/a)").as_deref(), Some("unbalanced `)`"));
     }
 
     #[test]
