@@ -1,4 +1,7 @@
 //! Integration tests: one crate, one module per subject, each exercising the built binary or
 //! the library's public API against real files, real servers and real Python.
+mod check;
 mod init;
 mod manifest;
+mod package;
+mod package_support;

@@ -200,6 +200,32 @@ impl FileReport {
     pub fn warnings(&self) -> usize {
         self.findings.warnings() + self.manifest.as_ref().map_or(0, |m| m.warnings())
     }
+
+    /// Whether the file could not be read at all (the CLI prints such reports to stderr).
+    pub fn unreadable(&self) -> bool {
+        self.findings.has("IO")
+    }
+
+    /// The findings, then a one-line summary.
+    pub fn render(&self) -> String {
+        if let Some(m) = &self.manifest {
+            return m.render();
+        }
+        let mut out = String::new();
+        for f in &self.findings.0 {
+            out.push_str(&format!("{f}\n"));
+        }
+        let (e, w) = (self.errors(), self.warnings());
+        let status = if e > 0 { "error" } else { "ok" };
+        out.push_str(&format!(
+            "{status}: {} ({}): {e} error{}, {w} warning{}\n",
+            self.path.display(),
+            self.kind,
+            plural(e),
+            plural(w)
+        ));
+        out
+    }
 }
 
 /// What `iiswsgi check` found in all its files.
@@ -222,26 +248,7 @@ impl Report {
 
     /// Findings, then one summary line per file.
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        for file in &self.files {
-            if let Some(m) = &file.manifest {
-                out.push_str(&m.render());
-                continue;
-            }
-            for f in &file.findings.0 {
-                out.push_str(&format!("{f}\n"));
-            }
-            let (e, w) = (file.errors(), file.warnings());
-            let status = if e > 0 { "error" } else { "ok" };
-            out.push_str(&format!(
-                "{status}: {} ({}): {e} error{}, {w} warning{}\n",
-                file.path.display(),
-                file.kind,
-                plural(e),
-                plural(w)
-            ));
-        }
-        out
+        self.files.iter().map(FileReport::render).collect()
     }
 }
 
@@ -275,7 +282,7 @@ pub fn lint_file(path: &Path, options: &CheckOptions) -> FileReport {
         .file_name()
         .map(|n| n.to_string_lossy().to_ascii_lowercase())
         .unwrap_or_default();
-    if name.ends_with(".toml") {
+    if name.ends_with(".toml") || path.is_dir() {
         report.kind = FileKind::IiswsgiToml;
         match crate::manifest::check_file(path) {
             Ok(m) => report.manifest = Some(m),

@@ -11,7 +11,9 @@ use std::path::Path;
 use super::manifest_xml::{self, ManifestInfo};
 use super::parameters::{self, PackageContext};
 use super::{Findings, error_chain, web_config, xml};
-use crate::msdeploy::reader::{ZipDirectory, ZipEntry, read_directory, read_entry};
+use crate::msdeploy::reader::{
+    ZipDirectory, ZipEntry, has_zip64_block, local_extra, read_directory, read_entry,
+};
 use crate::msdeploy::zip_path::{fold_case, name_problem};
 
 /// Largest entry the rules inflate (Manifest.xml, Parameters.xml, web.config…).
@@ -48,6 +50,17 @@ pub fn lint_directory(dir: &ZipDirectory) -> Findings {
                 "Z05",
                 name,
                 format!("{} bytes; msdeploy reads files up to 2,147,483,647", e.size),
+            );
+        }
+        if e.version_needed > 20 {
+            f.error(
+                "Z05",
+                name,
+                format!(
+                    "needs zip version {}.{} to extract (Zip64 or another extension); msdeploy packages need 2.0",
+                    e.version_needed / 10,
+                    e.version_needed % 10
+                ),
             );
         }
         if e.method != 0 && e.method != 8 {
@@ -194,6 +207,7 @@ pub fn lint_package(path: &Path) -> Findings {
         }
     };
     f.extend(lint_directory(&dir));
+    local_headers(&mut file, &dir, &mut f);
     let root_file = |name: &str| {
         dir.entries
             .iter()
@@ -322,6 +336,47 @@ pub fn lint_package(path: &Path) -> Findings {
         }
     }
     f.prefixed(&label)
+}
+
+/// Z05/Z06 on the local headers, whose extra fields can differ from the directory's.
+fn local_headers<R: std::io::Read + std::io::Seek>(
+    r: &mut R,
+    dir: &ZipDirectory,
+    f: &mut Findings,
+) {
+    let mut zip64 = None;
+    let mut extras = None;
+    for e in &dir.entries {
+        match local_extra(r, e) {
+            Ok(extra) => {
+                if has_zip64_block(&extra) && zip64.is_none() {
+                    zip64 = Some(e.name.as_str());
+                }
+                if !extra.is_empty() && e.extra.is_empty() && extras.is_none() {
+                    extras = Some(e.name.as_str());
+                }
+            }
+            Err(err) => {
+                f.error(
+                    "Z05",
+                    e.name.as_str(),
+                    format!("unreadable local header: {err}"),
+                );
+                return;
+            }
+        }
+    }
+    if let Some(name) = zip64 {
+        f.error(
+            "Z05",
+            name,
+            "the local header carries a Zip64 extra field; msdeploy packages must not use Zip64"
+                .into(),
+        );
+    }
+    if let Some(name) = extras {
+        f.warn("Z06", name, "local headers carry extra fields".into());
+    }
 }
 
 /// Z08 and Z09: the zip's folders against the manifest's paths.
@@ -465,6 +520,7 @@ mod tests {
             raw_name: name.as_bytes().to_vec(),
             name: name.to_string(),
             made_by: 20,
+            version_needed: 20,
             flags: 0,
             method: 8,
             time: DosDateTime::from_unix(1_700_000_000),
@@ -509,6 +565,7 @@ mod tests {
             raw_name: b"A/".to_vec(),
             name: "A/".into(),
             made_by: 20,
+            version_needed: 20,
             flags: 0,
             method: 0,
             time: DosDateTime::from_unix(0),

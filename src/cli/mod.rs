@@ -9,7 +9,9 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 mod check;
 mod completions;
+mod feed;
 mod init;
+mod package;
 
 /// Put Python WSGI apps on IIS: build MSDeploy packages anywhere, serve them over FastCGI.
 #[derive(Debug, Parser)]
@@ -36,6 +38,8 @@ enum Command {
     // `about` / `long_about` of these two live on their Args structs.
     Init(init::Args),
     Check(check::Args),
+    Package(package::Args),
+    Feed(feed::Args),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish) to stdout.
     Completions(completions::Args),
 }
@@ -46,6 +50,8 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Init(args) => init::run(args),
         Command::Check(args) => check::run(args),
+        Command::Package(args) => package::run(args),
+        Command::Feed(args) => feed::run(args),
         Command::Completions(args) => completions::run(args, &mut Cli::command()),
     }
 }

@@ -30,6 +30,8 @@ pub struct ZipEntry {
     pub name: String,
     /// Version made by (high byte: host system; 0 = MS-DOS).
     pub made_by: u16,
+    /// Version needed to extract (20 = 2.0; 45 = Zip64).
+    pub version_needed: u16,
     /// General purpose flags.
     pub flags: u16,
     /// Compression method.
@@ -144,6 +146,7 @@ pub fn read_directory<R: Read + Seek>(r: &mut R) -> Result<ZipDirectory, String>
             name: String::from_utf8_lossy(&raw_name).into_owned(),
             raw_name,
             made_by: le16(&cd, at + 4),
+            version_needed: le16(&cd, at + 6),
             flags: le16(&cd, at + 8),
             method: le16(&cd, at + 10),
             time: DosDateTime {
@@ -193,6 +196,32 @@ fn apply_zip64_extra(e: &mut ZipEntry) {
         }
         at = body + size;
     }
+}
+
+/// The extra field of an entry's local header (it may differ from the central directory's).
+pub fn local_extra<R: Read + Seek>(r: &mut R, e: &ZipEntry) -> Result<Vec<u8>, String> {
+    let header = read_at(r, e.offset, 30)?;
+    if le32(&header, 0) != LOCAL_SIG {
+        return Err(format!(
+            "{}: no local header at offset {}",
+            e.name, e.offset
+        ));
+    }
+    let name_len = u64::from(le16(&header, 26));
+    let extra_len = le16(&header, 28) as usize;
+    read_at(r, e.offset + 30 + name_len, extra_len)
+}
+
+/// Whether an extra field holds a Zip64 (0x0001) block.
+pub fn has_zip64_block(extra: &[u8]) -> bool {
+    let mut at = 0;
+    while at + 4 <= extra.len() {
+        if le16(extra, at) == 0x0001 {
+            return true;
+        }
+        at += 4 + le16(extra, at + 2) as usize;
+    }
+    false
 }
 
 /// Reads and inflates one entry (stored or deflated), verifying its CRC; at most `limit` bytes.
