@@ -161,6 +161,20 @@ mod more_defects {
     }
 
     #[test]
+    fn shipped_web_config_template_with_another_script_processor_is_c01() {
+        let (_d, zip) = tampered("flask-hello", |e| {
+            replace(
+                e,
+                "FlaskHello/web.config.hbs",
+                "{{handler.script_processor}}",
+                "C:\\python.exe|wfastcgi.py",
+            );
+        });
+        let out = assert_rule(&[&zip], "C01");
+        assert!(out.contains("wfastcgi.py"), "{out}");
+    }
+
+    #[test]
     fn second_top_level_folder_is_z08() {
         let (_d, zip) = tampered("plain-wsgi", |e| {
             e.push(("Other/".into(), vec![]));

@@ -637,3 +637,187 @@ fn previous_feed_warning(path: &Path, url: &str, sha1: &str, warnings: &mut Find
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MANIFEST: &str = r#"
+[app]
+name = "ShopApp"
+version = "2.1.0"
+description = "A shop."
+[wsgi]
+app = "shop:app"
+[[iis.set-acl]]
+path = "App_Data"
+access = ["Modify"]
+[[iis.set-acl]]
+path = "logs/app.log"
+access = ["Read", "Write"]
+resource-type = "File"
+[[parameters]]
+name = "Greeting"
+default = "Hello from {Application Path}"
+entries = [{ kind = "TextFile", scope = '\\shop\.py$', match = 'GREETING = "[^"]*"' }]
+[feed]
+download-base-url = "https://dl.example.com/shop/"
+"#;
+
+    fn manifest(text: &str) -> Manifest {
+        Manifest::parse(text, Path::new("/src/shop/iiswsgi.toml"))
+            .unwrap_or_else(|e| panic!("test manifest invalid:\n{}", e.render()))
+    }
+
+    fn options() -> PackageOptions {
+        PackageOptions::new("/out", TimePolicy::new(1_700_000_000, None))
+    }
+
+    fn file<'a>(plan: &'a Plan, name: &str) -> &'a str {
+        let f = plan
+            .generated
+            .iter()
+            .find(|f| f.path.as_str() == name)
+            .unwrap_or_else(|| panic!("{name} not generated"));
+        std::str::from_utf8(&f.bytes).expect("utf8")
+    }
+
+    #[test]
+    fn install_command_quotes_the_exe_and_names_the_app() {
+        assert_eq!(
+            install_command(DEFAULT_IISWSGI_EXE, "ShopApp"),
+            r#""%ProgramFiles%\iiswsgi\iiswsgi.exe" install --app-name ShopApp"#
+        );
+    }
+
+    #[test]
+    fn fastcgi_key_names_the_app_root_and_quotes_spaces() {
+        let k = FastCgiKey::for_app(r"C:\iiswsgi.exe", r"C:\inetpub\wwwroot\shop");
+        assert_eq!(
+            k.script_processor(),
+            r"C:\iiswsgi.exe|run --app-root C:\inetpub\wwwroot\shop"
+        );
+        let k = FastCgiKey::for_app(r"C:\iiswsgi.exe", r"D:\My Sites\shop");
+        assert_eq!(k.arguments, r#"run --app-root "D:\My Sites\shop""#);
+    }
+
+    #[test]
+    fn plan_is_pure_and_names_outputs_after_name_and_version() {
+        let plan = plan(&manifest(MANIFEST), &options()).expect("plan");
+        assert_eq!(plan.zip_path, Path::new("/out/ShopApp-2.1.0.zip"));
+        assert_eq!(plan.feed_path, Path::new("/out/ShopApp-2.1.0.webpi.xml"));
+        let names: Vec<&str> = plan.generated.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "Manifest.xml",
+                "Parameters.xml",
+                "ShopApp/web.config",
+                "ShopApp/web.config.hbs"
+            ]
+        );
+        assert!(plan.warnings.0.is_empty(), "{:?}", plan.warnings);
+        assert!(!Path::new("/out").exists() || Path::new("/out").is_dir());
+    }
+
+    #[test]
+    fn manifest_xml_has_one_setacl_per_acl_and_the_install_step() {
+        let plan = plan(&manifest(MANIFEST), &options()).expect("plan");
+        let text = file(&plan, "Manifest.xml");
+        assert!(
+            text.contains(r#"<setAcl path="ShopApp/App_Data" setAclAccess="Modify" />"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"<setAcl path="ShopApp/logs/app.log" setAclAccess="Read,Write" setAclResourceType="File" />"#),
+            "{text}"
+        );
+        let root = xml::parse(text).expect("xml");
+        let run = root.child("runCommand").expect("runCommand");
+        let decoded =
+            ProviderOptions::decode(run.attr("MSDeploy.MSDeployProviderOptions").expect("blob"))
+                .expect("decodes");
+        assert_eq!(
+            decoded.options.path,
+            install_command(DEFAULT_IISWSGI_EXE, "ShopApp")
+        );
+        assert_eq!(
+            decoded.options.settings[2],
+            ("successReturnCodes".into(), "0x0".into())
+        );
+    }
+
+    #[test]
+    fn parameters_cover_every_provider_with_anchored_escaped_matches() {
+        let plan = plan(&manifest(MANIFEST), &options()).expect("plan");
+        let text = file(&plan, "Parameters.xml");
+        assert!(text.contains(r#"match="^ShopApp$""#), "{text}");
+        assert!(text.contains(r#"name="SetAcl logs/app.log""#), "{text}");
+        assert!(
+            text.contains(r#"match="^ShopApp/logs/app\.log$""#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"defaultValue="{Application Path}/App_Data" tags="Hidden""#),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_parameter_named_like_a_generated_one_is_refused() {
+        let text =
+            format!("{MANIFEST}\n[[parameters]]\nname = \"setacl app_data\"\ndefault = \"x\"\n");
+        let err = plan(&manifest(&text), &options()).expect_err("clash");
+        assert!(
+            matches!(err, PackageError::ParameterNameTaken { .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_dangling_reference_in_a_default_stops_the_plan() {
+        // The manifest validator refuses this too; the plan's own check is the second net.
+        let mut m = manifest(MANIFEST);
+        m.parameters[0].default = Some("Hello from {Nowhere}".into());
+        let err = plan(&m, &options()).expect_err("dangling");
+        let msg = err.to_string();
+        assert!(msg.contains("P10") && msg.contains("{Nowhere}"), "{msg}");
+    }
+
+    #[test]
+    fn feed_entry_uses_the_versioned_url_and_the_epoch() {
+        let mut o = options();
+        o.time = TimePolicy::new(1_800_000_000, Some(1_700_000_000));
+        let plan = plan(&manifest(MANIFEST), &o).expect("plan");
+        let entry = &plan.feed.entries[0];
+        assert_eq!(
+            entry.installer.url,
+            "https://dl.example.com/shop/ShopApp-2.1.0.zip"
+        );
+        assert_eq!(entry.updated, "2023-11-14T22:13:20Z");
+        assert_eq!(
+            plan.feed.id,
+            "https://dl.example.com/shop/ShopApp-2.1.0.webpi.xml"
+        );
+        o.base_url = Some("https://mirror.example.org/x".into());
+        let plan2 = super::plan(&manifest(MANIFEST), &o).expect("plan");
+        assert_eq!(
+            plan2.feed.entries[0].installer.url,
+            "https://mirror.example.org/x/ShopApp-2.1.0.zip"
+        );
+    }
+
+    #[test]
+    fn web_config_sample_routes_everything_to_the_registered_key() {
+        let plan = plan(&manifest(MANIFEST), &options()).expect("plan");
+        let key = FastCgiKey::for_app(DEFAULT_IISWSGI_EXE, r"C:\inetpub\wwwroot\ShopApp");
+        assert!(plan.sample_web_config.contains(&format!(
+            "scriptProcessor=\"{}\"",
+            crate::render::escape_xml(&key.script_processor())
+        )));
+        let (xml_text, expected) =
+            installed_web_config_sample(MANIFEST, Template::WebConfig.source()).expect("sample");
+        assert_eq!(expected, key.script_processor());
+        assert!(xml_text.contains("responseBufferLimit=\"0\""));
+    }
+}

@@ -411,3 +411,27 @@ mod tests {
         assert!(err.to_string().contains("/nonexistent/iiswsgi/x"), "{err}");
     }
 }
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn file_over_two_gib_is_refused_before_writing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let big = dir.path().join("big.bin");
+        let f = std::fs::File::create(&big).expect("create");
+        f.set_len(MAX_FILE_BYTES + 1).expect("sparse file");
+        let mut g = Gate::new(TimePolicy::new(1_700_000_000, None));
+        let err = g
+            .add_file(&ZipPath::new("App/big.bin").expect("valid"), &big)
+            .expect_err("too large");
+        assert!(
+            matches!(err, PackageError::FileTooLarge { size, .. } if size == MAX_FILE_BYTES + 1)
+        );
+        f.set_len(MAX_FILE_BYTES).expect("sparse file");
+        g.add_file(&ZipPath::new("App/big.bin").expect("valid"), &big)
+            .expect("exactly Int32.MaxValue bytes is allowed");
+    }
+}

@@ -971,6 +971,37 @@ mod tests {
     }
 
     #[test]
+    fn entry_at_4_gib_is_an_error_not_zip64() {
+        let entry = Entry {
+            path: p("App/x"),
+            name: "App/x".into(),
+            time: crate::msdeploy::timestamp::DosDateTime::from_unix(1_700_000_000),
+            source: Source::Generated(b"x".to_vec()),
+        };
+        let packed = || Packed {
+            method: METHOD_STORED,
+            crc: 0,
+            compressed: 1,
+            size: 1,
+            body: Body::Memory(b"x".to_vec()),
+        };
+        let mut out = HashingWriter::new(io::sink());
+        out.count = u64::from(u32::MAX) - 100;
+        let record = write_entry(&mut out, &entry, packed(), Path::new("o.zip"), &mut [0; 16])
+            .expect("below 4 GiB the entry fits");
+        let err = write_entry(&mut out, &entry, packed(), Path::new("o.zip"), &mut [0; 16]);
+        assert!(err.is_ok(), "offset still below u32::MAX");
+        out.count = u64::from(u32::MAX);
+        let err = write_entry(&mut out, &entry, packed(), Path::new("o.zip"), &mut [0; 16])
+            .expect_err("at 4 GiB");
+        assert!(matches!(err, PackageError::ArchiveTooLarge { .. }), "{err}");
+        out.count = u64::from(u32::MAX) - 10;
+        let err = write_central_directory(&mut out, &[record], Path::new("o.zip"))
+            .expect_err("directory crosses 4 GiB");
+        assert!(matches!(err, PackageError::ArchiveTooLarge { .. }), "{err}");
+    }
+
+    #[test]
     fn file_changing_size_after_the_walk_is_reported() {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("grows.txt");
