@@ -559,6 +559,26 @@ mod tests {
         assert_eq!(count("Z06"), 3, "{f:?}");
     }
 
+    proptest::proptest! {
+        /// Corrupting any bytes of a real package never panics the reader or the rules.
+        #[test]
+        fn mutated_zip_never_panics(edits in proptest::collection::vec((0usize..4096, proptest::num::u8::ANY), 1..12)) {
+            let mut bytes = zip_of(&[("Manifest.xml", b"<m><iisApp path='A'/></m>"), ("A/x.txt", b"hello hello")]);
+            for (at, b) in edits {
+                let n = bytes.len();
+                bytes[at % n] = b;
+            }
+            let mut cursor = Cursor::new(&bytes);
+            if let Ok(dir) = read_directory(&mut cursor) {
+                let _ = lint_directory(&dir);
+                for e in &dir.entries {
+                    let _ = read_entry(&mut cursor, e, 1 << 20);
+                    let _ = local_extra(&mut cursor, e);
+                }
+            }
+        }
+    }
+
     #[test]
     fn constant_1980_timestamps_are_z10() {
         let e = ZipEntry {

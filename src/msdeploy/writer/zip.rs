@@ -203,7 +203,7 @@ fn progress_bar(entries: &[Entry], enabled: bool) -> indicatif::ProgressBar {
     let total: u64 = entries.iter().map(Entry::size).sum();
     let bar = indicatif::ProgressBar::new(total);
     if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{spinner} packing [{bar:30}] {bytes}/{total_bytes} {msg:.dim}",
+        "{spinner} packing [{bar:30}] {bytes}/{total_bytes}",
     ) {
         bar.set_style(style.progress_chars("=> "));
     }
