@@ -9,7 +9,9 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 mod check;
 mod completions;
+mod feed;
 mod init;
+mod package;
 mod run;
 
 /// Put Python WSGI apps on IIS: build MSDeploy packages anywhere, serve them over FastCGI.
@@ -34,13 +36,15 @@ const LONG_VERSION: &str = env!("IISWSGI_LONG_VERSION");
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    // `about` / `long_about` of these two live on their Args structs.
+    // Subcommands without a doc comment here carry `about` / `long_about` on their Args structs.
     Init(init::Args),
+    Package(package::Args),
     Check(check::Args),
-    /// Print a shell completion script (bash, zsh, fish, powershell, elvish) to stdout.
-    Completions(completions::Args),
+    Feed(feed::Args),
     /// Serve FastCGI: the process IIS (or nginx, lighttpd, Apache, HAProxy) talks to.
     Run(Box<run::Args>),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish) to stdout.
+    Completions(completions::Args),
 }
 
 /// Parses the command line, runs the subcommand and turns its result into an exit code.
@@ -49,6 +53,8 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Init(args) => init::run(args),
         Command::Check(args) => check::run(args),
+        Command::Package(args) => package::run(args),
+        Command::Feed(args) => feed::run(args),
         Command::Completions(args) => completions::run(args, &mut Cli::command()),
         Command::Run(args) => run::run(*args),
     }
