@@ -63,6 +63,10 @@ pub enum Outcome {
 pub trait Application: Send + Sync {
     /// Handles one request. Errors the application cannot recover from are reported through
     /// the response (a generic 500) and the log, never through a panic.
-    fn handle(&self, request: &Request, body: &mut dyn Body, response: &mut dyn Response)
-    -> Outcome;
+    fn handle(
+        &self,
+        request: &Request,
+        body: &mut dyn Body,
+        response: &mut dyn Response,
+    ) -> Outcome;
 }

@@ -1,0 +1,629 @@
+//! The WSGI `environ`: from the server's raw FastCGI params to the dict an app receives.
+//!
+//! Two halves. [`assemble`] is pure and Python-free: it applies PEP 3333's fix-ups to the params
+//! the server hands over (wsgi-embedding.md §3.2) and returns `(name, value)` byte pairs plus the
+//! facts the bridge needs (scheme, body length, HEAD). [`EnvironTemplate`] turns that into a
+//! Python `dict`: a copy of a base dict built once per process, interned keys for the names we
+//! know (never for names a client chose), and latin-1 `str` values decoded in one pass.
+//!
+//! What it does not do: the server owns `SCRIPT_NAME`/`PATH_INFO` (mount rules, IIS) and is
+//! trusted for them; here they are only defaulted and kept within PEP 3333's invariants.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict, PyString, PyTuple};
+
+use crate::server::Param;
+
+/// One environ entry: name and value as bytes, borrowed from the request where possible.
+pub type Var<'a> = (Cow<'a, [u8]>, Cow<'a, [u8]>);
+
+/// The environ as byte pairs, before any Python object exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CgiEnviron<'a> {
+    /// CGI/HTTP variables in arrival order, duplicates resolved, fix-ups applied.
+    pub vars: Vec<Var<'a>>,
+    /// `wsgi.url_scheme` is `https`.
+    pub https: bool,
+    /// The declared body length; `None` means "read to the end of STDIN".
+    pub content_length: Option<u64>,
+    /// `REQUEST_METHOD` is `HEAD`: the response carries headers only.
+    pub head: bool,
+}
+
+/// A request the app must not see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum EnvironError {
+    /// `CONTENT_LENGTH` is neither empty nor a decimal number.
+    #[error("CONTENT_LENGTH is not a number")]
+    BadContentLength,
+}
+
+/// Above this many params, duplicate detection switches from a linear scan to a hash map, so a
+/// flood of params costs linear time.
+const LINEAR_DEDUP_LIMIT: usize = 64;
+
+/// Applies §3.2's rules to the server's params:
+///
+/// - `HTTP_CONTENT_TYPE`/`HTTP_CONTENT_LENGTH` are dropped, only filling a missing
+///   `CONTENT_TYPE`/`CONTENT_LENGTH`;
+/// - `CONTENT_LENGTH`: digits are kept, empty removes the key, anything else is an error (400);
+/// - `QUERY_STRING`, `SCRIPT_NAME`, `PATH_INFO` are always present (`""` by default), and
+///   `SCRIPT_NAME` is never `/`;
+/// - repeated `HTTP_*` names are joined with `", "` (`"; "` for `HTTP_COOKIE`), other repeated
+///   names keep the last value;
+/// - `https` iff `HTTPS` is `on`/`1` (any case) or `REQUEST_SCHEME` is `https`.
+pub fn assemble(params: &[Param]) -> Result<CgiEnviron<'_>, EnvironError> {
+    let mut vars: Vec<Var<'_>> = Vec::with_capacity(params.len() + 3);
+    let mut index: Option<HashMap<&[u8], usize>> =
+        (params.len() > LINEAR_DEDUP_LIMIT).then(HashMap::new);
+    let mut content_length: Option<&[u8]> = None;
+    let mut http_content_length: Option<&[u8]> = None;
+    let mut http_content_type: Option<&[u8]> = None;
+    let mut https = false;
+    let mut scheme_https = false;
+    let mut head = false;
+
+    for (name, value) in params {
+        let (name, value) = (name.as_slice(), value.as_slice());
+        match name {
+            b"CONTENT_LENGTH" => {
+                content_length = Some(value);
+                continue;
+            }
+            b"HTTP_CONTENT_LENGTH" => {
+                http_content_length = Some(value);
+                continue;
+            }
+            b"HTTP_CONTENT_TYPE" => {
+                http_content_type = Some(value);
+                continue;
+            }
+            b"HTTPS" => https = value.eq_ignore_ascii_case(b"on") || value == b"1",
+            b"REQUEST_SCHEME" => scheme_https = value.eq_ignore_ascii_case(b"https"),
+            b"REQUEST_METHOD" => head = value == b"HEAD",
+            _ => {}
+        }
+        let existing = match &index {
+            Some(map) => map.get(name).copied(),
+            None => vars.iter().position(|(n, _)| n.as_ref() == name),
+        };
+        match existing {
+            Some(at) if name.starts_with(b"HTTP_") => {
+                let sep: &[u8] = if name == b"HTTP_COOKIE" { b"; " } else { b", " };
+                let joined = &mut vars[at].1;
+                let mut owned = Vec::with_capacity(joined.len() + sep.len() + value.len());
+                owned.extend_from_slice(joined);
+                owned.extend_from_slice(sep);
+                owned.extend_from_slice(value);
+                *joined = Cow::Owned(owned);
+            }
+            Some(at) => vars[at].1 = Cow::Borrowed(value),
+            None => {
+                if let Some(map) = &mut index {
+                    map.insert(name, vars.len());
+                }
+                vars.push((Cow::Borrowed(name), Cow::Borrowed(value)));
+            }
+        }
+    }
+
+    let mut length = None;
+    if let Some(raw) = content_length.or(http_content_length) {
+        if !raw.is_empty() {
+            length = Some(parse_length(raw)?);
+            vars.push((Cow::Borrowed(b"CONTENT_LENGTH"), Cow::Borrowed(raw)));
+        }
+    }
+    if let Some(raw) = http_content_type {
+        if !vars.iter().any(|(n, _)| n.as_ref() == b"CONTENT_TYPE") {
+            vars.push((Cow::Borrowed(b"CONTENT_TYPE"), Cow::Borrowed(raw)));
+        }
+    }
+    for name in [&b"QUERY_STRING"[..], b"SCRIPT_NAME", b"PATH_INFO"] {
+        if !vars.iter().any(|(n, _)| n.as_ref() == name) {
+            vars.push((Cow::Borrowed(name), Cow::Borrowed(b"")));
+        }
+    }
+    fix_script_name(&mut vars);
+
+    Ok(CgiEnviron {
+        vars,
+        https: https || scheme_https,
+        content_length: length,
+        head,
+    })
+}
+
+/// Decimal digits only, fitting in `u64`.
+fn parse_length(raw: &[u8]) -> Result<u64, EnvironError> {
+    if !raw.iter().all(u8::is_ascii_digit) {
+        return Err(EnvironError::BadContentLength);
+    }
+    raw.iter().try_fold(0u64, |acc, d| {
+        acc.checked_mul(10)
+            .and_then(|a| a.checked_add(u64::from(d - b'0')))
+            .ok_or(EnvironError::BadContentLength)
+    })
+}
+
+/// Keeps PEP 3333's invariants if a server sent `SCRIPT_NAME = "/"`: the slash moves to
+/// `PATH_INFO`, so the two still concatenate to the path.
+fn fix_script_name(vars: &mut [Var<'_>]) {
+    let Some(sn) = vars.iter().position(|(n, _)| n.as_ref() == b"SCRIPT_NAME") else {
+        return;
+    };
+    if vars[sn].1.as_ref() != b"/" {
+        return;
+    }
+    vars[sn].1 = Cow::Borrowed(b"");
+    if let Some(pi) = vars.iter().position(|(n, _)| n.as_ref() == b"PATH_INFO") {
+        if !vars[pi].1.starts_with(b"/") {
+            let mut owned = b"/".to_vec();
+            owned.extend_from_slice(&vars[pi].1);
+            vars[pi].1 = Cow::Owned(owned);
+        }
+    }
+}
+
+/// `METHOD /path` for log lines: the method and the path without its query string.
+pub fn log_target(params: &[Param]) -> String {
+    let find = |name: &[u8]| {
+        params
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
+    };
+    let method = find(b"REQUEST_METHOD").unwrap_or(b"-");
+    let path: Cow<'_, [u8]> = match find(b"REQUEST_URI").or_else(|| find(b"HTTP_X_ORIGINAL_URL")) {
+        Some(uri) => Cow::Borrowed(uri.split(|&b| b == b'?').next().unwrap_or(uri)),
+        None => {
+            let mut p = find(b"SCRIPT_NAME").unwrap_or(b"").to_vec();
+            p.extend_from_slice(find(b"PATH_INFO").unwrap_or(b""));
+            Cow::Owned(p)
+        }
+    };
+    format!("{} {}", latin1(method), latin1(&path).escape_debug())
+}
+
+/// Bytes as latin-1 text (every byte is one char), for messages.
+pub fn latin1(bytes: &[u8]) -> String {
+    bytes.iter().map(|&b| char::from(b)).collect()
+}
+
+/// Environ names we intern: CGI/IIS server variables and common request headers. Only these
+/// become interned strings; a name a client invents gets a fresh, collectable `str`.
+const KNOWN_KEYS: &[&str] = &[
+    "REQUEST_METHOD",
+    "SCRIPT_NAME",
+    "PATH_INFO",
+    "QUERY_STRING",
+    "CONTENT_TYPE",
+    "CONTENT_LENGTH",
+    "SERVER_NAME",
+    "SERVER_PORT",
+    "SERVER_PROTOCOL",
+    "SERVER_SOFTWARE",
+    "SERVER_ADDR",
+    "REMOTE_ADDR",
+    "REMOTE_PORT",
+    "REMOTE_HOST",
+    "REMOTE_USER",
+    "AUTH_TYPE",
+    "REQUEST_URI",
+    "DOCUMENT_URI",
+    "DOCUMENT_ROOT",
+    "GATEWAY_INTERFACE",
+    "HTTPS",
+    "REQUEST_SCHEME",
+    "PATH_TRANSLATED",
+    "SCRIPT_FILENAME",
+    "REDIRECT_STATUS",
+    "SERVER_PORT_SECURE",
+    "APPL_MD_PATH",
+    "APPL_PHYSICAL_PATH",
+    "INSTANCE_ID",
+    "INSTANCE_META_PATH",
+    "LOGON_USER",
+    "URL",
+    "LOCAL_ADDR",
+    "ALL_HTTP",
+    "ALL_RAW",
+    "AUTH_PASSWORD",
+    "AUTH_USER",
+    "CACHE_URL",
+    "UNMAPPED_REMOTE_USER",
+    "HTTPS_KEYSIZE",
+    "HTTPS_SECRETKEYSIZE",
+    "HTTPS_SERVER_ISSUER",
+    "HTTPS_SERVER_SUBJECT",
+    "CERT_COOKIE",
+    "CERT_FLAGS",
+    "CERT_ISSUER",
+    "CERT_KEYSIZE",
+    "CERT_SECRETKEYSIZE",
+    "CERT_SERIALNUMBER",
+    "CERT_SERVER_ISSUER",
+    "CERT_SERVER_SUBJECT",
+    "CERT_SUBJECT",
+    "IIS_WasUrlRewritten",
+    "HTTP_URL",
+    "HTTP_VERSION",
+    "REQUEST_ID",
+    "HTTP_HOST",
+    "HTTP_USER_AGENT",
+    "HTTP_ACCEPT",
+    "HTTP_ACCEPT_ENCODING",
+    "HTTP_ACCEPT_LANGUAGE",
+    "HTTP_ACCEPT_CHARSET",
+    "HTTP_CONNECTION",
+    "HTTP_COOKIE",
+    "HTTP_REFERER",
+    "HTTP_ORIGIN",
+    "HTTP_CACHE_CONTROL",
+    "HTTP_PRAGMA",
+    "HTTP_AUTHORIZATION",
+    "HTTP_IF_MODIFIED_SINCE",
+    "HTTP_IF_NONE_MATCH",
+    "HTTP_IF_MATCH",
+    "HTTP_IF_UNMODIFIED_SINCE",
+    "HTTP_IF_RANGE",
+    "HTTP_RANGE",
+    "HTTP_DNT",
+    "HTTP_TE",
+    "HTTP_PRIORITY",
+    "HTTP_EXPECT",
+    "HTTP_UPGRADE_INSECURE_REQUESTS",
+    "HTTP_X_FORWARDED_FOR",
+    "HTTP_X_FORWARDED_PROTO",
+    "HTTP_X_FORWARDED_HOST",
+    "HTTP_X_FORWARDED_PORT",
+    "HTTP_X_REAL_IP",
+    "HTTP_X_REQUESTED_WITH",
+    "HTTP_X_ORIGINAL_URL",
+    "HTTP_X_CSRFTOKEN",
+    "HTTP_SEC_FETCH_SITE",
+    "HTTP_SEC_FETCH_MODE",
+    "HTTP_SEC_FETCH_DEST",
+    "HTTP_SEC_FETCH_USER",
+    "HTTP_SEC_CH_UA",
+    "HTTP_SEC_CH_UA_MOBILE",
+    "HTTP_SEC_CH_UA_PLATFORM",
+    "HTTP_CONTENT_MD5",
+    "HTTP_KEEP_ALIVE",
+    "HTTP_VIA",
+];
+
+/// FNV-1a: the key table is fixed at start, so lookups with client-chosen names cannot degrade
+/// it, and a cheap hash keeps the per-param cost low.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+/// The per-process part of every environ: the base dict and the key table.
+pub(super) struct EnvironTemplate {
+    base: Py<PyDict>,
+    keys: HashMap<&'static [u8], Py<PyString>, BuildHasherDefault<Fnv>>,
+    wsgi_input: Py<PyString>,
+    url_scheme: Py<PyString>,
+    https: Py<PyString>,
+}
+
+/// The constant entries of the base environ.
+pub(super) struct BaseEntries<'py> {
+    /// `wsgi.errors`.
+    pub errors: Bound<'py, PyAny>,
+    /// `wsgi.file_wrapper`.
+    pub file_wrapper: Bound<'py, PyAny>,
+    /// `wsgi.multithread`.
+    pub multithread: bool,
+    /// `wsgi.multiprocess`.
+    pub multiprocess: bool,
+    /// `SERVER_SOFTWARE`, used when the web server sends none.
+    pub server_software: &'py str,
+}
+
+impl EnvironTemplate {
+    /// Builds the base dict (wsgi.* constants) and interns the known keys. Main thread, once.
+    pub(super) fn new(py: Python<'_>, entries: BaseEntries<'_>) -> PyResult<EnvironTemplate> {
+        let base = PyDict::new(py);
+        base.set_item("wsgi.version", PyTuple::new(py, [1, 0])?)?;
+        base.set_item("wsgi.url_scheme", "http")?;
+        base.set_item("wsgi.errors", entries.errors)?;
+        base.set_item("wsgi.file_wrapper", entries.file_wrapper)?;
+        base.set_item("wsgi.input_terminated", PyBool::new(py, true))?;
+        base.set_item("wsgi.multithread", PyBool::new(py, entries.multithread))?;
+        base.set_item("wsgi.multiprocess", PyBool::new(py, entries.multiprocess))?;
+        base.set_item("wsgi.run_once", PyBool::new(py, false))?;
+        base.set_item("SERVER_SOFTWARE", entries.server_software)?;
+        let mut keys = HashMap::with_capacity_and_hasher(KNOWN_KEYS.len(), Default::default());
+        for key in KNOWN_KEYS {
+            keys.insert(key.as_bytes(), PyString::intern(py, key).unbind());
+        }
+        Ok(EnvironTemplate {
+            base: base.unbind(),
+            keys,
+            wsgi_input: PyString::intern(py, "wsgi.input").unbind(),
+            url_scheme: PyString::intern(py, "wsgi.url_scheme").unbind(),
+            https: PyString::intern(py, "https").unbind(),
+        })
+    }
+
+    /// One request's environ: `PyDict_Copy` of the base, then one `set_item` per variable.
+    pub(super) fn build<'py>(
+        &self,
+        py: Python<'py>,
+        cgi: &CgiEnviron<'_>,
+        input: Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let env = self.base.bind(py).copy()?;
+        for (name, value) in &cgi.vars {
+            let value = decode_latin1(py, value)?;
+            match self.keys.get(name.as_ref()) {
+                Some(key) => env.set_item(key.bind(py), value)?,
+                None => env.set_item(decode_latin1(py, name)?, value)?,
+            }
+        }
+        if cgi.https {
+            env.set_item(self.url_scheme.bind(py), self.https.bind(py))?;
+        }
+        env.set_item(self.wsgi_input.bind(py), input)?;
+        Ok(env)
+    }
+}
+
+/// `bytes.decode("latin-1")` in one pass, without a `bytes` object in between.
+pub(super) fn decode_latin1<'py>(py: Python<'py>, bytes: &[u8]) -> PyResult<Bound<'py, PyAny>> {
+    let len = ffi::Py_ssize_t::try_from(bytes.len())
+        .map_err(|_| pyo3::exceptions::PyOverflowError::new_err("value too long"))?;
+    // SAFETY: the pointer and length describe `bytes`, which outlives the call; latin-1
+    // decoding cannot fail on content, so a NULL return only means an allocation failure,
+    // which `from_owned_ptr_or_err` turns into the pending Python exception.
+    unsafe {
+        let ptr = ffi::PyUnicode_DecodeLatin1(bytes.as_ptr().cast(), len, std::ptr::null());
+        Bound::from_owned_ptr_or_err(py, ptr)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &[u8])]) -> Vec<Param> {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.as_bytes().to_vec(), v.to_vec()))
+            .collect()
+    }
+
+    fn get<'a>(env: &'a CgiEnviron<'_>, name: &str) -> Option<&'a [u8]> {
+        env.vars
+            .iter()
+            .find(|(n, _)| n.as_ref() == name.as_bytes())
+            .map(|(_, v)| v.as_ref())
+    }
+
+    fn count(env: &CgiEnviron<'_>, name: &str) -> usize {
+        env.vars
+            .iter()
+            .filter(|(n, _)| n.as_ref() == name.as_bytes())
+            .count()
+    }
+
+    mod assemble {
+        use super::*;
+
+        #[test]
+        fn http_content_headers_are_dropped_and_fill_missing_cgi_keys() {
+            let p = params(&[
+                ("REQUEST_METHOD", b"POST"),
+                ("HTTP_CONTENT_TYPE", b"text/plain"),
+                ("HTTP_CONTENT_LENGTH", b"11"),
+            ]);
+            let env = assemble(&p).unwrap();
+            assert_eq!(get(&env, "HTTP_CONTENT_TYPE"), None);
+            assert_eq!(get(&env, "HTTP_CONTENT_LENGTH"), None);
+            assert_eq!(get(&env, "CONTENT_TYPE"), Some(&b"text/plain"[..]));
+            assert_eq!(get(&env, "CONTENT_LENGTH"), Some(&b"11"[..]));
+            assert_eq!(env.content_length, Some(11));
+        }
+
+        #[test]
+        fn cgi_content_keys_win_over_http_duplicates() {
+            let p = params(&[
+                ("CONTENT_TYPE", b"a/b"),
+                ("CONTENT_LENGTH", b"3"),
+                ("HTTP_CONTENT_TYPE", b"c/d"),
+                ("HTTP_CONTENT_LENGTH", b"4"),
+            ]);
+            let env = assemble(&p).unwrap();
+            assert_eq!(get(&env, "CONTENT_TYPE"), Some(&b"a/b"[..]));
+            assert_eq!(env.content_length, Some(3));
+            assert_eq!(count(&env, "CONTENT_LENGTH"), 1);
+        }
+
+        #[test]
+        fn empty_content_length_removes_the_key() {
+            let p = params(&[("CONTENT_LENGTH", b"")]);
+            let env = assemble(&p).unwrap();
+            assert_eq!(get(&env, "CONTENT_LENGTH"), None);
+            assert_eq!(env.content_length, None);
+        }
+
+        #[test]
+        fn zero_content_length_is_kept() {
+            let p = params(&[("CONTENT_LENGTH", b"0")]);
+            let env = assemble(&p).unwrap();
+            assert_eq!(get(&env, "CONTENT_LENGTH"), Some(&b"0"[..]));
+            assert_eq!(env.content_length, Some(0));
+        }
+
+        #[test]
+        fn malformed_content_length_is_rejected() {
+            for bad in [
+                &b"abc"[..],
+                b"-1",
+                b"1.5",
+                b" 1",
+                b"99999999999999999999999",
+            ] {
+                assert_eq!(
+                    assemble(&params(&[("CONTENT_LENGTH", bad)])),
+                    Err(EnvironError::BadContentLength),
+                    "{bad:?}"
+                );
+            }
+        }
+
+        #[test]
+        fn query_script_name_and_path_info_are_always_present() {
+            let p = params(&[("REQUEST_METHOD", b"GET")]);
+            let env = assemble(&p).unwrap();
+            assert_eq!(get(&env, "QUERY_STRING"), Some(&b""[..]));
+            assert_eq!(get(&env, "SCRIPT_NAME"), Some(&b""[..]));
+            assert_eq!(get(&env, "PATH_INFO"), Some(&b""[..]));
+        }
+
+        #[test]
+        fn query_string_stays_percent_encoded() {
+            let p = params(&[("QUERY_STRING", b"a=1&b=%20x")]);
+            let env = assemble(&p).unwrap();
+            assert_eq!(get(&env, "QUERY_STRING"), Some(&b"a=1&b=%20x"[..]));
+        }
+
+        #[test]
+        fn script_name_slash_moves_to_path_info() {
+            let p = params(&[("SCRIPT_NAME", b"/"), ("PATH_INFO", b"x")]);
+            let env = assemble(&p).unwrap();
+            assert_eq!(get(&env, "SCRIPT_NAME"), Some(&b""[..]));
+            assert_eq!(get(&env, "PATH_INFO"), Some(&b"/x"[..]));
+        }
+
+        #[test]
+        fn mounted_paths_are_passed_through() {
+            let p = params(&[("SCRIPT_NAME", b"/app"), ("PATH_INFO", b"/x")]);
+            let env = assemble(&p).unwrap();
+            assert_eq!(get(&env, "SCRIPT_NAME"), Some(&b"/app"[..]));
+            assert_eq!(get(&env, "PATH_INFO"), Some(&b"/x"[..]));
+        }
+
+        #[test]
+        fn repeated_http_names_join_with_comma_and_cookies_with_semicolon() {
+            let p = params(&[
+                ("HTTP_X_A", b"1"),
+                ("HTTP_COOKIE", b"a=1"),
+                ("HTTP_X_A", b"2"),
+                ("HTTP_COOKIE", b"b=2"),
+            ]);
+            let env = assemble(&p).unwrap();
+            assert_eq!(get(&env, "HTTP_X_A"), Some(&b"1, 2"[..]));
+            assert_eq!(get(&env, "HTTP_COOKIE"), Some(&b"a=1; b=2"[..]));
+            assert_eq!(count(&env, "HTTP_X_A"), 1);
+        }
+
+        #[test]
+        fn repeated_cgi_names_keep_the_last_value() {
+            let p = params(&[("SERVER_PORT", b"80"), ("SERVER_PORT", b"8080")]);
+            let env = assemble(&p).unwrap();
+            assert_eq!(get(&env, "SERVER_PORT"), Some(&b"8080"[..]));
+            assert_eq!(count(&env, "SERVER_PORT"), 1);
+        }
+
+        #[test]
+        fn duplicates_resolve_the_same_way_above_the_linear_limit() {
+            let mut p: Vec<Param> = (0..100)
+                .map(|i| (format!("HTTP_X_{i}").into_bytes(), b"v".to_vec()))
+                .collect();
+            p.push((b"HTTP_X_7".to_vec(), b"w".to_vec()));
+            p.push((b"SERVER_PORT".to_vec(), b"1".to_vec()));
+            p.push((b"SERVER_PORT".to_vec(), b"2".to_vec()));
+            let env = assemble(&p).unwrap();
+            assert_eq!(get(&env, "HTTP_X_7"), Some(&b"v, w"[..]));
+            assert_eq!(get(&env, "SERVER_PORT"), Some(&b"2"[..]));
+            assert_eq!(count(&env, "HTTP_X_7"), 1);
+        }
+
+        #[test]
+        fn https_follows_the_https_variable_and_request_scheme() {
+            let on = |pairs: &[(&str, &[u8])]| assemble(&params(pairs)).unwrap().https;
+            assert!(!on(&[("HTTPS", b"off")]));
+            assert!(on(&[("HTTPS", b"on")]));
+            assert!(on(&[("HTTPS", b"ON")]));
+            assert!(on(&[("HTTPS", b"1")]));
+            assert!(on(&[("REQUEST_SCHEME", b"https")]));
+            assert!(!on(&[("REQUEST_SCHEME", b"http")]));
+            assert!(!on(&[]));
+        }
+
+        #[test]
+        fn head_requests_are_flagged() {
+            assert!(
+                assemble(&params(&[("REQUEST_METHOD", b"HEAD")]))
+                    .unwrap()
+                    .head
+            );
+            assert!(
+                !assemble(&params(&[("REQUEST_METHOD", b"GET")]))
+                    .unwrap()
+                    .head
+            );
+        }
+
+        #[test]
+        fn non_utf8_values_pass_through_as_bytes() {
+            let p = params(&[("HTTP_X_T", b"caf\xe9")]);
+            let env = assemble(&p).unwrap();
+            assert_eq!(get(&env, "HTTP_X_T"), Some(&b"caf\xe9"[..]));
+        }
+    }
+
+    mod log_target {
+        use super::*;
+
+        #[test]
+        fn uses_request_uri_without_query() {
+            let p = params(&[
+                ("REQUEST_METHOD", b"GET"),
+                ("REQUEST_URI", b"/a/b?secret=1"),
+            ]);
+            assert_eq!(log_target(&p), "GET /a/b");
+        }
+
+        #[test]
+        fn falls_back_to_script_name_and_path_info() {
+            let p = params(&[
+                ("REQUEST_METHOD", b"POST"),
+                ("SCRIPT_NAME", b"/app"),
+                ("PATH_INFO", b"/x"),
+            ]);
+            assert_eq!(log_target(&p), "POST /app/x");
+        }
+    }
+
+    #[test]
+    fn latin1_maps_each_byte_to_one_char() {
+        assert_eq!(latin1(b"caf\xe9"), "café");
+    }
+}

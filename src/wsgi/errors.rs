@@ -1,0 +1,298 @@
+//! Where Python's text goes: `wsgi.errors`, `sys.stdout` and `sys.stderr` into the gateway log,
+//! full exception chains into one log record, and the short ids that tie a client's 500 page to
+//! its log lines.
+//!
+//! Nothing here writes to a file descriptor: records go to the [`LogSink`] the caller plugged in
+//! (under IIS, stdout/stderr are invalid handles and any FCGI_STDERR byte becomes a 500).
+
+use std::cell::Cell;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyList, PyString};
+
+use super::{Level, LogSink, Record};
+
+/// A short id for one request, printed as 8 hex digits on the 500 page and in every log line the
+/// request causes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestId(pub u64);
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:08x}", self.0 & 0xffff_ffff)
+    }
+}
+
+/// Hands out [`RequestId`]s that look random (so two processes rarely collide) but cost one
+/// atomic add: a counter run through the splitmix64 finaliser, seeded from pid and clock.
+pub(super) struct IdSource(AtomicU64);
+
+impl IdSource {
+    pub(super) fn new() -> IdSource {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        IdSource(AtomicU64::new(
+            nanos ^ (u64::from(std::process::id()) << 32),
+        ))
+    }
+
+    pub(super) fn next(&self) -> RequestId {
+        let mut z = self.0.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        RequestId(z ^ (z >> 31))
+    }
+}
+
+thread_local! {
+    static CURRENT: Cell<Option<RequestId>> = const { Cell::new(None) };
+}
+
+/// Marks the calling thread as serving `id` until dropped, so `print()` and `wsgi.errors` lines
+/// are tagged with it.
+pub(super) struct RequestScope(Option<RequestId>);
+
+impl RequestScope {
+    pub(super) fn enter(id: RequestId) -> RequestScope {
+        RequestScope(CURRENT.with(|c| c.replace(Some(id))))
+    }
+}
+
+impl Drop for RequestScope {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set(self.0));
+    }
+}
+
+/// The request the calling thread is serving, if any.
+pub(super) fn current_request() -> Option<RequestId> {
+    CURRENT.with(Cell::get)
+}
+
+/// A text stream whose lines become log records: `wsgi.errors`, `sys.stdout`, `sys.stderr`.
+///
+/// Line-buffered; `flush()` emits a partial line. `bytes` is refused (`TypeError`), as
+/// `wsgiref.validate` demands of `wsgi.errors`.
+#[pyclass(frozen, module = "iiswsgi", name = "LogStream")]
+pub(super) struct LogStream {
+    level: Level,
+    name: &'static str,
+    sink: Arc<dyn LogSink>,
+    pending: Mutex<String>,
+}
+
+impl LogStream {
+    pub(super) fn new(level: Level, name: &'static str, sink: Arc<dyn LogSink>) -> LogStream {
+        LogStream {
+            level,
+            name,
+            sink,
+            pending: Mutex::new(String::new()),
+        }
+    }
+
+    fn emit(&self, line: &str) {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        self.sink.log(&Record {
+            level: self.level,
+            request: current_request(),
+            message: line,
+        });
+    }
+
+    fn push(&self, text: &str) {
+        // Held only while attached and never across a call back into Python, so it cannot be
+        // contended under the GIL.
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        if pending.is_empty() && !text.contains('\n') {
+            pending.push_str(text);
+            return;
+        }
+        pending.push_str(text);
+        while let Some(nl) = pending.find('\n') {
+            self.emit(&pending[..nl]);
+            pending.drain(..=nl);
+        }
+    }
+}
+
+#[pymethods]
+impl LogStream {
+    fn write(&self, text: &Bound<'_, PyAny>) -> PyResult<usize> {
+        let text = text.cast::<PyString>().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "write() argument must be str, not {}",
+                type_name(text)
+            ))
+        })?;
+        let s = text.to_string_lossy();
+        self.push(&s);
+        Ok(s.chars().count())
+    }
+
+    fn writelines(&self, lines: &Bound<'_, PyAny>) -> PyResult<()> {
+        for line in lines.try_iter()? {
+            self.write(&line?)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&self) {
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        if !pending.is_empty() {
+            self.emit(&pending);
+            pending.clear();
+        }
+    }
+
+    fn close(&self) {
+        self.flush();
+    }
+
+    fn isatty(&self) -> bool {
+        false
+    }
+
+    fn readable(&self) -> bool {
+        false
+    }
+
+    fn writable(&self) -> bool {
+        true
+    }
+
+    fn seekable(&self) -> bool {
+        false
+    }
+
+    fn fileno(&self, py: Python<'_>) -> PyResult<i32> {
+        let unsupported = py.import("io")?.getattr("UnsupportedOperation")?;
+        Err(PyErr::from_type(
+            unsupported.cast_into()?,
+            "the iiswsgi log stream has no file descriptor",
+        ))
+    }
+
+    #[getter]
+    fn encoding(&self) -> &'static str {
+        "utf-8"
+    }
+
+    #[getter]
+    fn errors(&self) -> &'static str {
+        "backslashreplace"
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        false
+    }
+
+    #[getter]
+    fn line_buffering(&self) -> bool {
+        true
+    }
+
+    #[getter]
+    fn mode(&self) -> &'static str {
+        "w"
+    }
+
+    #[getter]
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<iiswsgi log stream {}>", self.name)
+    }
+}
+
+/// `type(obj).__name__`, for messages.
+pub(super) fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// The whole chain (`__cause__`, `__context__`, groups) as `traceback.format_exception` prints
+/// it: `PyTraceback::format` would show only the top exception.
+pub(super) fn format_exception(py: Python<'_>, err: &PyErr) -> String {
+    let formatted = (|| -> PyResult<String> {
+        let value = err.value(py);
+        let tb = match err.traceback(py) {
+            Some(tb) => tb.into_any(),
+            None => py.None().into_bound(py),
+        };
+        let lines = py
+            .import("traceback")?
+            .call_method1("format_exception", (value.get_type(), value, tb))?;
+        let lines = lines.cast::<PyList>()?;
+        let mut out = String::new();
+        for line in lines.iter() {
+            out.push_str(&line.cast::<PyString>()?.to_string_lossy());
+        }
+        Ok(out.trim_end().to_string())
+    })();
+    formatted.unwrap_or_else(|_| short_exception(py, err))
+}
+
+/// `Type: message`, one line, for the short reason of a log line.
+pub(super) fn short_exception(py: Python<'_>, err: &PyErr) -> String {
+    let name = exception_name(py, err);
+    let msg = err.value(py).to_string();
+    if msg.is_empty() {
+        name
+    } else {
+        format!("{name}: {msg}")
+    }
+}
+
+/// The exception's class name (`ModuleNotFoundError`).
+pub(super) fn exception_name(py: Python<'_>, err: &PyErr) -> String {
+    err.get_type(py)
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "Exception".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_print_as_eight_hex_digits() {
+        assert_eq!(RequestId(0xdead_beef_0000_00ab).to_string(), "000000ab");
+        assert_eq!(RequestId(0x1234_5678_9abc).to_string(), "56789abc");
+    }
+
+    #[test]
+    fn request_ids_differ_between_calls() {
+        let ids = IdSource::new();
+        let a = ids.next();
+        let b = ids.next();
+        assert_ne!(a, b);
+        assert_ne!(a.to_string(), b.to_string());
+    }
+
+    #[test]
+    fn request_scope_tags_the_thread_and_restores_on_drop() {
+        assert_eq!(current_request(), None);
+        {
+            let _outer = RequestScope::enter(RequestId(1));
+            {
+                let _inner = RequestScope::enter(RequestId(2));
+                assert_eq!(current_request(), Some(RequestId(2)));
+            }
+            assert_eq!(current_request(), Some(RequestId(1)));
+        }
+        assert_eq!(current_request(), None);
+    }
+}
