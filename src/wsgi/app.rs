@@ -432,4 +432,75 @@ mod tests {
         assert_eq!(signal.reason(), Some(ExitReason::Reload("a.py".into())));
         assert_eq!(woken.load(Ordering::SeqCst), 1);
     }
+
+    mod through_python {
+        use super::super::super::testing::{Req, TestApp};
+        use super::*;
+
+        const COUNTER: &str = r#"
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"ok"]
+"#;
+
+        #[test]
+        fn failed_import_answers_503_with_retry_after_and_recovers_after_backoff() {
+            let module = format!("iiswsgi_late_module_{}", std::process::id());
+            let t = TestApp::missing(&module);
+            assert!(!t.app.is_loaded());
+            let r = t.get("/");
+            assert_eq!(r.code(), 503);
+            assert_eq!(r.header("Retry-After"), Some("1"));
+            assert!(r.text().contains("ModuleNotFoundError"), "{}", r.text());
+            assert!(r.log.contains("No module named"), "{}", r.log);
+            let head = t.call(Req::get("/").method("HEAD"));
+            assert_eq!(head.code(), 503);
+            assert!(head.body.is_empty());
+            // The module appears; the next attempt after the backoff succeeds.
+            Python::attach(|py| {
+                let code = std::ffi::CString::new(COUNTER).unwrap();
+                let name = std::ffi::CString::new(module.clone()).unwrap();
+                pyo3::types::PyModule::from_code(py, &code, c"late.py", &name).unwrap();
+            });
+            std::thread::sleep(Duration::from_millis(1100));
+            let r = t.get("/");
+            assert_eq!(r.code(), 200, "{}", r.log);
+            assert!(r.log.contains("on attempt 2"), "{}", r.log);
+        }
+
+        #[test]
+        fn max_requests_asks_to_exit_on_the_nth_request_and_wakes_the_server() {
+            let t = TestApp::with(COUNTER, super::super::super::Mode::SPAWNED, Some(3));
+            let woken = Arc::new(AtomicU64::new(0));
+            let w = woken.clone();
+            t.app.on_exit_request(move || {
+                w.fetch_add(1, Ordering::SeqCst);
+            });
+            assert_eq!(t.get("/").outcome, Outcome::Complete);
+            assert_eq!(t.get("/").outcome, Outcome::Complete);
+            assert_eq!(t.get("/").outcome, Outcome::Exit);
+            assert_eq!(t.app.exit_requested(), Some(ExitReason::MaxRequests(3)));
+            assert_eq!(woken.load(Ordering::SeqCst), 1);
+            assert_eq!(t.app.requests_handled(), 3);
+        }
+
+        #[test]
+        fn worker_threads_keep_their_thread_state_between_requests() {
+            let t = Arc::new(TestApp::with(
+                "import threading\nLOCAL = threading.local()\ndef app(environ, start_response):\n    LOCAL.n = getattr(LOCAL, 'n', 0) + 1\n    start_response('200 OK', [])\n    return [str(LOCAL.n).encode()]\n",
+                super::super::super::Mode::socket(2, 1),
+                None,
+            ));
+            let t2 = t.clone();
+            let bodies =
+                std::thread::spawn(move || (0..3).map(|_| t2.get("/").text()).collect::<Vec<_>>())
+                    .join()
+                    .unwrap();
+            assert_eq!(
+                bodies,
+                ["1", "2", "3"],
+                "threading.local survives between requests"
+            );
+        }
+    }
 }

@@ -626,4 +626,99 @@ mod tests {
     fn latin1_maps_each_byte_to_one_char() {
         assert_eq!(latin1(b"caf\xe9"), "café");
     }
+
+    mod dict {
+        use super::super::super::Mode;
+        use super::super::super::testing::{Req, TestApp};
+
+        const APP: &str = r#"
+def app(environ, start_response):
+    q = environ["QUERY_STRING"]
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    if q == "types":
+        bad = [k for k, v in environ.items() if "." not in k and type(v) is not str]
+        return [repr((type(environ) is dict, bad)).encode()]
+    if q == "wsgi":
+        keys = ["wsgi.version", "wsgi.url_scheme", "wsgi.multithread", "wsgi.multiprocess",
+                "wsgi.run_once", "wsgi.input_terminated"]
+        return [repr([environ[k] for k in keys]).encode()]
+    return [repr(environ.get(q)).encode()]
+"#;
+
+        fn get(t: &TestApp, req: Req, key: &str) -> String {
+            let path = req.path.clone();
+            t.call(Req {
+                query: key.to_owned(),
+                path,
+                ..req
+            })
+            .text()
+        }
+
+        #[test]
+        fn environ_is_a_plain_dict_of_str_values() {
+            let t = TestApp::new(APP);
+            let req = Req::get("/").header("X-T", b"caf\xe9");
+            assert_eq!(get(&t, req, "types"), "(True, [])");
+        }
+
+        #[test]
+        fn wsgi_keys_follow_the_mode_and_https() {
+            let t = TestApp::new(APP);
+            assert_eq!(
+                get(&t, Req::get("/"), "wsgi"),
+                "[(1, 0), 'http', False, True, False, True]"
+            );
+            let https = Req::get("/").header("HTTPS", b"on");
+            assert_eq!(
+                get(&t, https, "wsgi"),
+                "[(1, 0), 'https', False, True, False, True]"
+            );
+            let off = Req::get("/").header("HTTPS", b"off");
+            assert!(get(&t, off, "wsgi").contains("'http'"));
+            let threaded = TestApp::with(APP, Mode::socket(4, 1), None);
+            assert_eq!(
+                get(&threaded, Req::get("/"), "wsgi"),
+                "[(1, 0), 'http', True, False, False, True]"
+            );
+        }
+
+        #[test]
+        fn header_values_decode_as_latin1() {
+            let t = TestApp::new(APP);
+            assert_eq!(
+                get(&t, Req::get("/").header("X-T", b"caf\xe9"), "HTTP_X_T"),
+                "'caf\u{e9}'"
+            );
+            let raw = Req::get("/").header("X-Custom-Header", b"v");
+            assert_eq!(get(&t, raw, "HTTP_X_CUSTOM_HEADER"), "'v'");
+            // The server percent-decodes `/%E2%82%AC`; its three bytes stay three latin-1 chars.
+            let euro = Req::get("").header("PATH_INFO", b"/\xe2\x82\xac");
+            assert_eq!(get(&t, euro, "PATH_INFO"), "'/\u{e2}\\x82\u{ac}'");
+        }
+
+        #[test]
+        fn server_port_is_a_string_and_query_string_is_present() {
+            let t = TestApp::new(APP);
+            assert_eq!(get(&t, Req::get("/"), "SERVER_PORT"), "'8080'");
+        }
+
+        #[test]
+        fn http_content_headers_never_reach_the_app() {
+            let t = TestApp::new(APP);
+            let req = Req::post("/", b"x").header("Content-Type", b"text/plain");
+            assert_eq!(get(&t, req.clone(), "HTTP_CONTENT_TYPE"), "None");
+            assert_eq!(get(&t, req.clone(), "HTTP_CONTENT_LENGTH"), "None");
+            assert_eq!(get(&t, req, "CONTENT_TYPE"), "'text/plain'");
+        }
+
+        #[test]
+        fn malformed_content_length_is_a_400_without_calling_the_app() {
+            let t = TestApp::new(APP);
+            let r = t.call(Req::get("/").header("CONTENT_LENGTH", b"abc"));
+            assert_eq!(r.code(), 400);
+            let r = t.call(Req::get("/").header("CONTENT_LENGTH", b"-1"));
+            assert_eq!(r.code(), 400);
+        }
+    }
 }

@@ -295,4 +295,61 @@ mod tests {
         }
         assert_eq!(current_request(), None);
     }
+
+    mod streams {
+        use super::super::super::testing::{Req, TestApp, process_log};
+
+        const APP: &str = r#"
+import sys
+def app(environ, start_response):
+    p = environ["PATH_INFO"]
+    out = []
+    if p == "/errors":
+        environ["wsgi.errors"].write("msg from the app\n")
+        environ["wsgi.errors"].writelines(["two ", "parts\n"])
+        environ["wsgi.errors"].flush()
+        try:
+            environ["wsgi.errors"].write(b"x")
+        except TypeError as e:
+            out.append("TypeError")
+    if p == "/print":
+        print("printed line", flush=True)
+        print("to stderr", file=sys.stderr)
+        out.append(sys.stdin.read())
+        out.append(sys.stdout.isatty())
+        try:
+            sys.stdout.fileno()
+        except Exception as e:
+            out.append(type(e).__name__)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [repr(out).encode()]
+"#;
+
+        #[test]
+        fn wsgi_errors_lines_reach_the_log_tagged_and_bytes_are_refused() {
+            let t = TestApp::new(APP);
+            let r = t.get("/errors");
+            assert_eq!(r.text(), "['TypeError']");
+            let line = r
+                .log
+                .lines()
+                .find(|l| l.contains("msg from the app"))
+                .unwrap();
+            assert!(line.starts_with("WARN ["), "{line}");
+            assert!(r.log.contains("two parts"), "{}", r.log);
+            assert_eq!(t.get("/errors").code(), 200, "next request unaffected");
+        }
+
+        #[test]
+        fn print_goes_to_the_log_and_stdin_is_empty() {
+            let r = TestApp::new(APP).call(Req::get("/print"));
+            assert_eq!(r.text(), "['', False, 'UnsupportedOperation']");
+            let log = process_log().text();
+            assert!(
+                log.contains("INFO [") && log.contains("printed line"),
+                "{log}"
+            );
+            assert!(log.contains("to stderr"), "{log}");
+        }
+    }
 }

@@ -165,3 +165,128 @@ pub(super) fn send_fast(
 ) -> PyResult<Option<Ending>> {
     Ok(None)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{Req, TestApp};
+    use crate::server::Outcome;
+
+    const APP: &str = r#"
+import io, os
+STATE = {"closed": []}
+
+class Tracked(io.FileIO):
+    def close(self):
+        STATE["closed"].append(self.name)
+        super().close()
+
+class RawOnly(io.RawIOBase):
+    def __init__(self, data):
+        self.data, self.pos, self.sizes = data, 0, []
+    def readable(self):
+        return True
+    def read(self, n=-1):
+        self.sizes.append(n)
+        chunk = self.data[self.pos:self.pos + n]
+        self.pos += len(chunk)
+        return chunk
+
+def app(environ, start_response):
+    p = environ["PATH_INFO"]
+    q = environ["QUERY_STRING"]
+    fw = environ["wsgi.file_wrapper"]
+    if p == "/state":
+        start_response("200 OK", [])
+        return [repr(STATE["closed"]).encode()]
+    if p == "/file":
+        f = Tracked(q, "r")
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return fw(f)
+    if p == "/after-readline":
+        f = open(q, "rb")
+        f.readline()
+        start_response("200 OK", [])
+        return fw(f, 100)
+    if p == "/short-cl":
+        start_response("200 OK", [("Content-Length", "10")])
+        return fw(open(q, "rb"))
+    if p == "/long-cl":
+        start_response("200 OK", [("Content-Length", str(os.path.getsize(q) + 5))])
+        return fw(open(q, "rb"))
+    if p == "/bytesio":
+        start_response("200 OK", [])
+        return fw(io.BytesIO(b"0123456789" * 300), 1000)
+    if p == "/raw":
+        raw = RawOnly(b"abcdefghij" * 10)
+        start_response("200 OK", [])
+        STATE["raw"] = raw
+        return fw(raw, 33)
+    if p == "/raw-sizes":
+        start_response("200 OK", [])
+        return [repr(STATE["raw"].sizes).encode()]
+    if p == "/head":
+        start_response("200 OK", [])
+        return fw(open(q, "rb"))
+"#;
+
+    fn fixture() -> (tempfile::TempDir, String, Vec<u8>) {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..2700u32).map(|i| (i % 251) as u8).collect();
+        let mut data = data;
+        data[10] = b'\n';
+        let path = dir.path().join("f.bin");
+        std::fs::write(&path, &data).unwrap();
+        (dir, path.display().to_string(), data)
+    }
+
+    #[test]
+    fn real_file_is_sent_exactly_with_a_length_and_closed() {
+        let (_dir, path, data) = fixture();
+        let t = TestApp::new(APP);
+        let r = t.get(&format!("/file?{path}"));
+        assert_eq!(r.body, data);
+        assert_eq!(r.header("Content-Length"), Some("2700"));
+        assert_eq!(t.get("/state").text(), format!("['{path}']"));
+    }
+
+    #[test]
+    fn partly_read_file_sends_only_the_remainder() {
+        let (_dir, path, data) = fixture();
+        let r = TestApp::new(APP).get(&format!("/after-readline?{path}"));
+        assert_eq!(r.body, &data[11..]);
+    }
+
+    #[test]
+    fn app_content_length_bounds_the_file() {
+        let (_dir, path, data) = fixture();
+        let t = TestApp::new(APP);
+        let short = t.get(&format!("/short-cl?{path}"));
+        assert_eq!(short.body, &data[..10]);
+        assert_eq!(short.outcome, Outcome::Complete);
+        let long = t.get(&format!("/long-cl?{path}"));
+        assert_eq!(long.body, data);
+        assert_eq!(long.outcome, Outcome::Aborted);
+        assert!(
+            long.log
+                .contains("declared Content-Length 2705 but sent 2700"),
+            "{}",
+            long.log
+        );
+    }
+
+    #[test]
+    fn non_file_objects_go_through_read_with_blksize() {
+        let t = TestApp::new(APP);
+        assert_eq!(t.get("/bytesio").body, b"0123456789".repeat(300));
+        assert_eq!(t.get("/raw").body, b"abcdefghij".repeat(10));
+        assert!(t.get("/raw-sizes").text().starts_with("[33, 33, 33, 33"));
+    }
+
+    #[test]
+    fn head_with_a_file_sends_headers_only() {
+        let (_dir, path, _) = fixture();
+        let r = TestApp::new(APP).call(Req::get(&format!("/head?{path}")).method("HEAD"));
+        assert_eq!(r.header("Content-Length"), Some("2700"));
+        assert!(r.body.is_empty());
+    }
+}

@@ -393,3 +393,230 @@ impl WsgiInput {
 
     fn close(&self) {}
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{Req, TestApp};
+
+    /// Each path runs a script of reads on `wsgi.input` and returns their results as a repr.
+    const APPS: &str = r#"
+import hashlib
+def app(environ, start_response):
+    i = environ["wsgi.input"]
+    p = environ["PATH_INFO"]
+    out = []
+    try:
+        if p == "/read":
+            out = [i.read()]
+        elif p == "/read-none-neg":
+            out = [i.read(None), i.read(-1)]
+        elif p == "/split":
+            out = [i.read(10), i.read()]
+        elif p == "/loop7":
+            chunks = []
+            while True:
+                c = i.read(7)
+                if not c:
+                    break
+                chunks.append(c)
+            out = [b"".join(chunks), max(len(c) for c in chunks) if chunks else 0]
+        elif p == "/zero":
+            out = [i.read(0), i.read(3)]
+        elif p == "/after-eof":
+            out = [i.read(), i.read(), i.read(5), i.readline(), i.readline(), list(i)]
+        elif p == "/lines":
+            out = [i.readline(), i.readline(), i.readline(), i.readline()]
+        elif p == "/line5":
+            out = [i.readline(5), i.readline(5), i.readline(5), i.readline(5)]
+        elif p == "/readlines":
+            out = i.readlines()
+        elif p == "/readlines1":
+            out = [i.readlines(1), i.read()]
+        elif p == "/iter":
+            out = [line for line in i]
+        elif p == "/mixed":
+            out = [i.readline(), i.read(2), i.readline(), i.read()]
+        elif p == "/sha":
+            h = hashlib.sha256()
+            n = 0
+            while True:
+                c = i.read(65536)
+                if not c:
+                    break
+                h.update(c)
+                n += len(c)
+            out = [n, h.hexdigest()]
+        elif p == "/shape":
+            out = [hasattr(i, m) for m in ("read", "readline", "readlines", "__iter__")]
+            e = environ["wsgi.errors"]
+            out += [hasattr(e, m) for m in ("write", "writelines", "flush")]
+        elif p == "/keep":
+            import builtins
+            builtins._kept_input = i
+            out = [i.read(1)]
+        elif p == "/stale":
+            import builtins
+            out = [builtins._kept_input.read()]
+    except Exception as e:
+        out.append("%s: %s" % (type(e).__name__, e))
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [repr(out).encode()]
+"#;
+
+    fn run(path: &str, body: &[u8]) -> String {
+        TestApp::new(APPS).call(Req::post(path, body)).text()
+    }
+
+    #[test]
+    fn read_returns_the_whole_body_and_empty_when_there_is_none() {
+        assert_eq!(run("/read", b"hello world"), "[b'hello world']");
+        assert_eq!(TestApp::new(APPS).get("/read").text(), "[b'']");
+    }
+
+    #[test]
+    fn read_none_and_negative_mean_everything() {
+        assert_eq!(run("/read-none-neg", b"abc"), "[b'abc', b'']");
+    }
+
+    #[test]
+    fn read_n_splits_exactly_and_a_loop_reassembles_the_body() {
+        assert_eq!(
+            run("/split", b"0123456789abcdef"),
+            "[b'0123456789', b'abcdef']"
+        );
+        let body: Vec<u8> = (0..100u8).map(|i| b'a' + i % 26).collect();
+        let expected = format!("[b'{}', 7]", String::from_utf8(body.clone()).unwrap());
+        assert_eq!(run("/loop7", &body), expected);
+    }
+
+    #[test]
+    fn read_zero_consumes_nothing() {
+        assert_eq!(run("/zero", b"abcdef"), "[b'', b'abc']");
+    }
+
+    #[test]
+    fn past_the_end_every_read_is_empty() {
+        assert_eq!(
+            run("/after-eof", b"x\n"),
+            "[b'x\\n', b'', b'', b'', b'', []]"
+        );
+    }
+
+    #[test]
+    fn readline_keeps_newlines_and_returns_a_last_line_as_is() {
+        assert_eq!(
+            run("/lines", b"a\nb\nc\n"),
+            "[b'a\\n', b'b\\n', b'c\\n', b'']"
+        );
+        assert_eq!(run("/lines", b"a\nlast"), "[b'a\\n', b'last', b'', b'']");
+    }
+
+    #[test]
+    fn readline_with_a_limit_leaves_the_rest_buffered() {
+        assert_eq!(
+            run("/line5", b"abcdefghijklm"),
+            "[b'abcde', b'fghij', b'klm', b'']"
+        );
+        assert_eq!(
+            run("/line5", b"ab\ncdefgh"),
+            "[b'ab\\n', b'cdefg', b'h', b'']"
+        );
+    }
+
+    #[test]
+    fn readlines_honours_the_hint_and_iteration_yields_lines() {
+        assert_eq!(run("/readlines", b"a\nb\nc"), "[b'a\\n', b'b\\n', b'c']");
+        assert_eq!(run("/readlines1", b"a\nb\n"), "[[b'a\\n'], b'b\\n']");
+        assert_eq!(run("/iter", b"x\ny\n"), "[b'x\\n', b'y\\n']");
+    }
+
+    #[test]
+    fn mixed_reads_share_one_buffer() {
+        assert_eq!(
+            run("/mixed", b"l1\nxyl2\nrest"),
+            "[b'l1\\n', b'xy', b'l2\\n', b'rest']"
+        );
+    }
+
+    #[test]
+    fn body_arriving_in_small_pieces_reads_the_same() {
+        let t = TestApp::new(APPS);
+        for step in [1, 2, 3, 7] {
+            let r = t.call(Req {
+                step: Some(step),
+                ..Req::post("/line5", b"ab\ncdefgh")
+            });
+            assert_eq!(r.text(), "[b'ab\\n', b'cdefg', b'h', b'']", "step {step}");
+            let r = t.call(Req {
+                step: Some(step),
+                ..Req::post("/mixed", b"l1\nxyl2\nrest")
+            });
+            assert_eq!(
+                r.text(),
+                "[b'l1\\n', b'xy', b'l2\\n', b'rest']",
+                "step {step}"
+            );
+        }
+    }
+
+    #[test]
+    fn ten_megabytes_in_ten_kilobyte_pieces_hash_correctly() {
+        let body: Vec<u8> = (0..10 * 1024 * 1024u32)
+            .map(|i| (i * 7 % 251) as u8)
+            .collect();
+        let r = TestApp::new(APPS).call(Req {
+            step: Some(10_000),
+            ..Req::post("/sha", &body)
+        });
+        let sha = Python::attach(|py| -> PyResult<String> {
+            let h = py
+                .import("hashlib")?
+                .call_method1("sha256", (PyBytes::new(py, &body),))?;
+            h.call_method0("hexdigest")?.extract()
+        })
+        .unwrap();
+        assert_eq!(r.text(), format!("[{}, '{sha}']", body.len()));
+    }
+
+    #[test]
+    fn chunked_upload_without_length_reads_to_the_end() {
+        let r = TestApp::new(APPS).call(Req {
+            no_length: true,
+            step: Some(3),
+            ..Req::post("/read", b"chunked body")
+        });
+        assert_eq!(r.text(), "[b'chunked body']");
+    }
+
+    #[test]
+    fn body_ending_before_its_length_raises_connection_error() {
+        let r = TestApp::new(APPS).call(Req {
+            body_end: Some(4),
+            ..Req::post("/read", b"0123456789")
+        });
+        assert!(r.text().contains("ConnectionError"), "{}", r.text());
+        assert!(r.text().contains("after 4 of the 10 bytes"), "{}", r.text());
+    }
+
+    #[test]
+    fn input_and_errors_have_the_pep_3333_methods() {
+        assert_eq!(
+            TestApp::new(APPS).get("/shape").text(),
+            "[True, True, True, True, True, True, True]"
+        );
+    }
+
+    #[test]
+    fn input_kept_past_its_request_refuses_to_read() {
+        let t = TestApp::new(APPS);
+        assert_eq!(t.call(Req::post("/keep", b"ab")).text(), "[b'a']");
+        let stale = t.call(Req::post("/stale", b"cd")).text();
+        assert!(
+            stale.contains("ValueError") && stale.contains("finished"),
+            "{stale}"
+        );
+    }
+
+    use pyo3::prelude::*;
+    use pyo3::types::PyBytes;
+}

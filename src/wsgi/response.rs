@@ -488,6 +488,16 @@ pub(super) fn deliver_err(err: DeliverError) -> PyErr {
     }
 }
 
+/// As [`deliver_err`], for the end of the iterable.
+fn end_err(err: DeliverError) -> PyErr {
+    match err {
+        DeliverError::NotStarted => {
+            PyRuntimeError::new_err("the application returned without calling start_response()")
+        }
+        other => deliver_err(other),
+    }
+}
+
 fn as_chunk<'a, 'py>(item: &'a Bound<'py, PyAny>) -> PyResult<&'a Bound<'py, PyBytes>> {
     item.cast::<PyBytes>().map_err(|_| {
         PyTypeError::new_err(format!(
@@ -542,11 +552,11 @@ fn drive(py: Python<'_>, iterable: &Bound<'_, PyAny>, exchange: &Exchange) -> Py
                     exchange.deliver(py, chunk.as_bytes())
                 };
                 if flow.map_err(deliver_err)? == Flow::Done {
-                    return exchange.end(py).map_err(deliver_err);
+                    return exchange.end(py).map_err(end_err);
                 }
             }
             if rest.is_none() {
-                return exchange.end(py).map_err(deliver_err);
+                return exchange.end(py).map_err(end_err);
             }
         }
         Some(_) | None => rest = Some(iterable.try_iter()?),
@@ -567,7 +577,7 @@ fn drive(py: Python<'_>, iterable: &Bound<'_, PyAny>, exchange: &Exchange) -> Py
             }
         }
     }
-    exchange.end(py).map_err(deliver_err)
+    exchange.end(py).map_err(end_err)
 }
 
 /// Calls `iterable.close()` if it has one.
@@ -645,17 +655,430 @@ mod tests {
     use super::super::testing::{Req, TestApp};
     use crate::server::Outcome;
 
-    #[test]
-    fn hello_world_list_gets_content_length_and_one_start() {
-        let t = TestApp::new(
-            "def app(environ, start_response):\n    start_response('200 OK', [('Content-Type', 'text/plain')])\n    return [b'hello']\n",
-        );
-        let r = t.get("/");
-        assert_eq!(r.code(), 200, "{r:?}");
-        assert_eq!(r.body, b"hello");
-        assert_eq!(r.header("Content-Length"), Some("5"));
-        assert_eq!(r.starts, 1);
-        assert_eq!(r.outcome, Outcome::Complete);
-        let _ = Req::get("/");
+    /// Apps routed by PATH_INFO; `STATE` records close() calls and generator clean-up.
+    const APPS: &str = r#"
+import sys
+STATE = {"closed": 0, "finally": 0}
+
+class Closing:
+    def __init__(self, items):
+        self.items = items
+    def __iter__(self):
+        return iter(self.items)
+    def close(self):
+        STATE["closed"] += 1
+
+def gen(items, fail_after=None, exc=None):
+    try:
+        for i, item in enumerate(items):
+            if fail_after is not None and i == fail_after:
+                raise exc or ValueError("boom in generator")
+            yield item
+        if fail_after is not None and fail_after >= len(items):
+            raise exc or ValueError("boom at end")
+    finally:
+        STATE["finally"] += 1
+
+def ok(start_response, headers=None):
+    return start_response("200 OK", [("Content-Type", "text/plain")] + (headers or []))
+
+def app(environ, start_response):
+    p = environ["PATH_INFO"]
+    if p == "/state":
+        body = "%(closed)d %(finally)d" % STATE
+        ok(start_response)
+        return [body.encode()]
+    if p == "/list":
+        ok(start_response); return [b"a", b"b", b"c"]
+    if p == "/tuple":
+        ok(start_response); return (b"a", b"b")
+    if p == "/gen100":
+        ok(start_response); return gen([b"x%d," % i for i in range(100)])
+    if p == "/empty-list":
+        ok(start_response); return []
+    if p == "/empty-gen":
+        ok(start_response); return gen([])
+    if p == "/closing":
+        ok(start_response); return Closing([b"one", b"two"])
+    if p == "/one":
+        ok(start_response); return [b"single"]
+    if p == "/one-gen-len":
+        ok(start_response); return Closing([b"sized"])
+    if p == "/raise-before":
+        try:
+            raise KeyError("inner cause")
+        except KeyError as e:
+            raise RuntimeError("outer failure") from e
+    if p == "/raise-in-gen-first":
+        ok(start_response); return gen([b"never"], fail_after=0)
+    if p == "/raise-after-yield":
+        ok(start_response); return gen([b"before-", b"after"], fail_after=1)
+    if p == "/str-first":
+        ok(start_response); return ["text"]
+    if p == "/str-later":
+        ok(start_response); return gen([b"first", "second"])
+    if p == "/return-bytes":
+        ok(start_response); return b"x"
+    if p == "/return-str":
+        ok(start_response); return "x"
+    if p == "/system-exit":
+        raise SystemExit(3)
+    if p == "/slow":
+        ok(start_response); return gen([b"x" * 1000 for _ in range(50)])
+    if p == "/cl-exact":
+        ok(start_response, [("Content-Length", "6")]); return [b"ab", b"cdef"]
+    if p == "/cl-short":
+        ok(start_response, [("Content-Length", "5")]); return gen([b"0123456789", b"0123456789"])
+    if p == "/cl-short-write":
+        w = ok(start_response, [("Content-Length", "5")]); w(b"0123456789"); w(b"more"); return []
+    if p == "/cl-long":
+        ok(start_response, [("Content-Length", "100")]); return gen([b"only this"])
+    if p == "/cl-abc":
+        ok(start_response, [("Content-Length", "abc")]); return [b"x"]
+    if p == "/cl-two":
+        ok(start_response, [("Content-Length", "1"), ("Content-Length", "2")]); return [b"x"]
+    if p == "/cl-dup":
+        ok(start_response, [("Content-Length", "1"), ("Content-Length", "1")]); return [b"x"]
+    if p == "/head":
+        ok(start_response); return Closing([b"body bytes"])
+    if p == "/head-gen":
+        ok(start_response); return gen([b"", b"abc", b"def"])
+    if p == "/204":
+        start_response("204 No Content", []); return [b"must not be sent"]
+    if p == "/304":
+        start_response("304 Not Modified", [("ETag", '"x"')]); return gen([b"nope"])
+    if p == "/lazy":
+        def lazy():
+            start_response("201 Created", [("Content-Type", "text/plain")])
+            yield b"made"
+        return lazy()
+    if p == "/lazy-empty-first":
+        def lazy():
+            yield b""
+            start_response("202 Accepted", [])
+            yield b"ok"
+        return lazy()
+    if p == "/write-then-iter":
+        w = ok(start_response); w(b"via-write-"); return [b"via-iter"]
+    if p == "/write-interleaved":
+        w = ok(start_response)
+        def g():
+            w(b"1"); yield b"2"; w(b"3"); yield b"4"
+        return g()
+    if p == "/write-str":
+        w = ok(start_response); w("str"); return []
+    if p == "/no-start":
+        return [b"orphan"]
+    if p == "/no-start-empty":
+        return []
+    if p == "/big":
+        ok(start_response); return [b"z" * (1 << 20)]
+    return [b"unrouted"]
+"#;
+
+    fn apps() -> TestApp {
+        TestApp::new(APPS)
+    }
+
+    fn state(t: &TestApp) -> (u32, u32) {
+        let text = t.get("/state").text();
+        let mut it = text.split(' ').map(|n| n.parse().unwrap());
+        (it.next().unwrap(), it.next().unwrap())
+    }
+
+    mod iterables {
+        use super::*;
+
+        #[test]
+        fn list_tuple_and_generator_items_arrive_in_order() {
+            let t = apps();
+            assert_eq!(t.get("/list").body, b"abc");
+            assert_eq!(t.get("/tuple").body, b"ab");
+            let generated = t.get("/gen100");
+            let expected: String = (0..100).map(|i| format!("x{i},")).collect();
+            assert_eq!(generated.text(), expected);
+            assert_eq!(generated.header("Content-Length"), None);
+        }
+
+        #[test]
+        fn empty_list_and_empty_generator_give_an_empty_200_with_length_zero() {
+            let t = apps();
+            for path in ["/empty-list", "/empty-gen"] {
+                let r = t.get(path);
+                assert_eq!(r.code(), 200, "{path}");
+                assert!(r.body.is_empty(), "{path}");
+                assert_eq!(r.header("Content-Length"), Some("0"), "{path}");
+                assert_eq!(r.outcome, Outcome::Complete);
+            }
+        }
+
+        #[test]
+        fn single_item_list_gets_content_length_and_multi_item_list_does_not() {
+            let t = apps();
+            let one = t.get("/one");
+            assert_eq!(one.header("Content-Length"), Some("6"));
+            assert_eq!(one.body, b"single");
+            assert_eq!(one.starts, 1);
+            assert_eq!(t.get("/list").header("Content-Length"), None);
+        }
+
+        #[test]
+        fn sized_custom_iterable_of_one_takes_the_fast_path_and_is_closed() {
+            let t = apps();
+            let before = state(&t).0;
+            let r = t.get("/one-gen-len");
+            assert_eq!(
+                r.header("Content-Length"),
+                None,
+                "no __len__ on Closing: general path"
+            );
+            assert_eq!(r.body, b"sized");
+            assert_eq!(state(&t).0, before + 1);
+        }
+
+        #[test]
+        fn custom_iterable_is_closed_exactly_once_and_generator_finally_runs() {
+            let t = apps();
+            let (closed, fin) = state(&t);
+            assert_eq!(t.get("/closing").body, b"onetwo");
+            assert_eq!(t.get("/gen100").code(), 200);
+            assert_eq!(state(&t), (closed + 1, fin + 1));
+        }
+
+        #[test]
+        fn one_megabyte_single_chunk_arrives_intact() {
+            let r = apps().get("/big");
+            assert_eq!(r.body.len(), 1 << 20);
+            assert!(r.body.iter().all(|&b| b == b'z'));
+            assert_eq!(r.header("Content-Length"), Some("1048576"));
+        }
+    }
+
+    mod errors {
+        use super::*;
+
+        #[test]
+        fn exception_before_headers_is_a_500_with_an_id_and_the_full_chain_logged() {
+            let t = apps();
+            let r = t.get("/raise-before");
+            assert_eq!(r.code(), 500);
+            assert_eq!(r.outcome, Outcome::Complete);
+            assert_eq!(r.starts, 1, "only the 500 went out");
+            let page = r.text();
+            let id = page
+                .split("Error id: ")
+                .nth(1)
+                .unwrap()
+                .get(..8)
+                .unwrap()
+                .to_owned();
+            assert!(
+                !page.contains("outer failure"),
+                "no traceback on the page: {page}"
+            );
+            assert!(
+                r.log.contains(&format!("[{id}] GET /raise-before")),
+                "{}",
+                r.log
+            );
+            assert!(r.log.contains("KeyError: 'inner cause'"), "{}", r.log);
+            assert!(r.log.contains("RuntimeError: outer failure"), "{}", r.log);
+            assert!(r.log.contains("direct cause"), "{}", r.log);
+        }
+
+        #[test]
+        fn exception_in_the_first_next_is_a_500_and_the_generator_is_finalised() {
+            let t = apps();
+            let fin = state(&t).1;
+            let r = t.get("/raise-in-gen-first");
+            assert_eq!(r.code(), 500);
+            assert_eq!(state(&t).1, fin + 1);
+        }
+
+        #[test]
+        fn exception_after_output_aborts_with_the_partial_body() {
+            let t = apps();
+            let fin = state(&t).1;
+            let r = t.get("/raise-after-yield");
+            assert_eq!(r.code(), 200);
+            assert_eq!(r.body, b"before-");
+            assert_eq!(r.outcome, Outcome::Aborted);
+            assert!(r.log.contains("after the headers were sent"), "{}", r.log);
+            assert!(r.log.contains("boom in generator"), "{}", r.log);
+            assert_eq!(state(&t).1, fin + 1);
+        }
+
+        #[test]
+        fn str_items_are_refused_before_and_after_output() {
+            let t = apps();
+            assert_eq!(t.get("/str-first").code(), 500);
+            let later = t.get("/str-later");
+            assert_eq!(later.body, b"first");
+            assert_eq!(later.outcome, Outcome::Aborted);
+            assert!(
+                later.log.contains("yielded str, not bytes"),
+                "{}",
+                later.log
+            );
+        }
+
+        #[test]
+        fn returning_bytes_or_str_instead_of_an_iterable_is_a_500() {
+            let t = apps();
+            assert_eq!(t.get("/return-bytes").code(), 500);
+            assert_eq!(t.get("/return-str").code(), 500);
+        }
+
+        #[test]
+        fn system_exit_answers_500_then_asks_to_exit() {
+            let t = apps();
+            let r = t.get("/system-exit");
+            assert_eq!(r.code(), 500);
+            assert_eq!(r.outcome, Outcome::Exit);
+            assert!(r.log.contains("SystemExit"), "{}", r.log);
+            assert_eq!(
+                t.app.exit_requested(),
+                Some(super::super::super::ExitReason::SystemExit)
+            );
+        }
+
+        #[test]
+        fn client_abort_closes_the_iterable_and_logs_one_line_without_traceback() {
+            let t = apps();
+            let fin = state(&t).1;
+            let r = t.call(Req {
+                client_reads: Some(3000),
+                ..Req::get("/slow")
+            });
+            assert_eq!(r.outcome, Outcome::Aborted);
+            assert_eq!(r.body.len(), 3000);
+            assert_eq!(state(&t).1, fin + 1, "GeneratorExit reached the generator");
+            let abandoned: Vec<&str> = r.log.lines().filter(|l| l.contains("abandoned")).collect();
+            assert_eq!(abandoned.len(), 1, "{}", r.log);
+            assert!(!r.log.contains("Traceback"), "{}", r.log);
+            assert_eq!(t.get("/one").code(), 200, "the next request is served");
+        }
+
+        #[test]
+        fn no_start_response_is_a_500_whether_or_not_data_was_produced() {
+            let t = apps();
+            assert_eq!(t.get("/no-start").code(), 500);
+            let r = t.get("/no-start-empty");
+            assert_eq!(r.code(), 500);
+            assert!(
+                r.log.contains("without calling start_response"),
+                "{}",
+                r.log
+            );
+        }
+    }
+
+    mod content_length {
+        use super::*;
+
+        #[test]
+        fn matching_length_passes_the_body_through() {
+            let r = apps().get("/cl-exact");
+            assert_eq!(r.body, b"abcdef");
+            assert_eq!(r.outcome, Outcome::Complete);
+        }
+
+        #[test]
+        fn body_beyond_the_declared_length_is_cut_and_the_iterable_closed() {
+            let t = apps();
+            let fin = state(&t).1;
+            let r = t.get("/cl-short");
+            assert_eq!(r.body, b"01234");
+            assert_eq!(r.outcome, Outcome::Complete);
+            assert_eq!(state(&t).1, fin + 1);
+            assert_eq!(t.get("/cl-short-write").body, b"01234");
+        }
+
+        #[test]
+        fn body_shorter_than_declared_aborts_and_is_logged() {
+            let r = apps().get("/cl-long");
+            assert_eq!(r.body, b"only this");
+            assert_eq!(r.outcome, Outcome::Aborted);
+            assert!(
+                r.log.contains("declared Content-Length 100 but sent 9"),
+                "{}",
+                r.log
+            );
+        }
+
+        #[test]
+        fn malformed_or_conflicting_lengths_are_500_and_identical_ones_collapse() {
+            let t = apps();
+            assert_eq!(t.get("/cl-abc").code(), 500);
+            assert_eq!(t.get("/cl-two").code(), 500);
+            let dup = t.get("/cl-dup");
+            assert_eq!(dup.code(), 200);
+            let lengths = dup
+                .headers
+                .iter()
+                .filter(|(n, _)| n == "Content-Length")
+                .count();
+            assert_eq!(lengths, 1);
+        }
+
+        #[test]
+        fn head_sends_the_get_headers_without_body_and_closes() {
+            let t = apps();
+            let closed = state(&t).0;
+            let get = t.get("/one");
+            let head = t.call(Req::get("/one").method("HEAD"));
+            assert_eq!(head.headers, get.headers);
+            assert!(head.body.is_empty());
+            let r = t.call(Req::get("/head").method("HEAD"));
+            assert!(r.body.is_empty());
+            assert_eq!(state(&t).0, closed + 1);
+            let lazy = t.call(Req::get("/head-gen").method("HEAD"));
+            assert_eq!(lazy.code(), 200);
+            assert!(lazy.body.is_empty());
+        }
+
+        #[test]
+        fn no_content_and_not_modified_carry_no_body() {
+            let t = apps();
+            let r = t.get("/204");
+            assert_eq!(r.code(), 204);
+            assert!(r.body.is_empty());
+            assert_eq!(r.header("Content-Length"), None);
+            let r = t.get("/304");
+            assert_eq!(r.code(), 304);
+            assert!(r.body.is_empty());
+        }
+    }
+
+    mod start_and_write {
+        use super::*;
+
+        #[test]
+        fn start_response_called_lazily_in_the_first_next_sets_the_status() {
+            let t = apps();
+            let r = t.get("/lazy");
+            assert_eq!(r.status.as_deref(), Some("201 Created"));
+            assert_eq!(r.body, b"made");
+            assert_eq!(t.get("/lazy-empty-first").code(), 202);
+        }
+
+        #[test]
+        fn write_output_precedes_the_iterable_and_interleaves_in_order() {
+            let t = apps();
+            assert_eq!(t.get("/write-then-iter").body, b"via-write-via-iter");
+            assert_eq!(t.get("/write-interleaved").body, b"1234");
+        }
+
+        #[test]
+        fn write_with_str_is_a_type_error() {
+            let r = apps().get("/write-str");
+            assert_eq!(r.code(), 500);
+            assert!(
+                r.log
+                    .contains("TypeError: write() argument must be bytes, not str"),
+                "{}",
+                r.log
+            );
+        }
     }
 }

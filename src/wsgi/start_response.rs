@@ -411,4 +411,182 @@ mod tests {
             assert_eq!(parse_content_length(""), None);
         }
     }
+
+    mod through_python {
+        use super::super::super::testing::TestApp;
+
+        const APPS: &str = r#"
+import sys
+def app(environ, start_response):
+    p = environ["PATH_INFO"]
+    q = environ["QUERY_STRING"]
+    if p == "/status":
+        start_response(eval(q.replace("%20", " ")), [])
+        return [b"x"]
+    if p == "/headers":
+        start_response("200 OK", eval(q.replace("%20", " ")))
+        return [b"x"]
+    if p == "/teapot":
+        start_response("418 I'm a teapot", [("Content-Type", "text/plain")])
+        return [b"short and stout"]
+    if p == "/latin1":
+        start_response("200 OK", [("X-Latin", "caf\u00e9")])
+        return [b""]
+    if p == "/cookies":
+        hs = [("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")] + [("X-H%d" % i, str(i)) for i in range(25)]
+        start_response("200 OK", hs)
+        return [b""]
+    if p == "/twice":
+        start_response("200 OK", [])
+        start_response("201 Created", [])
+        return [b""]
+    if p == "/twice-after-write":
+        w = start_response("200 OK", [])
+        w(b"pre-")
+        try:
+            start_response("500 Oops", [])
+        except RuntimeError:
+            w(b"err")
+        return [b"!"]
+    if p == "/replace":
+        start_response("200 OK", [("X-Before", "1")])
+        try:
+            raise ValueError("changed my mind")
+        except ValueError:
+            start_response("418 Teapot", [("X-After", "1")], sys.exc_info())
+        return [b"replaced"]
+    if p == "/reraise":
+        w = start_response("200 OK", [])
+        w(b"sent")
+        err = ValueError("original")
+        try:
+            raise err
+        except ValueError:
+            try:
+                start_response("500 Oops", [], sys.exc_info())
+            except ValueError as again:
+                assert again is err
+                w(b"-same")
+        return [b""]
+    if p == "/bad-exc-info":
+        try:
+            start_response("200 OK", [], "x")
+        except TypeError:
+            start_response("200 OK", [])
+            return [b"caught"]
+    if p == "/none-exc-info":
+        start_response("200 OK", [], (None, None, None))
+        return [b"fine"]
+    return [b"?"]
+"#;
+
+        fn status(t: &TestApp, expr: &str) -> u16 {
+            t.get(&format!("/status?{}", expr.replace(' ', "%20")))
+                .code()
+        }
+
+        fn headers(t: &TestApp, expr: &str) -> u16 {
+            t.get(&format!("/headers?{}", expr.replace(' ', "%20")))
+                .code()
+        }
+
+        #[test]
+        fn custom_status_line_is_passed_through() {
+            let r = TestApp::new(APPS).get("/teapot");
+            assert_eq!(r.status.as_deref(), Some("418 I'm a teapot"));
+        }
+
+        #[test]
+        fn malformed_status_lines_become_500() {
+            let t = TestApp::new(APPS);
+            assert_eq!(status(&t, "'200 OK'"), 200);
+            for bad in [
+                "'OK'",
+                "'20 OK'",
+                "'2000 OK'",
+                "200",
+                "b'200 OK'",
+                r"'200 OK\r\nX: y'",
+            ] {
+                assert_eq!(status(&t, bad), 500, "{bad}");
+            }
+        }
+
+        #[test]
+        fn malformed_headers_become_500() {
+            let t = TestApp::new(APPS);
+            assert_eq!(headers(&t, "[('X-A', 'b')]"), 200);
+            for bad in [
+                "(('X-A', 'b'),)",
+                "[['X-A', 'b']]",
+                "[(b'X-A', 'b')]",
+                "[('Status', '200')]",
+                "[('X A', 'b')]",
+                "[('X:A', 'b')]",
+                r"[('X-A', 'b\r\nX-B: c')]",
+                r"[('X-A', 'b\x00')]",
+                r"[('X-A', '\u20ac')]",
+                "[('Connection', 'close')]",
+                "[('Transfer-Encoding', 'chunked')]",
+                "[('X-A', 'b', 'c')]",
+            ] {
+                assert_eq!(headers(&t, bad), 500, "{bad}");
+            }
+        }
+
+        #[test]
+        fn latin1_header_values_keep_their_char() {
+            let r = TestApp::new(APPS).get("/latin1");
+            assert_eq!(r.header("X-Latin"), Some("caf\u{e9}"));
+        }
+
+        #[test]
+        fn repeated_and_many_headers_all_arrive() {
+            let r = TestApp::new(APPS).get("/cookies");
+            let cookies: Vec<&str> = r
+                .headers
+                .iter()
+                .filter(|(n, _)| n == "Set-Cookie")
+                .map(|(_, v)| v.as_str())
+                .collect();
+            assert_eq!(cookies, ["a=1", "b=2"]);
+            assert!((0..25).all(|i| r.header(&format!("X-H{i}")) == Some(i.to_string().as_str())));
+        }
+
+        #[test]
+        fn second_call_without_exc_info_is_a_runtime_error() {
+            let t = TestApp::new(APPS);
+            let r = t.get("/twice");
+            assert_eq!(r.code(), 500);
+            assert!(
+                r.log.contains("called a second time without exc_info"),
+                "{}",
+                r.log
+            );
+            assert_eq!(t.get("/twice-after-write").body, b"pre-err!");
+        }
+
+        #[test]
+        fn exc_info_before_output_replaces_status_and_headers() {
+            let r = TestApp::new(APPS).get("/replace");
+            assert_eq!(r.code(), 418);
+            assert_eq!(r.header("X-After"), Some("1"));
+            assert_eq!(r.header("X-Before"), None);
+            assert_eq!(r.body, b"replaced");
+        }
+
+        #[test]
+        fn exc_info_after_output_reraises_the_same_exception() {
+            let r = TestApp::new(APPS).get("/reraise");
+            assert_eq!(r.code(), 200);
+            assert_eq!(r.body, b"sent-same");
+        }
+
+        #[test]
+        fn exc_info_must_be_a_triple_and_none_triple_counts_as_absent() {
+            let t = TestApp::new(APPS);
+            assert_eq!(t.get("/bad-exc-info").body, b"caught");
+            assert_eq!(t.get("/none-exc-info").body, b"fine");
+        }
+    }
 }

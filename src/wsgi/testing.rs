@@ -241,7 +241,7 @@ impl Req {
             ));
         }
         for (n, v) in &self.headers {
-            let name = if n.contains('_') && n.chars().all(|c| c.is_ascii_uppercase() || c == '_') {
+            let name = if n.chars().all(|c| c.is_ascii_uppercase() || c == '_') {
                 n.clone()
             } else {
                 format!("HTTP_{}", n.to_ascii_uppercase().replace('-', "_"))
