@@ -1,26 +1,26 @@
 //! The WSGI app as the server sees it: an [`Application`] that imports `module:callable` once,
 //! answers 503 while an import keeps failing (retrying with backoff rather than crash-looping
-//! into IIS's rapid-fail lockout), and asks the process to exit after reload, `SystemExit` or
-//! `--max-requests`.
+//! into IIS's rapid-fail lockout), and asks the process to exit after a reload trigger or
+//! `SystemExit` (`--max-requests` is the server's own).
 //!
 //! The exit request is a flag plus an optional waker ([`WsgiApp::on_exit_request`]) so a server
 //! idling between requests can exit without waiting for one more request.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use log::Level;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 
-use super::environ::{self, EnvironTemplate};
-use super::errors::{
-    IdSource, RequestId, RequestScope, exception_name, format_exception, type_name,
-};
+use super::environ::{self, CgiEnviron, EnvironTemplate};
+use super::errors::{exception_name, format_exception, type_name};
 use super::interpreter;
 use super::response::{self, Context, Served};
-use super::{AppSpec, Level, LogSink, Record};
+use super::{AppSpec, LogSink, Record};
 use crate::server::{Application, Body, Outcome, Request, Response};
 
 /// Why the process should exit once the current request is done.
@@ -28,8 +28,6 @@ use crate::server::{Application, Body, Outcome, Request, Response};
 pub enum ExitReason {
     /// A watched file changed (its path relative to the app directory).
     Reload(String),
-    /// `--max-requests` / `instanceMaxRequests` was reached.
-    MaxRequests(u64),
     /// The app raised `SystemExit`.
     SystemExit,
 }
@@ -99,9 +97,7 @@ pub struct WsgiApp {
     failure: Mutex<Option<ImportFailure>>,
     template: EnvironTemplate,
     log: Arc<dyn LogSink>,
-    ids: IdSource,
     handled: AtomicU64,
-    max_requests: Option<u64>,
     exit: Arc<ExitSignal>,
 }
 
@@ -113,7 +109,6 @@ impl WsgiApp {
         spec: AppSpec,
         template: EnvironTemplate,
         log: Arc<dyn LogSink>,
-        max_requests: Option<u64>,
         exit: Arc<ExitSignal>,
     ) -> WsgiApp {
         let app = WsgiApp {
@@ -122,9 +117,7 @@ impl WsgiApp {
             failure: Mutex::new(None),
             template,
             log,
-            ids: IdSource::new(),
             handled: AtomicU64::new(0),
-            max_requests,
             exit,
         };
         let mut failure = None;
@@ -167,12 +160,8 @@ impl WsgiApp {
         *slot = Some(Box::new(wake));
     }
 
-    fn log(&self, level: Level, request: Option<RequestId>, message: &str) {
-        self.log.log(&Record {
-            level,
-            request,
-            message,
-        });
+    fn log(&self, level: Level, message: &str) {
+        self.log.log(&Record { level, message, from_app: false });
     }
 
     /// One import attempt, recording the outcome in `failure`.
@@ -185,14 +174,13 @@ impl WsgiApp {
                 } else {
                     String::new()
                 };
-                self.log(Level::Info, None, &format!("imported {}{how}", self.spec));
+                self.log(Level::Info, &format!("imported {}{how}", self.spec));
                 *failure = None;
             }
             Err(err) => {
                 let retry = backoff(attempt);
                 self.log(
                     Level::Error,
-                    None,
                     &format!(
                         "importing {} failed (attempt {attempt}); answering 503 and retrying in \
                          {} s\n{}",
@@ -250,36 +238,20 @@ impl WsgiApp {
 
     fn serve(
         &self,
-        id: RequestId,
         request: &Request,
         body: &mut dyn Body,
         response: &mut dyn Response,
     ) -> Served {
+        let error_id = request.error_id();
         let target = || environ::log_target(&request.params);
-        let cgi = match environ::assemble(&request.params) {
-            Ok(cgi) => cgi,
-            Err(err) => {
-                self.log(Level::Warn, Some(id), &format!("{}: 400: {err}", target()));
-                let outcome = plain(
-                    response,
-                    "400 Bad Request",
-                    &[],
-                    &format!("Bad Request: {err}\n"),
-                    false,
-                );
-                return Served {
-                    outcome,
-                    exit: false,
-                };
-            }
-        };
+        let cgi = CgiEnviron::of(request);
         interpreter::pin_thread();
         Python::attach(|py| match self.callable(py) {
             Ok(app) => {
                 let ctx = Context {
                     template: &self.template,
                     log: &*self.log,
-                    id,
+                    error_id: &error_id,
                     target: &target,
                 };
                 response::serve(py, &ctx, &app, &cgi, body, response)
@@ -287,13 +259,13 @@ impl WsgiApp {
             Err(unavailable) => {
                 let secs = unavailable.retry_after.as_secs().max(1).to_string();
                 let page = format!(
-                    "Service Unavailable\n\n{}; the server retries on its own.\nError id: {id}.\n",
+                    "Service Unavailable\n\n{}; the server retries on its own.\n\
+                     Error id: {error_id}.\n",
                     unavailable.reason
                 );
                 self.log(
                     Level::Warn,
-                    Some(id),
-                    &format!("{}: 503: {}", target(), unavailable.reason),
+                    &format!("{} (error id {error_id}): 503: {}", target(), unavailable.reason),
                 );
                 let outcome = plain(
                     response,
@@ -302,10 +274,7 @@ impl WsgiApp {
                     &page,
                     cgi.head,
                 );
-                Served {
-                    outcome,
-                    exit: false,
-                }
+                Served { outcome, exit: false }
             }
         })
     }
@@ -318,40 +287,38 @@ impl Application for WsgiApp {
         body: &mut dyn Body,
         response: &mut dyn Response,
     ) -> Outcome {
-        let id = self.ids.next();
-        let _scope = RequestScope::enter(id);
-        let served = catch_unwind(AssertUnwindSafe(|| self.serve(id, request, body, response)))
+        let served = catch_unwind(AssertUnwindSafe(|| self.serve(request, body, response)))
             .unwrap_or_else(|_| {
                 self.log(
                     Level::Error,
-                    Some(id),
                     &format!(
-                        "{}: internal error (panic) in the WSGI bridge",
-                        environ::log_target(&request.params)
+                        "{} (error id {}): internal error (panic) in the WSGI bridge",
+                        environ::log_target(&request.params),
+                        request.error_id()
                     ),
                 );
-                Served {
-                    outcome: Outcome::Aborted,
-                    exit: false,
-                }
+                Served { outcome: Outcome::Aborted, exit: false }
             });
         if served.exit {
             self.exit.request(ExitReason::SystemExit);
         }
-        let n = self.handled.fetch_add(1, Ordering::Relaxed) + 1;
-        if let Some(max) = self.max_requests.filter(|&m| n >= m) {
-            if self.exit.request(ExitReason::MaxRequests(max)) {
-                self.log(
-                    Level::Info,
-                    None,
-                    &format!("served {n} requests (--max-requests {max}); exiting"),
-                );
-            }
-        }
+        self.handled.fetch_add(1, Ordering::Relaxed);
         match served.outcome {
             Outcome::Complete if self.exit.requested() => Outcome::Exit,
             other => other,
         }
+    }
+}
+
+/// The app behind an `Arc`, as `iiswsgi run` shares it with the server.
+impl Application for Arc<WsgiApp> {
+    fn handle(
+        &self,
+        request: &Request,
+        body: &mut dyn Body,
+        response: &mut dyn Response,
+    ) -> Outcome {
+        WsgiApp::handle(self, request, body, response)
     }
 }
 
@@ -363,25 +330,15 @@ fn plain(
     body: &str,
     head: bool,
 ) -> Outcome {
-    let mut headers = vec![
-        (
-            "Content-Type".to_owned(),
-            "text/plain; charset=utf-8".to_owned(),
-        ),
-        ("Content-Length".to_owned(), body.len().to_string()),
+    let length = body.len().to_string();
+    let mut headers: Vec<(&[u8], &[u8])> = vec![
+        (b"Content-Type", b"text/plain; charset=utf-8"),
+        (b"Content-Length", length.as_bytes()),
     ];
-    headers.extend(
-        extra
-            .iter()
-            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned())),
-    );
-    let sent = response.start(status, &headers).and_then(|()| {
-        if head {
-            Ok(())
-        } else {
-            response.write(body.as_bytes())
-        }
-    });
+    headers.extend(extra.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())));
+    let sent = response
+        .start(status, &headers)
+        .and_then(|()| if head { Ok(()) } else { response.write_final(body.as_bytes()) });
     match sent {
         Ok(()) => Outcome::Complete,
         Err(_) => Outcome::Aborted,
@@ -469,17 +426,20 @@ def app(environ, start_response):
         }
 
         #[test]
-        fn max_requests_asks_to_exit_on_the_nth_request_and_wakes_the_server() {
-            let t = TestApp::with(COUNTER, super::super::super::Mode::SPAWNED, Some(3));
+        fn system_exit_asks_to_exit_and_wakes_the_server_once() {
+            let t = TestApp::new(
+                "def app(environ, start_response):\n    if environ['PATH_INFO'] == '/exit':\n        raise SystemExit(0)\n    start_response('200 OK', [])\n    return [b'ok']\n",
+            );
             let woken = Arc::new(AtomicU64::new(0));
             let w = woken.clone();
             t.app.on_exit_request(move || {
                 w.fetch_add(1, Ordering::SeqCst);
             });
             assert_eq!(t.get("/").outcome, Outcome::Complete);
-            assert_eq!(t.get("/").outcome, Outcome::Complete);
-            assert_eq!(t.get("/").outcome, Outcome::Exit);
-            assert_eq!(t.app.exit_requested(), Some(ExitReason::MaxRequests(3)));
+            assert_eq!(t.app.exit_requested(), None);
+            assert_eq!(t.get("/exit").outcome, Outcome::Exit);
+            assert_eq!(t.app.exit_requested(), Some(ExitReason::SystemExit));
+            assert_eq!(t.get("/").outcome, Outcome::Exit, "a queued request is served, then exit");
             assert_eq!(woken.load(Ordering::SeqCst), 1);
             assert_eq!(t.app.requests_handled(), 3);
         }
@@ -489,7 +449,6 @@ def app(environ, start_response):
             let t = Arc::new(TestApp::with(
                 "import threading\nLOCAL = threading.local()\ndef app(environ, start_response):\n    LOCAL.n = getattr(LOCAL, 'n', 0) + 1\n    start_response('200 OK', [])\n    return [str(LOCAL.n).encode()]\n",
                 super::super::super::Mode::socket(2, 1),
-                None,
             ));
             let t2 = t.clone();
             let bodies =

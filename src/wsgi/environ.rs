@@ -1,13 +1,12 @@
-//! The WSGI `environ`: from the server's raw FastCGI params to the dict an app receives.
+//! The WSGI `environ`: from the server's normalised params to the dict an app receives.
 //!
-//! Two halves. [`assemble`] is pure and Python-free: it applies PEP 3333's fix-ups to the params
-//! the server hands over (wsgi-embedding.md §3.2) and returns `(name, value)` byte pairs plus the
-//! facts the bridge needs (scheme, body length, HEAD). [`EnvironTemplate`] turns that into a
-//! Python `dict`: a copy of a base dict built once per process, interned keys for the names we
-//! know (never for names a client chose), and latin-1 `str` values decoded in one pass.
-//!
-//! What it does not do: the server owns `SCRIPT_NAME`/`PATH_INFO` (mount rules, IIS) and is
-//! trusted for them; here they are only defaulted and kept within PEP 3333's invariants.
+//! The server ([`crate::iis::environ`]) has already applied PEP 3333's fix-ups to the params
+//! (IIS path rules, `CONTENT_LENGTH`, `HTTP_CONTENT_*`, repeated headers, `QUERY_STRING`,
+//! `SCRIPT_NAME`/`PATH_INFO` always present) and worked out the scheme and body length; this
+//! module does not repeat any of that. [`CgiEnviron::of`] only picks what the bridge needs from
+//! the [`Request`] (pure, no Python); [`EnvironTemplate`] turns it into a Python `dict`: a copy
+//! of a base dict built once per process, interned keys for the names we know (never for names
+//! a client chose), and latin-1 `str` values decoded in one pass.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -17,16 +16,13 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyString, PyTuple};
 
-use crate::server::Param;
+use crate::server::{Param, Request, Scheme};
 
-/// One environ entry: name and value as bytes, borrowed from the request where possible.
-pub type Var<'a> = (Cow<'a, [u8]>, Cow<'a, [u8]>);
-
-/// The environ as byte pairs, before any Python object exists.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the bridge needs from a request, before any Python object exists.
+#[derive(Debug, Clone, Copy)]
 pub struct CgiEnviron<'a> {
-    /// CGI/HTTP variables in arrival order, duplicates resolved, fix-ups applied.
-    pub vars: Vec<Var<'a>>,
+    /// The CGI/HTTP variables as the server normalised them, in order.
+    pub vars: &'a [Param],
     /// `wsgi.url_scheme` is `https`.
     pub https: bool,
     /// The declared body length; `None` means "read to the end of STDIN".
@@ -35,137 +31,14 @@ pub struct CgiEnviron<'a> {
     pub head: bool,
 }
 
-/// A request the app must not see.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum EnvironError {
-    /// `CONTENT_LENGTH` is neither empty nor a decimal number.
-    #[error("CONTENT_LENGTH is not a number")]
-    BadContentLength,
-}
-
-/// Above this many params, duplicate detection switches from a linear scan to a hash map, so a
-/// flood of params costs linear time.
-const LINEAR_DEDUP_LIMIT: usize = 64;
-
-/// Applies §3.2's rules to the server's params:
-///
-/// - `HTTP_CONTENT_TYPE`/`HTTP_CONTENT_LENGTH` are dropped, only filling a missing
-///   `CONTENT_TYPE`/`CONTENT_LENGTH`;
-/// - `CONTENT_LENGTH`: digits are kept, empty removes the key, anything else is an error (400);
-/// - `QUERY_STRING`, `SCRIPT_NAME`, `PATH_INFO` are always present (`""` by default), and
-///   `SCRIPT_NAME` is never `/`;
-/// - repeated `HTTP_*` names are joined with `", "` (`"; "` for `HTTP_COOKIE`), other repeated
-///   names keep the last value;
-/// - `https` iff `HTTPS` is `on`/`1` (any case) or `REQUEST_SCHEME` is `https`.
-pub fn assemble(params: &[Param]) -> Result<CgiEnviron<'_>, EnvironError> {
-    let mut vars: Vec<Var<'_>> = Vec::with_capacity(params.len() + 3);
-    let mut index: Option<HashMap<&[u8], usize>> =
-        (params.len() > LINEAR_DEDUP_LIMIT).then(HashMap::new);
-    let mut content_length: Option<&[u8]> = None;
-    let mut http_content_length: Option<&[u8]> = None;
-    let mut http_content_type: Option<&[u8]> = None;
-    let mut https = false;
-    let mut scheme_https = false;
-    let mut head = false;
-
-    for (name, value) in params {
-        let (name, value) = (name.as_slice(), value.as_slice());
-        match name {
-            b"CONTENT_LENGTH" => {
-                content_length = Some(value);
-                continue;
-            }
-            b"HTTP_CONTENT_LENGTH" => {
-                http_content_length = Some(value);
-                continue;
-            }
-            b"HTTP_CONTENT_TYPE" => {
-                http_content_type = Some(value);
-                continue;
-            }
-            b"HTTPS" => https = value.eq_ignore_ascii_case(b"on") || value == b"1",
-            b"REQUEST_SCHEME" => scheme_https = value.eq_ignore_ascii_case(b"https"),
-            b"REQUEST_METHOD" => head = value == b"HEAD",
-            _ => {}
-        }
-        let existing = match &index {
-            Some(map) => map.get(name).copied(),
-            None => vars.iter().position(|(n, _)| n.as_ref() == name),
-        };
-        match existing {
-            Some(at) if name.starts_with(b"HTTP_") => {
-                let sep: &[u8] = if name == b"HTTP_COOKIE" { b"; " } else { b", " };
-                let joined = &mut vars[at].1;
-                let mut owned = Vec::with_capacity(joined.len() + sep.len() + value.len());
-                owned.extend_from_slice(joined);
-                owned.extend_from_slice(sep);
-                owned.extend_from_slice(value);
-                *joined = Cow::Owned(owned);
-            }
-            Some(at) => vars[at].1 = Cow::Borrowed(value),
-            None => {
-                if let Some(map) = &mut index {
-                    map.insert(name, vars.len());
-                }
-                vars.push((Cow::Borrowed(name), Cow::Borrowed(value)));
-            }
-        }
-    }
-
-    let mut length = None;
-    if let Some(raw) = content_length.or(http_content_length) {
-        if !raw.is_empty() {
-            length = Some(parse_length(raw)?);
-            vars.push((Cow::Borrowed(b"CONTENT_LENGTH"), Cow::Borrowed(raw)));
-        }
-    }
-    if let Some(raw) = http_content_type {
-        if !vars.iter().any(|(n, _)| n.as_ref() == b"CONTENT_TYPE") {
-            vars.push((Cow::Borrowed(b"CONTENT_TYPE"), Cow::Borrowed(raw)));
-        }
-    }
-    for name in [&b"QUERY_STRING"[..], b"SCRIPT_NAME", b"PATH_INFO"] {
-        if !vars.iter().any(|(n, _)| n.as_ref() == name) {
-            vars.push((Cow::Borrowed(name), Cow::Borrowed(b"")));
-        }
-    }
-    fix_script_name(&mut vars);
-
-    Ok(CgiEnviron {
-        vars,
-        https: https || scheme_https,
-        content_length: length,
-        head,
-    })
-}
-
-/// Decimal digits only, fitting in `u64`.
-fn parse_length(raw: &[u8]) -> Result<u64, EnvironError> {
-    if !raw.iter().all(u8::is_ascii_digit) {
-        return Err(EnvironError::BadContentLength);
-    }
-    raw.iter().try_fold(0u64, |acc, d| {
-        acc.checked_mul(10)
-            .and_then(|a| a.checked_add(u64::from(d - b'0')))
-            .ok_or(EnvironError::BadContentLength)
-    })
-}
-
-/// Keeps PEP 3333's invariants if a server sent `SCRIPT_NAME = "/"`: the slash moves to
-/// `PATH_INFO`, so the two still concatenate to the path.
-fn fix_script_name(vars: &mut [Var<'_>]) {
-    let Some(sn) = vars.iter().position(|(n, _)| n.as_ref() == b"SCRIPT_NAME") else {
-        return;
-    };
-    if vars[sn].1.as_ref() != b"/" {
-        return;
-    }
-    vars[sn].1 = Cow::Borrowed(b"");
-    if let Some(pi) = vars.iter().position(|(n, _)| n.as_ref() == b"PATH_INFO") {
-        if !vars[pi].1.starts_with(b"/") {
-            let mut owned = b"/".to_vec();
-            owned.extend_from_slice(&vars[pi].1);
-            vars[pi].1 = Cow::Owned(owned);
+impl<'a> CgiEnviron<'a> {
+    /// Reads the request the server handed over.
+    pub fn of(request: &'a Request) -> CgiEnviron<'a> {
+        CgiEnviron {
+            vars: &request.params,
+            https: request.url_scheme == Scheme::Https,
+            content_length: request.content_length,
+            head: request.param(b"REQUEST_METHOD") == Some(b"HEAD"),
         }
     }
 }
@@ -180,7 +53,7 @@ pub fn log_target(params: &[Param]) -> String {
             .map(|(_, v)| v.as_slice())
     };
     let method = find(b"REQUEST_METHOD").unwrap_or(b"-");
-    let path: Cow<'_, [u8]> = match find(b"REQUEST_URI").or_else(|| find(b"HTTP_X_ORIGINAL_URL")) {
+    let path: Cow<'_, [u8]> = match find(b"REQUEST_URI") {
         Some(uri) => Cow::Borrowed(uri.split(|&b| b == b'?').next().unwrap_or(uri)),
         None => {
             let mut p = find(b"SCRIPT_NAME").unwrap_or(b"").to_vec();
@@ -379,9 +252,9 @@ impl EnvironTemplate {
         input: Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let env = self.base.bind(py).copy()?;
-        for (name, value) in &cgi.vars {
+        for (name, value) in cgi.vars {
             let value = decode_latin1(py, value)?;
-            match self.keys.get(name.as_ref()) {
+            match self.keys.get(name.as_slice()) {
                 Some(key) => env.set_item(key.bind(py), value)?,
                 None => env.set_item(decode_latin1(py, name)?, value)?,
             }
@@ -418,184 +291,38 @@ mod tests {
             .collect()
     }
 
-    fn get<'a>(env: &'a CgiEnviron<'_>, name: &str) -> Option<&'a [u8]> {
-        env.vars
-            .iter()
-            .find(|(n, _)| n.as_ref() == name.as_bytes())
-            .map(|(_, v)| v.as_ref())
-    }
-
-    fn count(env: &CgiEnviron<'_>, name: &str) -> usize {
-        env.vars
-            .iter()
-            .filter(|(n, _)| n.as_ref() == name.as_bytes())
-            .count()
-    }
-
-    mod assemble {
+    mod of_request {
         use super::*;
 
-        #[test]
-        fn http_content_headers_are_dropped_and_fill_missing_cgi_keys() {
-            let p = params(&[
-                ("REQUEST_METHOD", b"POST"),
-                ("HTTP_CONTENT_TYPE", b"text/plain"),
-                ("HTTP_CONTENT_LENGTH", b"11"),
-            ]);
-            let env = assemble(&p).unwrap();
-            assert_eq!(get(&env, "HTTP_CONTENT_TYPE"), None);
-            assert_eq!(get(&env, "HTTP_CONTENT_LENGTH"), None);
-            assert_eq!(get(&env, "CONTENT_TYPE"), Some(&b"text/plain"[..]));
-            assert_eq!(get(&env, "CONTENT_LENGTH"), Some(&b"11"[..]));
-            assert_eq!(env.content_length, Some(11));
-        }
-
-        #[test]
-        fn cgi_content_keys_win_over_http_duplicates() {
-            let p = params(&[
-                ("CONTENT_TYPE", b"a/b"),
-                ("CONTENT_LENGTH", b"3"),
-                ("HTTP_CONTENT_TYPE", b"c/d"),
-                ("HTTP_CONTENT_LENGTH", b"4"),
-            ]);
-            let env = assemble(&p).unwrap();
-            assert_eq!(get(&env, "CONTENT_TYPE"), Some(&b"a/b"[..]));
-            assert_eq!(env.content_length, Some(3));
-            assert_eq!(count(&env, "CONTENT_LENGTH"), 1);
-        }
-
-        #[test]
-        fn empty_content_length_removes_the_key() {
-            let p = params(&[("CONTENT_LENGTH", b"")]);
-            let env = assemble(&p).unwrap();
-            assert_eq!(get(&env, "CONTENT_LENGTH"), None);
-            assert_eq!(env.content_length, None);
-        }
-
-        #[test]
-        fn zero_content_length_is_kept() {
-            let p = params(&[("CONTENT_LENGTH", b"0")]);
-            let env = assemble(&p).unwrap();
-            assert_eq!(get(&env, "CONTENT_LENGTH"), Some(&b"0"[..]));
-            assert_eq!(env.content_length, Some(0));
-        }
-
-        #[test]
-        fn malformed_content_length_is_rejected() {
-            for bad in [
-                &b"abc"[..],
-                b"-1",
-                b"1.5",
-                b" 1",
-                b"99999999999999999999999",
-            ] {
-                assert_eq!(
-                    assemble(&params(&[("CONTENT_LENGTH", bad)])),
-                    Err(EnvironError::BadContentLength),
-                    "{bad:?}"
-                );
+        fn request(pairs: &[(&str, &[u8])], scheme: Scheme, length: Option<u64>) -> Request {
+            Request {
+                id: 1,
+                params: params(pairs),
+                raw_params: Vec::new(),
+                url_scheme: scheme,
+                content_length: length,
+                mode: crate::server::Mode::Generic,
+                transport: "test",
+                single_connection: false,
+                log_id: 1,
             }
         }
 
         #[test]
-        fn query_script_name_and_path_info_are_always_present() {
-            let p = params(&[("REQUEST_METHOD", b"GET")]);
-            let env = assemble(&p).unwrap();
-            assert_eq!(get(&env, "QUERY_STRING"), Some(&b""[..]));
-            assert_eq!(get(&env, "SCRIPT_NAME"), Some(&b""[..]));
-            assert_eq!(get(&env, "PATH_INFO"), Some(&b""[..]));
-        }
-
-        #[test]
-        fn query_string_stays_percent_encoded() {
-            let p = params(&[("QUERY_STRING", b"a=1&b=%20x")]);
-            let env = assemble(&p).unwrap();
-            assert_eq!(get(&env, "QUERY_STRING"), Some(&b"a=1&b=%20x"[..]));
-        }
-
-        #[test]
-        fn script_name_slash_moves_to_path_info() {
-            let p = params(&[("SCRIPT_NAME", b"/"), ("PATH_INFO", b"x")]);
-            let env = assemble(&p).unwrap();
-            assert_eq!(get(&env, "SCRIPT_NAME"), Some(&b""[..]));
-            assert_eq!(get(&env, "PATH_INFO"), Some(&b"/x"[..]));
-        }
-
-        #[test]
-        fn mounted_paths_are_passed_through() {
-            let p = params(&[("SCRIPT_NAME", b"/app"), ("PATH_INFO", b"/x")]);
-            let env = assemble(&p).unwrap();
-            assert_eq!(get(&env, "SCRIPT_NAME"), Some(&b"/app"[..]));
-            assert_eq!(get(&env, "PATH_INFO"), Some(&b"/x"[..]));
-        }
-
-        #[test]
-        fn repeated_http_names_join_with_comma_and_cookies_with_semicolon() {
-            let p = params(&[
-                ("HTTP_X_A", b"1"),
-                ("HTTP_COOKIE", b"a=1"),
-                ("HTTP_X_A", b"2"),
-                ("HTTP_COOKIE", b"b=2"),
-            ]);
-            let env = assemble(&p).unwrap();
-            assert_eq!(get(&env, "HTTP_X_A"), Some(&b"1, 2"[..]));
-            assert_eq!(get(&env, "HTTP_COOKIE"), Some(&b"a=1; b=2"[..]));
-            assert_eq!(count(&env, "HTTP_X_A"), 1);
-        }
-
-        #[test]
-        fn repeated_cgi_names_keep_the_last_value() {
-            let p = params(&[("SERVER_PORT", b"80"), ("SERVER_PORT", b"8080")]);
-            let env = assemble(&p).unwrap();
-            assert_eq!(get(&env, "SERVER_PORT"), Some(&b"8080"[..]));
-            assert_eq!(count(&env, "SERVER_PORT"), 1);
-        }
-
-        #[test]
-        fn duplicates_resolve_the_same_way_above_the_linear_limit() {
-            let mut p: Vec<Param> = (0..100)
-                .map(|i| (format!("HTTP_X_{i}").into_bytes(), b"v".to_vec()))
-                .collect();
-            p.push((b"HTTP_X_7".to_vec(), b"w".to_vec()));
-            p.push((b"SERVER_PORT".to_vec(), b"1".to_vec()));
-            p.push((b"SERVER_PORT".to_vec(), b"2".to_vec()));
-            let env = assemble(&p).unwrap();
-            assert_eq!(get(&env, "HTTP_X_7"), Some(&b"v, w"[..]));
-            assert_eq!(get(&env, "SERVER_PORT"), Some(&b"2"[..]));
-            assert_eq!(count(&env, "HTTP_X_7"), 1);
-        }
-
-        #[test]
-        fn https_follows_the_https_variable_and_request_scheme() {
-            let on = |pairs: &[(&str, &[u8])]| assemble(&params(pairs)).unwrap().https;
-            assert!(!on(&[("HTTPS", b"off")]));
-            assert!(on(&[("HTTPS", b"on")]));
-            assert!(on(&[("HTTPS", b"ON")]));
-            assert!(on(&[("HTTPS", b"1")]));
-            assert!(on(&[("REQUEST_SCHEME", b"https")]));
-            assert!(!on(&[("REQUEST_SCHEME", b"http")]));
-            assert!(!on(&[]));
+        fn reads_scheme_length_and_params_as_the_server_normalised_them() {
+            let r = request(&[("REQUEST_METHOD", b"POST"), ("HTTP_X_T", b"caf\xe9")], Scheme::Https, Some(3));
+            let env = CgiEnviron::of(&r);
+            assert!(env.https);
+            assert_eq!(env.content_length, Some(3));
+            assert!(!env.head);
+            assert_eq!(env.vars, r.params.as_slice());
         }
 
         #[test]
         fn head_requests_are_flagged() {
-            assert!(
-                assemble(&params(&[("REQUEST_METHOD", b"HEAD")]))
-                    .unwrap()
-                    .head
-            );
-            assert!(
-                !assemble(&params(&[("REQUEST_METHOD", b"GET")]))
-                    .unwrap()
-                    .head
-            );
-        }
-
-        #[test]
-        fn non_utf8_values_pass_through_as_bytes() {
-            let p = params(&[("HTTP_X_T", b"caf\xe9")]);
-            let env = assemble(&p).unwrap();
-            assert_eq!(get(&env, "HTTP_X_T"), Some(&b"caf\xe9"[..]));
+            let r = request(&[("REQUEST_METHOD", b"HEAD")], Scheme::Http, None);
+            assert!(CgiEnviron::of(&r).head);
+            assert!(!CgiEnviron::of(&r).https);
         }
     }
 
@@ -676,7 +403,7 @@ def app(environ, start_response):
             );
             let off = Req::get("/").header("HTTPS", b"off");
             assert!(get(&t, off, "wsgi").contains("'http'"));
-            let threaded = TestApp::with(APP, Mode::socket(4, 1), None);
+            let threaded = TestApp::with(APP, Mode::socket(4, 1));
             assert_eq!(
                 get(&threaded, Req::get("/"), "wsgi"),
                 "[(1, 0), 'http', True, False, False, True]"

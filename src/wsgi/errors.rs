@@ -1,79 +1,19 @@
 //! Where Python's text goes: `wsgi.errors`, `sys.stdout` and `sys.stderr` into the gateway log,
-//! full exception chains into one log record, and the short ids that tie a client's 500 page to
-//! its log lines.
+//! and full exception chains into one log record.
 //!
 //! Nothing here writes to a file descriptor: records go to the [`LogSink`] the caller plugged in
-//! (under IIS, stdout/stderr are invalid handles and any FCGI_STDERR byte becomes a 500).
+//! (under IIS, stdout/stderr are invalid handles and any FCGI_STDERR byte becomes a 500). The
+//! server tags every record a request thread logs with that request's id, so the lines an app
+//! prints carry it too.
 
-use std::cell::Cell;
-use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use log::Level;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyString};
 
-use super::{Level, LogSink, Record};
-
-/// A short id for one request, printed as 8 hex digits on the 500 page and in every log line the
-/// request causes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RequestId(pub u64);
-
-impl fmt::Display for RequestId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:08x}", self.0 & 0xffff_ffff)
-    }
-}
-
-/// Hands out [`RequestId`]s that look random (so two processes rarely collide) but cost one
-/// atomic add: a counter run through the splitmix64 finaliser, seeded from pid and clock.
-pub(super) struct IdSource(AtomicU64);
-
-impl IdSource {
-    pub(super) fn new() -> IdSource {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0);
-        IdSource(AtomicU64::new(
-            nanos ^ (u64::from(std::process::id()) << 32),
-        ))
-    }
-
-    pub(super) fn next(&self) -> RequestId {
-        let mut z = self.0.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        RequestId(z ^ (z >> 31))
-    }
-}
-
-thread_local! {
-    static CURRENT: Cell<Option<RequestId>> = const { Cell::new(None) };
-}
-
-/// Marks the calling thread as serving `id` until dropped, so `print()` and `wsgi.errors` lines
-/// are tagged with it.
-pub(super) struct RequestScope(Option<RequestId>);
-
-impl RequestScope {
-    pub(super) fn enter(id: RequestId) -> RequestScope {
-        RequestScope(CURRENT.with(|c| c.replace(Some(id))))
-    }
-}
-
-impl Drop for RequestScope {
-    fn drop(&mut self) {
-        CURRENT.with(|c| c.set(self.0));
-    }
-}
-
-/// The request the calling thread is serving, if any.
-pub(super) fn current_request() -> Option<RequestId> {
-    CURRENT.with(Cell::get)
-}
+use super::{LogSink, Record};
 
 /// A text stream whose lines become log records: `wsgi.errors`, `sys.stdout`, `sys.stderr`.
 ///
@@ -99,11 +39,7 @@ impl LogStream {
 
     fn emit(&self, line: &str) {
         let line = line.strip_suffix('\r').unwrap_or(line);
-        self.sink.log(&Record {
-            level: self.level,
-            request: current_request(),
-            message: line,
-        });
+        self.sink.log(&Record { level: self.level, message: line, from_app: true });
     }
 
     fn push(&self, text: &str) {
@@ -265,37 +201,6 @@ pub(super) fn exception_name(py: Python<'_>, err: &PyErr) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
-    #[test]
-    fn request_ids_print_as_eight_hex_digits() {
-        assert_eq!(RequestId(0xdead_beef_0000_00ab).to_string(), "000000ab");
-        assert_eq!(RequestId(0x1234_5678_9abc).to_string(), "56789abc");
-    }
-
-    #[test]
-    fn request_ids_differ_between_calls() {
-        let ids = IdSource::new();
-        let a = ids.next();
-        let b = ids.next();
-        assert_ne!(a, b);
-        assert_ne!(a.to_string(), b.to_string());
-    }
-
-    #[test]
-    fn request_scope_tags_the_thread_and_restores_on_drop() {
-        assert_eq!(current_request(), None);
-        {
-            let _outer = RequestScope::enter(RequestId(1));
-            {
-                let _inner = RequestScope::enter(RequestId(2));
-                assert_eq!(current_request(), Some(RequestId(2)));
-            }
-            assert_eq!(current_request(), Some(RequestId(1)));
-        }
-        assert_eq!(current_request(), None);
-    }
-
     mod streams {
         use super::super::super::testing::{Req, TestApp, process_log};
 
@@ -335,7 +240,7 @@ def app(environ, start_response):
                 .lines()
                 .find(|l| l.contains("msg from the app"))
                 .unwrap();
-            assert!(line.starts_with("WARN ["), "{line}");
+            assert!(line.starts_with("WARN "), "{line}");
             assert!(r.log.contains("two parts"), "{}", r.log);
             assert_eq!(t.get("/errors").code(), 200, "next request unaffected");
         }
@@ -345,10 +250,8 @@ def app(environ, start_response):
             let r = TestApp::new(APP).call(Req::get("/print"));
             assert_eq!(r.text(), "['', False, 'UnsupportedOperation']");
             let log = process_log().text();
-            assert!(
-                log.contains("INFO [") && log.contains("printed line"),
-                "{log}"
-            );
+            assert!(log.contains("INFO printed line"), "{log}");
+            assert!(log.contains("WARN to stderr"), "{log}");
             assert!(log.contains("to stderr"), "{log}");
         }
     }

@@ -33,8 +33,7 @@ mod start_response;
 mod venv;
 
 pub use app::{ExitReason, WsgiApp};
-pub use environ::{CgiEnviron, EnvironError, Var, assemble as assemble_environ};
-pub use errors::RequestId;
+pub use environ::CgiEnviron;
 pub use interpreter::InitError;
 pub use reload::{DEFAULT_PATTERN as DEFAULT_RELOAD_PATTERN, ReloadRule};
 pub use start_response::{HeaderProblem, StatusProblem, check_header, check_status};
@@ -43,36 +42,15 @@ pub use venv::{Environment, PyVenvCfg, VenvError, select as select_environment};
 /// The CPython `major.minor` this binary embeds (from `build.rs`).
 pub const BUILT_FOR: &str = env!("IISWSGI_PY_VERSION");
 
-/// How serious a log record is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Level {
-    /// Something failed (an app exception, an import failure).
-    Error,
-    /// Something is off but served (`sys.stderr`, `wsgi.errors`, a 503).
-    Warn,
-    /// Normal operation (`sys.stdout`, start-up facts).
-    Info,
-}
-
-impl fmt::Display for Level {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Level::Error => "ERROR",
-            Level::Warn => "WARN",
-            Level::Info => "INFO",
-        })
-    }
-}
-
 /// One log record from the bridge. A message may span lines (a traceback is one record).
 #[derive(Debug, Clone, Copy)]
 pub struct Record<'a> {
     /// Severity.
-    pub level: Level,
-    /// The request that caused it, if any (the id shown on its error page).
-    pub request: Option<RequestId>,
+    pub level: log::Level,
     /// The text, without a trailing newline.
     pub message: &'a str,
+    /// Text the app printed (`sys.stdout`, `sys.stderr`, `wsgi.errors`): never filtered out.
+    pub from_app: bool,
 }
 
 /// Where the bridge's records go: the gateway log. Must never block a request for long, never
@@ -82,18 +60,30 @@ pub trait LogSink: Send + Sync + 'static {
     fn log(&self, record: &Record<'_>);
 }
 
-/// A [`LogSink`] writing `LEVEL [id] message` lines to the process's stderr: for development
-/// and tests, never under IIS (where stderr is not a valid handle).
+/// The `iiswsgi run` log ([`crate::logging`]): bridge records through the `log` macros (so the
+/// level filter applies), app text through [`crate::logging::write_line`] (so it is never
+/// filtered). Request threads' records carry the server's request id.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ServerLog;
+
+impl LogSink for ServerLog {
+    fn log(&self, record: &Record<'_>) {
+        if record.from_app {
+            crate::logging::write_line(record.level, record.message);
+        } else {
+            log::log!(target: "iiswsgi::wsgi", record.level, "{}", record.message);
+        }
+    }
+}
+
+/// A [`LogSink`] writing `LEVEL message` lines to the process's stderr: for using the bridge
+/// outside `iiswsgi run`, never under IIS (where stderr is not a valid handle).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct StderrLog;
 
 impl LogSink for StderrLog {
     fn log(&self, record: &Record<'_>) {
-        let mut line = match record.request {
-            Some(id) => format!("iiswsgi: {} [{id}] {}", record.level, record.message),
-            None => format!("iiswsgi: {} {}", record.level, record.message),
-        };
-        line.push('\n');
+        let line = format!("iiswsgi: {} {}\n", record.level, record.message);
         let _ = std::io::stderr().lock().write_all(line.as_bytes());
     }
 }
@@ -217,8 +207,6 @@ pub struct Options {
     pub mode: Mode,
     /// Reload on change, if wanted.
     pub reload: Option<ReloadOptions>,
-    /// Exit after this many requests (`--max-requests`, IIS `instanceMaxRequests`).
-    pub max_requests: Option<u64>,
     /// `SERVER_SOFTWARE` when the web server sends none.
     pub server_software: String,
 }
@@ -233,7 +221,6 @@ impl Options {
             python_paths: Vec::new(),
             mode: Mode::SPAWNED,
             reload: None,
-            max_requests: None,
             server_software: format!("iiswsgi/{}", crate::VERSION),
         }
     }
@@ -366,7 +353,7 @@ pub fn start(options: &Options, log: Arc<dyn LogSink>) -> Result<Runtime, StartE
         extend_path(py, options).map_err(setup("extending sys.path"))?;
         let errors = Bound::new(
             py,
-            errors::LogStream::new(Level::Warn, "wsgi.errors", log.clone()),
+            errors::LogStream::new(log::Level::Warn, "wsgi.errors", log.clone()),
         )
         .map_err(setup("creating wsgi.errors"))?;
         let file_wrapper = py.get_type::<file_wrapper::FileWrapper>();
@@ -386,7 +373,6 @@ pub fn start(options: &Options, log: Arc<dyn LogSink>) -> Result<Runtime, StartE
             options.app.clone(),
             template,
             log.clone(),
-            options.max_requests,
             exit.clone(),
         ))
     });
@@ -433,11 +419,7 @@ fn describe(py: Python<'_>, log: &dyn LogSink) -> PyResult<()> {
         get("base_prefix")?,
         get("path")?,
     );
-    log.log(&Record {
-        level: Level::Info,
-        request: None,
-        message: &message,
-    });
+    log.log(&Record { level: log::Level::Info, message: &message, from_app: false });
     Ok(())
 }
 
@@ -468,11 +450,11 @@ fn redirect_streams(py: Python<'_>, log: &Arc<dyn LogSink>) -> PyResult<()> {
     let stdin = py.import("io")?.getattr("StringIO")?.call1(("",))?;
     let stdout = Bound::new(
         py,
-        errors::LogStream::new(Level::Info, "<stdout>", log.clone()),
+        errors::LogStream::new(log::Level::Info, "<stdout>", log.clone()),
     )?;
     let stderr = Bound::new(
         py,
-        errors::LogStream::new(Level::Warn, "<stderr>", log.clone()),
+        errors::LogStream::new(log::Level::Warn, "<stderr>", log.clone()),
     )?;
     sys.setattr("stdin", &stdin)?;
     sys.setattr("__stdin__", &stdin)?;

@@ -14,7 +14,8 @@ use notify::{Event, EventKind, RecursiveMode, Watcher as _};
 use regex::Regex;
 
 use super::app::{ExitReason, ExitSignal};
-use super::{Level, LogSink, Record};
+use super::{LogSink, Record};
+use log::Level;
 
 /// wfastcgi's default `WSGI_RESTART_FILE_REGEX`.
 pub const DEFAULT_PATTERN: &str = r".*((\.py)|(\.config))$";
@@ -93,7 +94,7 @@ pub(super) fn watch(
             Err(err) => {
                 log.log(&Record {
                     level: Level::Warn,
-                    request: None,
+                    from_app: false,
                     message: &format!("reload watcher error: {err}"),
                 });
                 None
@@ -103,7 +104,7 @@ pub(super) fn watch(
             if signal.request(ExitReason::Reload(path.clone())) {
                 log.log(&Record {
                     level: Level::Info,
-                    request: None,
+                    from_app: false,
                     message: &format!(
                         "reload: {path} changed; exiting once the current request is done"
                     ),

@@ -17,11 +17,12 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 
 use super::environ::{CgiEnviron, EnvironTemplate};
-use super::errors::{RequestId, format_exception, type_name};
+use super::errors::{format_exception, type_name};
 use super::file_wrapper;
 use super::input::WsgiInput;
 use super::start_response::StartResponse;
-use super::{Level, LogSink, Record};
+use super::{LogSink, Record};
+use log::Level;
 use crate::server::{Body, Outcome, Response};
 
 /// The server's response writer, borrowed for one `handle` call; see [`Exchange::finish`].
@@ -37,8 +38,8 @@ pub(super) struct Head {
     pub status: String,
     /// `200`.
     pub code: u16,
-    /// Names and values; every char is at most U+00FF (one latin-1 byte on the wire).
-    pub headers: Vec<(String, String)>,
+    /// Names and values as latin-1 bytes, checked (tokens; no CR, LF, NUL or controls).
+    pub headers: Vec<(Vec<u8>, Vec<u8>)>,
     /// The app's own Content-Length, if it sent one.
     pub content_length: Option<u64>,
 }
@@ -129,11 +130,12 @@ impl State {
         self.body_allowed = status_has_body && !self.head_request;
         self.declared = head.content_length;
         if let (None, Some(n), true) = (self.declared, add_length, status_has_body) {
-            head.headers
-                .push(("Content-Length".to_owned(), n.to_string()));
+            head.headers.push((b"Content-Length".to_vec(), n.to_string().into_bytes()));
             self.declared = Some(n);
         }
-        let result = self.sink()?.start(&head.status, &head.headers);
+        let headers: Vec<(&[u8], &[u8])> =
+            head.headers.iter().map(|(n, v)| (n.as_slice(), v.as_slice())).collect();
+        let result = self.sink()?.start(&head.status, &headers);
         self.committed = true;
         result.map_err(|e| self.gone(e))
     }
@@ -160,7 +162,12 @@ impl State {
             }
         }
         if !chunk.is_empty() {
-            if let Err(e) = self.sink()?.write(chunk) {
+            // The chunk that completes the declared length ends the response in the same
+            // write (headers, body, end of request: one system call for small responses).
+            let last = self.declared == Some(self.sent + chunk.len() as u64);
+            let sink = self.sink()?;
+            let written = if last { sink.write_final(chunk) } else { sink.write(chunk) };
+            if let Err(e) = written {
                 return Err(self.gone(e));
             }
             self.sent += chunk.len() as u64;
@@ -197,10 +204,7 @@ impl State {
         self.head = Some(Head {
             status: status.to_owned(),
             code: status.get(..3).and_then(|c| c.parse().ok()).unwrap_or(500),
-            headers: vec![(
-                "Content-Type".to_owned(),
-                "text/plain; charset=utf-8".to_owned(),
-            )],
+            headers: vec![(b"Content-Type".to_vec(), b"text/plain; charset=utf-8".to_vec())],
             content_length: None,
         });
         self.commit(Some(body.len() as u64))?;
@@ -363,7 +367,8 @@ impl Exchange {
 pub(super) struct Context<'a> {
     pub template: &'a EnvironTemplate,
     pub log: &'a dyn LogSink,
-    pub id: RequestId,
+    /// The server's id for this request, shown on error pages and in log lines.
+    pub error_id: &'a str,
     /// `METHOD /path`, computed only when a line is logged.
     pub target: &'a dyn Fn() -> String,
 }
@@ -442,37 +447,33 @@ pub(super) fn serve(
     served
 }
 
+/// Logs `METHOD /path (error id X): what` for this request.
+fn note(ctx: &Context<'_>, level: Level, what: &str) {
+    let message = format!("{} (error id {}): {what}", (ctx.target)(), ctx.error_id);
+    ctx.log.log(&Record { level, message: &message, from_app: false });
+}
+
 fn ended(ctx: &Context<'_>, exchange: &Exchange, py: Python<'_>, ending: Ending) -> Served {
     let (_, _, overflow) = exchange.snapshot(py);
     if overflow {
-        ctx.log.log(&Record {
-            level: Level::Warn,
-            request: Some(ctx.id),
-            message: &format!(
-                "{}: the app produced more body than its Content-Length; the excess was dropped",
-                (ctx.target)()
-            ),
-        });
+        note(
+            ctx,
+            Level::Warn,
+            "the app produced more body than its Content-Length; the excess was dropped",
+        );
     }
     match ending {
-        Ending::Complete => Served {
-            outcome: Outcome::Complete,
-            exit: false,
-        },
+        Ending::Complete => Served { outcome: Outcome::Complete, exit: false },
         Ending::Short { declared, sent } => {
-            ctx.log.log(&Record {
-                level: Level::Error,
-                request: Some(ctx.id),
-                message: &format!(
-                    "{}: the app declared Content-Length {declared} but sent {sent} bytes; \
-                     the response is incomplete",
-                    (ctx.target)()
+            note(
+                ctx,
+                Level::Error,
+                &format!(
+                    "the app declared Content-Length {declared} but sent {sent} bytes; the \
+                     response is incomplete"
                 ),
-            });
-            Served {
-                outcome: Outcome::Aborted,
-                exit: false,
-            }
+            );
+            Served { outcome: Outcome::Aborted, exit: false }
         }
     }
 }
@@ -589,19 +590,14 @@ fn close(py: Python<'_>, iterable: &Bound<'_, PyAny>) -> PyResult<()> {
 }
 
 fn log_exception(py: Python<'_>, ctx: &Context<'_>, what: &str, err: &PyErr) {
-    let message = format!("{}: {what}\n{}", (ctx.target)(), format_exception(py, err));
-    ctx.log.log(&Record {
-        level: Level::Error,
-        request: Some(ctx.id),
-        message: &message,
-    });
+    note(ctx, Level::Error, &format!("{what}\n{}", format_exception(py, err)));
 }
 
 /// The generic page a client sees for an app failure; the id points at the log.
-pub(super) fn error_page(id: RequestId) -> String {
+pub(super) fn error_page(error_id: &str) -> String {
     format!(
         "Internal Server Error\n\nThe application failed while handling this request.\n\
-         Error id: {id} (the server log has the details).\n"
+         Error id: {error_id} (the server log has the details).\n"
     )
 }
 
@@ -609,15 +605,8 @@ pub(super) fn error_page(id: RequestId) -> String {
 fn failed(py: Python<'_>, ctx: &Context<'_>, exchange: &Exchange, err: PyErr) -> Served {
     let (committed, client_gone, _) = exchange.snapshot(py);
     if let Some(reason) = client_gone {
-        ctx.log.log(&Record {
-            level: Level::Info,
-            request: Some(ctx.id),
-            message: &format!("{}: response abandoned: {reason}", (ctx.target)()),
-        });
-        return Served {
-            outcome: Outcome::Aborted,
-            exit: false,
-        };
+        note(ctx, Level::Info, &format!("response abandoned: {reason}"));
+        return Served { outcome: Outcome::Aborted, exit: false };
     }
     let exit = err.is_instance_of::<PySystemExit>(py);
     let what = if exit {
@@ -629,27 +618,13 @@ fn failed(py: Python<'_>, ctx: &Context<'_>, exchange: &Exchange, err: PyErr) ->
     };
     log_exception(py, ctx, what, &err);
     if committed {
-        return Served {
-            outcome: Outcome::Aborted,
-            exit,
-        };
+        return Served { outcome: Outcome::Aborted, exit };
     }
-    match exchange.replace(
-        py,
-        "500 Internal Server Error",
-        error_page(ctx.id).as_bytes(),
-    ) {
-        Ok(()) => Served {
-            outcome: Outcome::Complete,
-            exit,
-        },
-        Err(_) => Served {
-            outcome: Outcome::Aborted,
-            exit,
-        },
+    match exchange.replace(py, "500 Internal Server Error", error_page(ctx.error_id).as_bytes()) {
+        Ok(()) => Served { outcome: Outcome::Complete, exit },
+        Err(_) => Served { outcome: Outcome::Aborted, exit },
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::super::testing::{Req, TestApp};
@@ -819,6 +794,7 @@ def app(environ, start_response):
             assert_eq!(one.header("Content-Length"), Some("6"));
             assert_eq!(one.body, b"single");
             assert_eq!(one.starts, 1);
+            assert_eq!(one.finals, 1, "headers, body and end in one write");
             assert_eq!(t.get("/list").header("Content-Length"), None);
         }
 
@@ -865,22 +841,9 @@ def app(environ, start_response):
             assert_eq!(r.outcome, Outcome::Complete);
             assert_eq!(r.starts, 1, "only the 500 went out");
             let page = r.text();
-            let id = page
-                .split("Error id: ")
-                .nth(1)
-                .unwrap()
-                .get(..8)
-                .unwrap()
-                .to_owned();
-            assert!(
-                !page.contains("outer failure"),
-                "no traceback on the page: {page}"
-            );
-            assert!(
-                r.log.contains(&format!("[{id}] GET /raise-before")),
-                "{}",
-                r.log
-            );
+            let id = page.split("Error id: ").nth(1).unwrap().split(' ').next().unwrap();
+            assert!(!page.contains("outer failure"), "no traceback on the page: {page}");
+            assert!(r.log.contains(&format!("GET /raise-before (error id {id})")), "{}", r.log);
             assert!(r.log.contains("KeyError: 'inner cause'"), "{}", r.log);
             assert!(r.log.contains("RuntimeError: outer failure"), "{}", r.log);
             assert!(r.log.contains("direct cause"), "{}", r.log);

@@ -209,7 +209,9 @@ fn checked_head(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyResu
                 None => content_length = Some(n),
             }
         }
-        out.push((name.to_owned(), value.to_owned()));
+        // Checked above: every char fits one latin-1 byte.
+        let latin1 = |s: &str| s.chars().map(|c| c as u8).collect::<Vec<u8>>();
+        out.push((latin1(name), latin1(value)));
     }
     Ok(Head {
         status,

@@ -4,7 +4,7 @@
 //! recording response.
 
 use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Once};
 
 use pyo3::prelude::*;
@@ -13,8 +13,10 @@ use pyo3::types::PyModule;
 use super::app::{ExitSignal, WsgiApp};
 use super::environ::{BaseEntries, EnvironTemplate};
 use super::errors::LogStream;
-use super::{AppSpec, Level, LogSink, Mode, Record, interpreter, venv};
+use super::{AppSpec, LogSink, Mode, Record, interpreter, venv};
+use crate::iis::environ::{EnvironOptions, normalise};
 use crate::server::{Application, Outcome, Request, Response};
+use log::Level;
 
 /// Records everything logged, for assertions.
 #[derive(Default)]
@@ -24,11 +26,7 @@ pub(crate) struct CaptureLog {
 
 impl LogSink for CaptureLog {
     fn log(&self, record: &Record<'_>) {
-        let text = match record.request {
-            Some(id) => format!("[{id}] {}", record.message),
-            None => record.message.to_owned(),
-        };
-        self.records.lock().unwrap().push((record.level, text));
+        self.records.lock().unwrap().push((record.level, record.message.to_owned()));
     }
 }
 
@@ -83,10 +81,10 @@ static MODULES: AtomicUsize = AtomicUsize::new(0);
 
 impl TestApp {
     pub(crate) fn new(code: &str) -> TestApp {
-        TestApp::with(code, Mode::SPAWNED, None)
+        TestApp::with(code, Mode::SPAWNED)
     }
 
-    pub(crate) fn with(code: &str, mode: Mode, max_requests: Option<u64>) -> TestApp {
+    pub(crate) fn with(code: &str, mode: Mode) -> TestApp {
         python();
         let name = format!(
             "iiswsgi_test_app_{}",
@@ -98,7 +96,7 @@ impl TestApp {
             let cname = std::ffi::CString::new(name.clone()).unwrap();
             let file = std::ffi::CString::new(format!("{name}.py")).unwrap();
             PyModule::from_code(py, &code, &file, &cname).expect("test app compiles");
-            TestApp::load(py, &name, mode, max_requests, log.clone())
+            TestApp::load(py, &name, mode, log.clone())
         });
         TestApp { app, log }
     }
@@ -107,7 +105,7 @@ impl TestApp {
     pub(crate) fn missing(module: &str) -> TestApp {
         python();
         let log = Arc::new(CaptureLog::default());
-        let app = Python::attach(|py| TestApp::load(py, module, Mode::SPAWNED, None, log.clone()));
+        let app = Python::attach(|py| TestApp::load(py, module, Mode::SPAWNED, log.clone()));
         TestApp { app, log }
     }
 
@@ -115,7 +113,6 @@ impl TestApp {
         py: Python<'_>,
         module: &str,
         mode: Mode,
-        max: Option<u64>,
         log: Arc<CaptureLog>,
     ) -> WsgiApp {
         let sink: Arc<dyn LogSink> = log;
@@ -133,35 +130,46 @@ impl TestApp {
         )
         .unwrap();
         let spec: AppSpec = format!("{module}:app").parse().unwrap();
-        WsgiApp::load(py, spec, template, sink, max, Arc::new(ExitSignal::new()))
+        WsgiApp::load(py, spec, template, sink, Arc::new(ExitSignal::new()))
     }
 
     pub(crate) fn get(&self, path: &str) -> Reply {
         self.call(Req::get(path))
     }
 
+    /// Runs one request the way the server does: its environ rules first (a rejected request
+    /// gets the server's 400 and never reaches the app), then the app.
     pub(crate) fn call(&self, req: Req) -> Reply {
-        let mut response = Recorder {
-            fail_after: req.client_reads,
-            ..Recorder::default()
+        static LOG_IDS: AtomicU64 = AtomicU64::new(1);
+        let mut response = Recorder { fail_after: req.client_reads, ..Recorder::default() };
+        let mut body = SlowBody { data: req.body.clone(), pos: 0, step: req.step, end: req.body_end };
+        let raw = req.params();
+        let outcome = match normalise(&raw, &EnvironOptions::default()) {
+            Err(e) => {
+                response.status = Some(e.status().to_owned());
+                Outcome::Complete
+            }
+            Ok(env) => {
+                let request = Request {
+                    id: 1,
+                    params: env.params,
+                    raw_params: raw,
+                    url_scheme: env.url_scheme,
+                    content_length: env.content_length,
+                    mode: env.mode,
+                    transport: "test",
+                    single_connection: true,
+                    log_id: LOG_IDS.fetch_add(1, Ordering::Relaxed),
+                };
+                self.app.handle(&request, &mut body, &mut response)
+            }
         };
-        let mut body = SlowBody {
-            data: req.body.clone(),
-            pos: 0,
-            step: req.step,
-            end: req.body_end,
-        };
-        let request = Request {
-            id: 1,
-            params: req.params(),
-            transport: "test",
-        };
-        let outcome = self.app.handle(&request, &mut body, &mut response);
         Reply {
             status: response.status,
             headers: response.headers,
             body: response.body,
             starts: response.starts,
+            finals: response.finals,
             outcome,
             log: self.log.text(),
         }
@@ -280,25 +288,50 @@ struct Recorder {
     headers: Vec<(String, String)>,
     body: Vec<u8>,
     starts: usize,
+    finals: usize,
+    sent: bool,
+    ended: bool,
     fail_after: Option<usize>,
 }
 
-impl Response for Recorder {
-    fn start(&mut self, status: &str, headers: &[(String, String)]) -> io::Result<()> {
-        self.starts += 1;
-        self.status = Some(status.to_owned());
-        self.headers = headers.to_vec();
-        Ok(())
-    }
-
-    fn write(&mut self, chunk: &[u8]) -> io::Result<()> {
+impl Recorder {
+    fn send(&mut self, chunk: &[u8]) -> io::Result<()> {
+        assert!(!self.ended, "write after write_final");
+        assert!(self.status.is_some(), "body before start");
         if let Some(limit) = self.fail_after {
             if self.body.len() + chunk.len() > limit {
                 return Err(io::Error::new(io::ErrorKind::BrokenPipe, "client closed"));
             }
         }
+        self.sent = true;
         self.body.extend_from_slice(chunk);
         Ok(())
+    }
+}
+
+impl Response for Recorder {
+    fn start(&mut self, status: &str, headers: &[(&[u8], &[u8])]) -> io::Result<()> {
+        assert!(!self.sent, "start after the headers went out");
+        self.starts += 1;
+        self.status = Some(status.to_owned());
+        let latin1 = |b: &[u8]| b.iter().map(|&c| char::from(c)).collect::<String>();
+        self.headers = headers.iter().map(|(n, v)| (latin1(n), latin1(v))).collect();
+        Ok(())
+    }
+
+    fn write(&mut self, chunk: &[u8]) -> io::Result<()> {
+        self.send(chunk)
+    }
+
+    fn write_final(&mut self, chunk: &[u8]) -> io::Result<()> {
+        self.send(chunk)?;
+        self.finals += 1;
+        self.ended = true;
+        Ok(())
+    }
+
+    fn headers_sent(&self) -> bool {
+        self.sent
     }
 }
 
@@ -309,6 +342,8 @@ pub(crate) struct Reply {
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
     pub starts: usize,
+    /// How many times the response was ended with `write_final`.
+    pub finals: usize,
     pub outcome: Outcome,
     /// The app's log so far (all requests).
     pub log: String,
