@@ -1,3 +1,8 @@
 //! Integration tests: one crate, one module per subject, each exercising the built binary or
 //! the library's public API against real files, real servers and real Python.
+
 mod architecture;
+mod support;
+
+#[cfg(unix)]
+mod run;

@@ -35,7 +35,7 @@ enum Command {
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish) to stdout.
     Completions(completions::Args),
     /// Serve FastCGI: the process IIS (or nginx, lighttpd, Apache, HAProxy) talks to.
-    Run(run::Args),
+    Run(Box<run::Args>),
 }
 
 /// Parses the command line, runs the subcommand and turns its result into an exit code.
@@ -43,7 +43,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Completions(args) => completions::run(args, &mut Cli::command()),
-        Command::Run(args) => run::run(args),
+        Command::Run(args) => run::run(*args),
     }
 }
 

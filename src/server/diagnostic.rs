@@ -76,8 +76,9 @@ impl Application for Diagnostic {
     ) -> Outcome {
         let (len, hash) = match consume(body) {
             Ok(v) => v,
+            // The server logs the failed connection; nothing can be sent anyway.
             Err(e) => {
-                log::info!("could not read the request body: {e}");
+                log::debug!("could not read the request body: {e}");
                 return Outcome::Aborted;
             }
         };
@@ -228,7 +229,9 @@ fn escape_into(out: &mut String, s: &str) {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
-            c if c.is_control() && c != '\t' => {
+            // C0 controls (not tab/newline) and DEL are invalid in HTML text; C1 controls are
+            // latin-1 bytes 0x80–0x9F of UTF-8 text and stay as characters.
+            c if (c < ' ' && c != '\t' && c != '\n') || c == '\u{7f}' => {
                 let _ = write!(out, "&#x{:x};", u32::from(c));
             }
             c => out.push(c),

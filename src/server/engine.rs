@@ -448,8 +448,10 @@ impl Conn {
                     let r = self.codec.recv_eof();
                     self.take_events();
                     return match r {
+                        // A peer that hangs up inside a record went away; it did not send
+                        // garbage.
+                        Ok(()) | Err(fastcgi::DecodeError::TruncatedRecord) => Pumped::Eof,
                         Err(e) => Pumped::Framing(e),
-                        Ok(()) => Pumped::Eof,
                     };
                 }
                 Ok(n) => {
@@ -556,6 +558,7 @@ impl<A: Application> Engine<'_, A> {
         if self.stop.is_some() {
             codec.set_refuse_new_requests(true);
         }
+        let peer = format!("{peer} (connection {})", token.0 - FIRST_CONN + 1);
         self.conns.insert(token, Conn::new(stream, codec, peer));
         Ok(())
     }
@@ -578,11 +581,11 @@ impl<A: Application> Engine<'_, A> {
             if self.single && self.conns.is_empty() && self.fifo.is_empty() {
                 return Ok(StopReason::TransportClosed);
             }
-            let timeout = if self.fifo.is_empty() {
+            let timeout = if self.next_ready().is_some() {
+                Some(Duration::ZERO)
+            } else {
                 self.next_deadline()
                     .map(|d| d.saturating_duration_since(Instant::now()))
-            } else {
-                Some(Duration::ZERO)
             };
             match self.poll.poll(&mut self.events, timeout) {
                 Ok(()) => {}
@@ -605,10 +608,38 @@ impl<A: Application> Engine<'_, A> {
             for t in tokens {
                 self.service(t);
             }
-            if let Some(t) = self.fifo.pop_front() {
+            if let Some(at) = self.next_ready()
+                && let Some(t) = self.fifo.remove(at)
+            {
                 self.run_job(t);
             }
         }
+    }
+
+    /// The first queued request that may run now. Under IIS (one connection) a request runs
+    /// as soon as its params are complete (iis-runtime §12 item 7). With several connections a
+    /// request whose body is still arriving waits, buffering, until the body is complete or
+    /// the buffer cap is reached, so one slow uploader does not hold the single application
+    /// call while other connections have requests waiting (fastcgi-protocol §4 case 19).
+    fn next_ready(&self) -> Option<usize> {
+        let cap = self.opts.queued_body_bytes;
+        let mut seen: Vec<Token> = Vec::new();
+        for (i, &t) in self.fifo.iter().enumerate() {
+            if seen.contains(&t) {
+                continue; // a connection's requests run in order
+            }
+            seen.push(t);
+            let Some(conn) = self.conns.get(&t) else {
+                return Some(i); // run_job discards it
+            };
+            let Some(job) = conn.jobs.front() else {
+                return Some(i);
+            };
+            if self.single || job.stdin_done || job.aborted || job.stdin_len >= cap || conn.eof {
+                return Some(i);
+            }
+        }
+        None
     }
 
     fn next_deadline(&self) -> Option<Instant> {
@@ -688,11 +719,8 @@ impl<A: Application> Engine<'_, A> {
                 return;
             }
             Pumped::Eof => {
-                if !conn.jobs.is_empty() && !conn.has_complete_job() {
-                    let why = format!(
-                        "{} closed the connection in the middle of a request",
-                        conn.peer
-                    );
+                if conn.codec.open_requests() > 0 && !conn.has_complete_job() {
+                    let why = format!("{} closed the connection mid-request", conn.peer);
                     self.drop_conn(t, Some(why));
                     return;
                 }

@@ -59,7 +59,12 @@ pub fn record(kind: u8, id: u16, content: &[u8], padding: u8) -> Vec<u8> {
 
 /// `BEGIN_REQUEST{RESPONDER, flags}`.
 pub fn begin(id: u16, keep_conn: bool) -> Vec<u8> {
-    record(BEGIN_REQUEST, id, &[0, 1, u8::from(keep_conn), 0, 0, 0, 0, 0], 0)
+    record(
+        BEGIN_REQUEST,
+        id,
+        &[0, 1, u8::from(keep_conn), 0, 0, 0, 0, 0],
+        0,
+    )
 }
 
 fn push_len(out: &mut Vec<u8>, len: usize, long: bool) {
@@ -122,7 +127,10 @@ pub fn read_record(r: &mut impl Read) -> io::Result<Option<RawRecord>> {
             return if got == 0 {
                 Ok(None)
             } else {
-                Err(io::Error::new(io::ErrorKind::UnexpectedEof, "EOF inside a record header"))
+                Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "EOF inside a record header",
+                ))
             };
         }
         got += n;
@@ -157,8 +165,12 @@ pub struct Reply {
 impl Reply {
     /// The CGI response in `stdout`.
     pub fn cgi(&self) -> Cgi {
-        Cgi::parse(&self.stdout)
-            .unwrap_or_else(|e| panic!("bad CGI response ({e}): {:?}", String::from_utf8_lossy(&self.stdout)))
+        Cgi::parse(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "bad CGI response ({e}): {:?}",
+                String::from_utf8_lossy(&self.stdout)
+            )
+        })
     }
 }
 
@@ -183,7 +195,10 @@ pub fn read_reply(r: &mut impl Read, id: u16) -> io::Result<Reply> {
             return bad(format!("record version {}", rec.version));
         }
         if rec.id != id {
-            return bad(format!("record type {} for id {} while waiting for {id}", rec.kind, rec.id));
+            return bad(format!(
+                "record type {} for id {} while waiting for {id}",
+                rec.kind, rec.id
+            ));
         }
         reply.records.push((rec.kind, rec.content.len()));
         match rec.kind {
@@ -232,11 +247,16 @@ impl Cgi {
             if line.contains('\n') || line.contains('\r') {
                 return Err(format!("bare CR or LF in header line {line:?}"));
             }
-            let (name, value) = line.split_once(": ").ok_or(format!("bad header line {line:?}"))?;
+            let (name, value) = line
+                .split_once(": ")
+                .ok_or(format!("bad header line {line:?}"))?;
             if name.eq_ignore_ascii_case("Status") {
                 first_is_status = i == 0;
                 let (code, reason) = value.split_once(' ').unwrap_or((value, ""));
-                status = Some((code.parse::<u16>().map_err(|e| e.to_string())?, reason.to_owned()));
+                status = Some((
+                    code.parse::<u16>().map_err(|e| e.to_string())?,
+                    reason.to_owned(),
+                ));
             } else {
                 headers.push((name.to_owned(), value.to_owned()));
             }
@@ -273,15 +293,44 @@ pub fn diag_value(page: &str, name: &str) -> Option<String> {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 fn unescape(s: &str) -> String {
-    s.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&amp;", "&")
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(amp) = rest.find('&') {
+        out.push_str(&rest[..amp]);
+        rest = &rest[amp..];
+        let Some(semi) = rest.find(';') else { break };
+        let entity = &rest[1..semi];
+        let c = match entity {
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "quot" => Some('"'),
+            "amp" => Some('&'),
+            _ => entity
+                .strip_prefix("#x")
+                .and_then(|h| u32::from_str_radix(h, 16).ok())
+                .or_else(|| entity.strip_prefix('#').and_then(|d| d.parse().ok()))
+                .and_then(char::from_u32),
+        };
+        match c {
+            Some(c) => {
+                out.push(c);
+                rest = &rest[semi + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The `iiswsgi` binary under test.
@@ -315,7 +364,8 @@ impl Server {
     /// end, blocking, with a read timeout so a hung server fails the test instead of hanging it.
     pub fn spawn_iis(args: &[&str], env: &[(&str, &str)]) -> (Server, UnixStream) {
         let (ours, theirs) = UnixStream::pair().expect("socketpair");
-        ours.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+        ours.set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
         let server = Server::spawn_on(OwnedFd::from(theirs), args, env);
         (server, ours)
     }
@@ -324,7 +374,9 @@ impl Server {
     pub fn spawn_listen(args: &[&str]) -> Server {
         let mut cmd = Command::new(iiswsgi_bin());
         cmd.arg("run").args(args);
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         Server {
             child: cmd.spawn().expect("spawn iiswsgi"),
         }
@@ -447,7 +499,14 @@ pub fn iis_params(method: &str, md: &str, uri: &str, body_len: usize) -> Vec<(St
         ("CERT_SERIALNUMBER", ""),
         ("CERT_SUBJECT", ""),
         ("CONTENT_LENGTH", &body_len.to_string()),
-        ("CONTENT_TYPE", if body_len > 0 { "application/octet-stream" } else { "" }),
+        (
+            "CONTENT_TYPE",
+            if body_len > 0 {
+                "application/octet-stream"
+            } else {
+                ""
+            },
+        ),
         ("DOCUMENT_ROOT", "C:\\inetpub\\wwwroot\\app"),
         ("GATEWAY_INTERFACE", "CGI/1.1"),
         ("HTTPS", "off"),
