@@ -252,6 +252,7 @@ mod tests {
             transport: "listening on unix:/tmp/x.sock".into(),
             log: Destination::Stderr,
             single_connection: false,
+            stop: None,
         }
     }
 
