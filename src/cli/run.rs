@@ -95,11 +95,49 @@ pub struct Args {
     /// Exit gracefully after N requests (the web server starts a fresh process).
     #[arg(long, value_name = "N")]
     max_requests: Option<u64>,
+
+    #[command(flatten)]
+    wsgi: WsgiArgs,
+}
+
+/// The Python application to serve (`iiswsgi run --app module:callable`).
+#[derive(Debug, Default, clap::Args)]
+#[command(next_help_heading = "Python application")]
+pub struct WsgiArgs {
+    /// The WSGI application: `module:callable` (`myproject.wsgi:application`); the callable
+    /// may be a dotted path and end in `()` to call a factory (`app:create_app()`).
+    #[arg(long, value_name = "MODULE:CALLABLE", env = "IISWSGI_APP")]
+    app: Option<String>,
+
+    /// The virtual environment (or full Python installation) to run in. It must be made by
+    /// the Python minor this build embeds.
+    #[arg(long, value_name = "DIR", env = "IISWSGI_VENV")]
+    venv: Option<PathBuf>,
+
+    /// Working directory for the app, also put first on sys.path. Default: --app-root.
+    #[arg(long, value_name = "DIR")]
+    chdir: Option<PathBuf>,
+
+    /// Extra sys.path entry (repeatable), after --chdir and before the standard entries.
+    #[arg(long = "python-path", value_name = "DIR")]
+    python_paths: Vec<PathBuf>,
+
+    /// Exit after the current request when a file whose path (relative to the app directory)
+    /// matches this regex changes, so the web server starts a fresh process. Matched from the
+    /// start of the path, like wfastcgi's WSGI_RESTART_FILE_REGEX; empty disables.
+    #[arg(
+        long,
+        value_name = "REGEX",
+        env = "IISWSGI_RELOAD_PATTERN",
+        default_value = r".*((\.py)|(\.config))$"
+    )]
+    reload_pattern: String,
 }
 
 /// Runs `iiswsgi run`.
-pub fn run(args: Args) -> ExitCode {
+pub fn run(mut args: Args) -> ExitCode {
     let mode = args.diagnostic.as_deref().and_then(DiagnosticMode::parse);
+    let wsgi = std::mem::take(&mut args.wsgi);
     let options = match options(args) {
         Ok(o) => o,
         Err(message) => {
@@ -108,11 +146,7 @@ pub fn run(args: Args) -> ExitCode {
         }
     };
     let Some(mode) = mode else {
-        eprintln!(
-            "error: this build cannot serve a WSGI application yet (the Python bridge is not \
-             part of it); use `iiswsgi run --diagnostic` to check the FastCGI side"
-        );
-        return ExitCode::from(2);
+        return wsgi::serve(options, wsgi);
     };
     match server::run(options, |info| Ok(Diagnostic::new(mode, info))) {
         Ok(_) => ExitCode::SUCCESS,
@@ -158,4 +192,107 @@ fn options(raw: Args) -> Result<RunOptions, String> {
         max_requests: raw.max_requests,
         ..RunOptions::default()
     })
+}
+
+/// The `--app` branch: the embedded-Python WSGI bridge instead of the diagnostic responder.
+#[cfg(feature = "python")]
+mod wsgi {
+    use std::path::PathBuf;
+    use std::process::ExitCode;
+    use std::sync::Arc;
+
+    use iiswsgi::server::{self, RunOptions};
+    use iiswsgi::transport::Kind;
+    use iiswsgi::wsgi::{self, AppSpec, Mode, Options, ReloadOptions, Runtime, ServerLog};
+
+    use super::{WsgiArgs, absolute};
+
+    /// Starts Python inside the server's application factory (on the main thread, after the
+    /// log and the transport are set up), serves, then finalises Python on the same thread.
+    pub(super) fn serve(options: RunOptions, args: WsgiArgs) -> ExitCode {
+        let prepared = match prepare(&options, args) {
+            Ok(p) => p,
+            Err(message) => {
+                eprintln!("error: {message}");
+                return ExitCode::from(2);
+            }
+        };
+        let mut runtime: Option<Runtime> = None;
+        let result = server::run(options, |info| {
+            let mut wsgi_options = prepared;
+            // §3.8: IIS and web-server-spawned processes are one of several processes with one
+            // request thread; `--listen` is one process serving one request at a time.
+            wsgi_options.mode = match info.kind {
+                Kind::StdinConnection | Kind::StdinListener => Mode::SPAWNED,
+                Kind::Unix | Kind::Tcp => Mode::socket(1, 1),
+            };
+            let started = wsgi::start(&wsgi_options, Arc::new(ServerLog))?;
+            let app = started.app();
+            if let Some(stop) = info.stop.clone() {
+                app.on_exit_request(move || stop.request());
+            }
+            runtime = Some(started);
+            Ok(app)
+        });
+        if let Some(runtime) = runtime {
+            let status = runtime.finalize();
+            if status != 0 {
+                log::warn!("Python finalisation reported status {status}");
+            }
+            iiswsgi::logging::flush();
+        }
+        match result {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => crate::cli::report_error(&e),
+        }
+    }
+
+    fn prepare(run: &RunOptions, args: WsgiArgs) -> Result<Options, String> {
+        let Some(app) = args.app else {
+            return Err(
+                "nothing to serve: give --app MODULE:CALLABLE (or --diagnostic to \
+                        check the FastCGI side without Python)"
+                    .into(),
+            );
+        };
+        let spec: AppSpec = app.parse().map_err(|e| format!("--app: {e}"))?;
+        let mut options = Options::new(spec);
+        options.venv = args.venv.as_deref().map(absolute).transpose()?;
+        options.chdir = match args.chdir.as_deref() {
+            Some(dir) => Some(absolute(dir)?),
+            None => run.app_root.clone(),
+        };
+        options.python_paths = args
+            .python_paths
+            .iter()
+            .map(|p| absolute(p))
+            .collect::<Result<Vec<PathBuf>, String>>()?;
+        options.reload = options
+            .chdir
+            .clone()
+            .filter(|_| !args.reload_pattern.is_empty())
+            .map(|root| ReloadOptions {
+                root,
+                pattern: args.reload_pattern,
+            });
+        Ok(options)
+    }
+}
+
+/// Built without Python: only `--diagnostic` can serve.
+#[cfg(not(feature = "python"))]
+mod wsgi {
+    use std::process::ExitCode;
+
+    use iiswsgi::server::RunOptions;
+
+    use super::WsgiArgs;
+
+    pub(super) fn serve(_options: RunOptions, _args: WsgiArgs) -> ExitCode {
+        eprintln!(
+            "error: this build has no Python (built without the `python` feature); use \
+             `iiswsgi run --diagnostic` to check the FastCGI side"
+        );
+        ExitCode::from(2)
+    }
 }

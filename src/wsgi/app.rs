@@ -161,7 +161,11 @@ impl WsgiApp {
     }
 
     fn log(&self, level: Level, message: &str) {
-        self.log.log(&Record { level, message, from_app: false });
+        self.log.log(&Record {
+            level,
+            message,
+            from_app: false,
+        });
     }
 
     /// One import attempt, recording the outcome in `failure`.
@@ -236,12 +240,7 @@ impl WsgiApp {
         })
     }
 
-    fn serve(
-        &self,
-        request: &Request,
-        body: &mut dyn Body,
-        response: &mut dyn Response,
-    ) -> Served {
+    fn serve(&self, request: &Request, body: &mut dyn Body, response: &mut dyn Response) -> Served {
         let error_id = request.error_id();
         let target = || environ::log_target(&request.params);
         let cgi = CgiEnviron::of(request);
@@ -265,7 +264,11 @@ impl WsgiApp {
                 );
                 self.log(
                     Level::Warn,
-                    &format!("{} (error id {error_id}): 503: {}", target(), unavailable.reason),
+                    &format!(
+                        "{} (error id {error_id}): 503: {}",
+                        target(),
+                        unavailable.reason
+                    ),
                 );
                 let outcome = plain(
                     response,
@@ -274,7 +277,10 @@ impl WsgiApp {
                     &page,
                     cgi.head,
                 );
-                Served { outcome, exit: false }
+                Served {
+                    outcome,
+                    exit: false,
+                }
             }
         })
     }
@@ -297,7 +303,10 @@ impl Application for WsgiApp {
                         request.error_id()
                     ),
                 );
-                Served { outcome: Outcome::Aborted, exit: false }
+                Served {
+                    outcome: Outcome::Aborted,
+                    exit: false,
+                }
             });
         if served.exit {
             self.exit.request(ExitReason::SystemExit);
@@ -336,9 +345,13 @@ fn plain(
         (b"Content-Length", length.as_bytes()),
     ];
     headers.extend(extra.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())));
-    let sent = response
-        .start(status, &headers)
-        .and_then(|()| if head { Ok(()) } else { response.write_final(body.as_bytes()) });
+    let sent = response.start(status, &headers).and_then(|()| {
+        if head {
+            Ok(())
+        } else {
+            response.write_final(body.as_bytes())
+        }
+    });
     match sent {
         Ok(()) => Outcome::Complete,
         Err(_) => Outcome::Aborted,
@@ -439,7 +452,11 @@ def app(environ, start_response):
             assert_eq!(t.app.exit_requested(), None);
             assert_eq!(t.get("/exit").outcome, Outcome::Exit);
             assert_eq!(t.app.exit_requested(), Some(ExitReason::SystemExit));
-            assert_eq!(t.get("/").outcome, Outcome::Exit, "a queued request is served, then exit");
+            assert_eq!(
+                t.get("/").outcome,
+                Outcome::Exit,
+                "a queued request is served, then exit"
+            );
             assert_eq!(woken.load(Ordering::SeqCst), 1);
             assert_eq!(t.app.requests_handled(), 3);
         }

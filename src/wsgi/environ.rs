@@ -310,7 +310,11 @@ mod tests {
 
         #[test]
         fn reads_scheme_length_and_params_as_the_server_normalised_them() {
-            let r = request(&[("REQUEST_METHOD", b"POST"), ("HTTP_X_T", b"caf\xe9")], Scheme::Https, Some(3));
+            let r = request(
+                &[("REQUEST_METHOD", b"POST"), ("HTTP_X_T", b"caf\xe9")],
+                Scheme::Https,
+                Some(3),
+            );
             let env = CgiEnviron::of(&r);
             assert!(env.https);
             assert_eq!(env.content_length, Some(3));

@@ -39,7 +39,11 @@ impl LogStream {
 
     fn emit(&self, line: &str) {
         let line = line.strip_suffix('\r').unwrap_or(line);
-        self.sink.log(&Record { level: self.level, message: line, from_app: true });
+        self.sink.log(&Record {
+            level: self.level,
+            message: line,
+            from_app: true,
+        });
     }
 
     fn push(&self, text: &str) {

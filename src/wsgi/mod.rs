@@ -347,10 +347,10 @@ pub fn start(options: &Options, log: Arc<dyn LogSink>) -> Result<Runtime, StartE
     let interp = interpreter::initialize(&env, pythonpath.as_deref())?;
     let exit = Arc::new(app::ExitSignal::new());
     let app = Python::attach(|py| -> Result<WsgiApp, StartError> {
-        describe(py, &*log).map_err(setup("reading sys"))?;
-        check_prefix(py, &env)?;
         redirect_streams(py, &log).map_err(setup("replacing sys.stdin/stdout/stderr"))?;
         extend_path(py, options).map_err(setup("extending sys.path"))?;
+        describe(py, &*log).map_err(setup("reading sys"))?;
+        check_prefix(py, &env)?;
         let errors = Bound::new(
             py,
             errors::LogStream::new(log::Level::Warn, "wsgi.errors", log.clone()),
@@ -419,7 +419,11 @@ fn describe(py: Python<'_>, log: &dyn LogSink) -> PyResult<()> {
         get("base_prefix")?,
         get("path")?,
     );
-    log.log(&Record { level: log::Level::Info, message: &message, from_app: false });
+    log.log(&Record {
+        level: log::Level::Info,
+        message: &message,
+        from_app: false,
+    });
     Ok(())
 }
 

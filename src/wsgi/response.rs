@@ -22,8 +22,8 @@ use super::file_wrapper;
 use super::input::WsgiInput;
 use super::start_response::StartResponse;
 use super::{LogSink, Record};
-use log::Level;
 use crate::server::{Body, Outcome, Response};
+use log::Level;
 
 /// The server's response writer, borrowed for one `handle` call; see [`Exchange::finish`].
 struct SinkPtr(*mut (dyn Response + 'static));
@@ -130,11 +130,15 @@ impl State {
         self.body_allowed = status_has_body && !self.head_request;
         self.declared = head.content_length;
         if let (None, Some(n), true) = (self.declared, add_length, status_has_body) {
-            head.headers.push((b"Content-Length".to_vec(), n.to_string().into_bytes()));
+            head.headers
+                .push((b"Content-Length".to_vec(), n.to_string().into_bytes()));
             self.declared = Some(n);
         }
-        let headers: Vec<(&[u8], &[u8])> =
-            head.headers.iter().map(|(n, v)| (n.as_slice(), v.as_slice())).collect();
+        let headers: Vec<(&[u8], &[u8])> = head
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_slice(), v.as_slice()))
+            .collect();
         let result = self.sink()?.start(&head.status, &headers);
         self.committed = true;
         result.map_err(|e| self.gone(e))
@@ -166,7 +170,11 @@ impl State {
             // write (headers, body, end of request: one system call for small responses).
             let last = self.declared == Some(self.sent + chunk.len() as u64);
             let sink = self.sink()?;
-            let written = if last { sink.write_final(chunk) } else { sink.write(chunk) };
+            let written = if last {
+                sink.write_final(chunk)
+            } else {
+                sink.write(chunk)
+            };
             if let Err(e) = written {
                 return Err(self.gone(e));
             }
@@ -204,7 +212,10 @@ impl State {
         self.head = Some(Head {
             status: status.to_owned(),
             code: status.get(..3).and_then(|c| c.parse().ok()).unwrap_or(500),
-            headers: vec![(b"Content-Type".to_vec(), b"text/plain; charset=utf-8".to_vec())],
+            headers: vec![(
+                b"Content-Type".to_vec(),
+                b"text/plain; charset=utf-8".to_vec(),
+            )],
             content_length: None,
         });
         self.commit(Some(body.len() as u64))?;
@@ -450,7 +461,11 @@ pub(super) fn serve(
 /// Logs `METHOD /path (error id X): what` for this request.
 fn note(ctx: &Context<'_>, level: Level, what: &str) {
     let message = format!("{} (error id {}): {what}", (ctx.target)(), ctx.error_id);
-    ctx.log.log(&Record { level, message: &message, from_app: false });
+    ctx.log.log(&Record {
+        level,
+        message: &message,
+        from_app: false,
+    });
 }
 
 fn ended(ctx: &Context<'_>, exchange: &Exchange, py: Python<'_>, ending: Ending) -> Served {
@@ -463,7 +478,10 @@ fn ended(ctx: &Context<'_>, exchange: &Exchange, py: Python<'_>, ending: Ending)
         );
     }
     match ending {
-        Ending::Complete => Served { outcome: Outcome::Complete, exit: false },
+        Ending::Complete => Served {
+            outcome: Outcome::Complete,
+            exit: false,
+        },
         Ending::Short { declared, sent } => {
             note(
                 ctx,
@@ -473,7 +491,10 @@ fn ended(ctx: &Context<'_>, exchange: &Exchange, py: Python<'_>, ending: Ending)
                      response is incomplete"
                 ),
             );
-            Served { outcome: Outcome::Aborted, exit: false }
+            Served {
+                outcome: Outcome::Aborted,
+                exit: false,
+            }
         }
     }
 }
@@ -590,7 +611,11 @@ fn close(py: Python<'_>, iterable: &Bound<'_, PyAny>) -> PyResult<()> {
 }
 
 fn log_exception(py: Python<'_>, ctx: &Context<'_>, what: &str, err: &PyErr) {
-    note(ctx, Level::Error, &format!("{what}\n{}", format_exception(py, err)));
+    note(
+        ctx,
+        Level::Error,
+        &format!("{what}\n{}", format_exception(py, err)),
+    );
 }
 
 /// The generic page a client sees for an app failure; the id points at the log.
@@ -606,7 +631,10 @@ fn failed(py: Python<'_>, ctx: &Context<'_>, exchange: &Exchange, err: PyErr) ->
     let (committed, client_gone, _) = exchange.snapshot(py);
     if let Some(reason) = client_gone {
         note(ctx, Level::Info, &format!("response abandoned: {reason}"));
-        return Served { outcome: Outcome::Aborted, exit: false };
+        return Served {
+            outcome: Outcome::Aborted,
+            exit: false,
+        };
     }
     let exit = err.is_instance_of::<PySystemExit>(py);
     let what = if exit {
@@ -618,11 +646,24 @@ fn failed(py: Python<'_>, ctx: &Context<'_>, exchange: &Exchange, err: PyErr) ->
     };
     log_exception(py, ctx, what, &err);
     if committed {
-        return Served { outcome: Outcome::Aborted, exit };
+        return Served {
+            outcome: Outcome::Aborted,
+            exit,
+        };
     }
-    match exchange.replace(py, "500 Internal Server Error", error_page(ctx.error_id).as_bytes()) {
-        Ok(()) => Served { outcome: Outcome::Complete, exit },
-        Err(_) => Served { outcome: Outcome::Aborted, exit },
+    match exchange.replace(
+        py,
+        "500 Internal Server Error",
+        error_page(ctx.error_id).as_bytes(),
+    ) {
+        Ok(()) => Served {
+            outcome: Outcome::Complete,
+            exit,
+        },
+        Err(_) => Served {
+            outcome: Outcome::Aborted,
+            exit,
+        },
     }
 }
 #[cfg(test)]
@@ -841,9 +882,23 @@ def app(environ, start_response):
             assert_eq!(r.outcome, Outcome::Complete);
             assert_eq!(r.starts, 1, "only the 500 went out");
             let page = r.text();
-            let id = page.split("Error id: ").nth(1).unwrap().split(' ').next().unwrap();
-            assert!(!page.contains("outer failure"), "no traceback on the page: {page}");
-            assert!(r.log.contains(&format!("GET /raise-before (error id {id})")), "{}", r.log);
+            let id = page
+                .split("Error id: ")
+                .nth(1)
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap();
+            assert!(
+                !page.contains("outer failure"),
+                "no traceback on the page: {page}"
+            );
+            assert!(
+                r.log
+                    .contains(&format!("GET /raise-before (error id {id})")),
+                "{}",
+                r.log
+            );
             assert!(r.log.contains("KeyError: 'inner cause'"), "{}", r.log);
             assert!(r.log.contains("RuntimeError: outer failure"), "{}", r.log);
             assert!(r.log.contains("direct cause"), "{}", r.log);

@@ -26,7 +26,10 @@ pub(crate) struct CaptureLog {
 
 impl LogSink for CaptureLog {
     fn log(&self, record: &Record<'_>) {
-        self.records.lock().unwrap().push((record.level, record.message.to_owned()));
+        self.records
+            .lock()
+            .unwrap()
+            .push((record.level, record.message.to_owned()));
     }
 }
 
@@ -109,12 +112,7 @@ impl TestApp {
         TestApp { app, log }
     }
 
-    fn load(
-        py: Python<'_>,
-        module: &str,
-        mode: Mode,
-        log: Arc<CaptureLog>,
-    ) -> WsgiApp {
+    fn load(py: Python<'_>, module: &str, mode: Mode, log: Arc<CaptureLog>) -> WsgiApp {
         let sink: Arc<dyn LogSink> = log;
         let errors =
             Bound::new(py, LogStream::new(Level::Warn, "wsgi.errors", sink.clone())).unwrap();
@@ -141,8 +139,16 @@ impl TestApp {
     /// gets the server's 400 and never reaches the app), then the app.
     pub(crate) fn call(&self, req: Req) -> Reply {
         static LOG_IDS: AtomicU64 = AtomicU64::new(1);
-        let mut response = Recorder { fail_after: req.client_reads, ..Recorder::default() };
-        let mut body = SlowBody { data: req.body.clone(), pos: 0, step: req.step, end: req.body_end };
+        let mut response = Recorder {
+            fail_after: req.client_reads,
+            ..Recorder::default()
+        };
+        let mut body = SlowBody {
+            data: req.body.clone(),
+            pos: 0,
+            step: req.step,
+            end: req.body_end,
+        };
         let raw = req.params();
         let outcome = match normalise(&raw, &EnvironOptions::default()) {
             Err(e) => {
@@ -315,7 +321,10 @@ impl Response for Recorder {
         self.starts += 1;
         self.status = Some(status.to_owned());
         let latin1 = |b: &[u8]| b.iter().map(|&c| char::from(c)).collect::<String>();
-        self.headers = headers.iter().map(|(n, v)| (latin1(n), latin1(v))).collect();
+        self.headers = headers
+            .iter()
+            .map(|(n, v)| (latin1(n), latin1(v)))
+            .collect();
         Ok(())
     }
 
