@@ -6,3 +6,6 @@ mod support;
 
 #[cfg(unix)]
 mod run;
+
+#[cfg(all(unix, feature = "python"))]
+mod wsgi;

@@ -1,0 +1,1 @@
+//! Python environment, start-up and shutdown behaviour.
