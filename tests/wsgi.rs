@@ -165,10 +165,6 @@ pub trait Gateway {
     fn pid(&self) -> i32;
     /// `"iis"` or `"nginx"`, for messages.
     fn name(&self) -> &'static str;
-    /// The `SCRIPT_NAME` requests get.
-    fn mount(&self) -> &'static str {
-        "/app"
-    }
 }
 
 /// The gateway's resident set size in KiB (Linux `/proc`).
@@ -370,7 +366,7 @@ pub struct NginxGateway {
     nginx: std::process::Child,
     port: u16,
     log: PathBuf,
-    dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
 }
 
 impl Drop for NginxGateway {
@@ -463,7 +459,7 @@ impl NginxGateway {
             nginx: child,
             port,
             log,
-            dir,
+            _dir: dir,
         }
     }
 
@@ -653,15 +649,11 @@ impl Gateway for NginxGateway {
 }
 
 impl NginxGateway {
-    /// nginx's own error log (upstream errors).
-    pub fn nginx_errors(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("nginx.err")).unwrap_or_default()
-    }
-
-    /// Stops the gateway with SIGTERM and waits for its exit.
-    pub fn stop(mut self) -> (std::process::ExitStatus, Vec<u8>, Vec<u8>) {
+    /// Stops the gateway with SIGTERM, waits for its exit and returns the final log.
+    pub fn stop(mut self) -> (std::process::ExitStatus, String) {
         let server = self.server.take().expect("server");
         server.signal(rustix::process::Signal::TERM);
-        server.wait(Duration::from_secs(20))
+        let (status, _, _) = server.wait(Duration::from_secs(20));
+        (status, self.log())
     }
 }

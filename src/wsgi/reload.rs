@@ -72,7 +72,24 @@ impl ReloadRule {
             // Reads (Python opening modules) and other noise never reload.
             return None;
         }
-        event.paths.iter().find_map(|p| self.matches(p))
+        event
+            .paths
+            .iter()
+            .find_map(|p| self.matches(p).or_else(|| self.matches_inside(p)))
+    }
+
+    /// A folder that appears (created, or moved in) may already hold files whose own events
+    /// came before the watcher covered it: look inside.
+    fn matches_inside(&self, path: &Path) -> Option<String> {
+        if !path.is_dir() {
+            return None;
+        }
+        walkdir::WalkDir::new(path)
+            .max_depth(16)
+            .into_iter()
+            .flatten()
+            .filter(|e| e.file_type().is_file())
+            .find_map(|e| self.matches(e.path()))
     }
 }
 
@@ -173,6 +190,23 @@ mod tests {
     #[test]
     fn invalid_pattern_is_an_error() {
         assert!(ReloadRule::new(Path::new("/srv"), "(", vec![]).is_err());
+    }
+
+    #[test]
+    fn folder_appearing_with_matching_files_counts_as_a_change() {
+        let root = tempfile::tempdir().unwrap();
+        let r = ReloadRule::new(root.path(), DEFAULT_PATTERN, vec![])
+            .unwrap()
+            .unwrap();
+        std::fs::create_dir_all(root.path().join("pkg/sub")).unwrap();
+        let created = Event::new(EventKind::Create(notify::event::CreateKind::Folder))
+            .add_path(root.path().join("pkg"));
+        assert!(
+            r.triggered_by(&created).is_none(),
+            "an empty folder is no change"
+        );
+        std::fs::write(root.path().join("pkg/sub/m.py"), "").unwrap();
+        assert_eq!(r.triggered_by(&created).as_deref(), Some("pkg/sub/m.py"));
     }
 
     #[test]
