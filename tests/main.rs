@@ -2,6 +2,8 @@
 //! the library's public API against real files, real servers and real Python.
 
 mod architecture;
+mod init;
+mod manifest;
 mod support;
 
 #[cfg(unix)]

@@ -7,7 +7,9 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
+mod check;
 mod completions;
+mod init;
 mod run;
 
 /// Put Python WSGI apps on IIS: build MSDeploy packages anywhere, serve them over FastCGI.
@@ -32,6 +34,9 @@ const LONG_VERSION: &str = env!("IISWSGI_LONG_VERSION");
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    // `about` / `long_about` of these two live on their Args structs.
+    Init(init::Args),
+    Check(check::Args),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish) to stdout.
     Completions(completions::Args),
     /// Serve FastCGI: the process IIS (or nginx, lighttpd, Apache, HAProxy) talks to.
@@ -42,6 +47,8 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Init(args) => init::run(args),
+        Command::Check(args) => check::run(args),
         Command::Completions(args) => completions::run(args, &mut Cli::command()),
         Command::Run(args) => run::run(*args),
     }

@@ -1,0 +1,281 @@
+//! Diagnostics that point into a manifest: `file:line:col`, a message, the offending line with
+//! a caret underline, and a hint for someone who has never seen the format.
+//!
+//! Rendering follows rustc and cargo so the output looks familiar:
+//!
+//! ```text
+//! error: iiswsgi.toml:14:1: unknown key `instance-max-request` in `[iis.fastcgi]`
+//!    |
+//! 14 | instance-max-request = 5000
+//!    | ^^^^^^^^^^^^^^^^^^^^
+//!    = help: did you mean `instance-max-requests`?
+//! ```
+//!
+//! Lines and columns are 1-based and count characters, not bytes. No I/O here: a
+//! [`SourceFile`] holds the text the spans refer to.
+
+use std::fmt;
+use std::ops::Range;
+use std::sync::Arc;
+
+/// How bad a diagnostic is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    /// The manifest cannot be used.
+    Error,
+    /// The manifest works but probably not as intended.
+    Warning,
+}
+
+impl Severity {
+    fn label(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        }
+    }
+}
+
+/// The text of a manifest and the name to show for it.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    name: String,
+    text: Arc<str>,
+}
+
+impl SourceFile {
+    /// A source named `name` (usually the path as the user gave it) with contents `text`.
+    pub fn new(name: impl Into<String>, text: impl Into<Arc<str>>) -> Self {
+        SourceFile {
+            name: name.into(),
+            text: text.into(),
+        }
+    }
+
+    /// The name shown in diagnostics.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The whole text.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// 1-based line and character column of byte offset `at` (clamped to the text and to a
+    /// character boundary).
+    pub fn line_col(&self, at: usize) -> (usize, usize) {
+        let at = self.floor(at);
+        let before = &self.text[..at];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let col = self.text[line_start..at].chars().count() + 1;
+        (line, col)
+    }
+
+    fn floor(&self, at: usize) -> usize {
+        let mut at = at.min(self.text.len());
+        while !self.text.is_char_boundary(at) {
+            at -= 1;
+        }
+        at
+    }
+
+    /// The snippet (line text and underline position) for a byte span.
+    fn snippet(&self, span: &Range<usize>) -> Snippet {
+        let start = self.floor(span.start);
+        let end = self.floor(span.end.max(start));
+        let line_start = self.text[..start].rfind('\n').map_or(0, |i| i + 1);
+        let line_end = self.text[start..]
+            .find('\n')
+            .map_or(self.text.len(), |i| start + i);
+        let text = self.text[line_start..line_end].trim_end_matches('\r');
+        let (line, _) = self.line_col(start);
+        // The underline copies the line's tabs so it stays aligned however tabs are shown.
+        let lead: String = self.text[line_start..start]
+            .chars()
+            .map(|c| if c == '\t' { '\t' } else { ' ' })
+            .collect();
+        let width = self.text[start..end.min(line_end)].chars().count().max(1);
+        Snippet {
+            line,
+            text: text.to_string(),
+            lead,
+            width,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Snippet {
+    line: usize,
+    text: String,
+    lead: String,
+    width: usize,
+}
+
+/// One problem found in a manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// Error or warning.
+    pub severity: Severity,
+    /// The file name as shown.
+    pub file: String,
+    /// The byte range the problem is about, if it has one.
+    pub span: Option<Range<usize>>,
+    /// 1-based line (0 when there is no span).
+    pub line: usize,
+    /// 1-based character column (0 when there is no span).
+    pub column: usize,
+    /// What is wrong, in one line.
+    pub message: String,
+    /// How to fix it.
+    pub help: Option<String>,
+    /// Extra detail, such as the regex engine's own explanation.
+    pub note: Option<String>,
+    snippet: Option<Snippet>,
+}
+
+impl Diagnostic {
+    /// An error at `span` of `source`.
+    pub fn error(source: &SourceFile, span: Range<usize>, message: impl Into<String>) -> Self {
+        Self::at(Severity::Error, source, Some(span), message)
+    }
+
+    /// A warning at `span` of `source`.
+    pub fn warning(source: &SourceFile, span: Range<usize>, message: impl Into<String>) -> Self {
+        Self::at(Severity::Warning, source, Some(span), message)
+    }
+
+    /// A diagnostic with an optional span.
+    pub fn at(
+        severity: Severity,
+        source: &SourceFile,
+        span: Option<Range<usize>>,
+        message: impl Into<String>,
+    ) -> Self {
+        let (line, column) = span.as_ref().map_or((0, 0), |s| source.line_col(s.start));
+        Diagnostic {
+            severity,
+            file: source.name.clone(),
+            snippet: span.as_ref().map(|s| source.snippet(s)),
+            span,
+            line,
+            column,
+            message: message.into(),
+            help: None,
+            note: None,
+        }
+    }
+
+    /// Adds a `= help:` line.
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    /// Adds a `= note:` line.
+    pub fn with_note(mut self, note: impl Into<String>) -> Self {
+        self.note = Some(note.into());
+        self
+    }
+
+    /// True for errors.
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+
+    /// `file:line:col: message` (or `file: message` without a span), the first line of
+    /// the rendering without the severity.
+    pub fn headline(&self) -> String {
+        if self.span.is_some() {
+            format!(
+                "{}:{}:{}: {}",
+                self.file, self.line, self.column, self.message
+            )
+        } else {
+            format!("{}: {}", self.file, self.message)
+        }
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{}: {}", self.severity.label(), self.headline())?;
+        let gutter = self
+            .snippet
+            .as_ref()
+            .map_or(1, |s| s.line.to_string().len());
+        let pad = " ".repeat(gutter);
+        if let Some(s) = &self.snippet {
+            writeln!(f, "{pad} |")?;
+            writeln!(f, "{} | {}", s.line, s.text)?;
+            writeln!(f, "{pad} | {}{}", s.lead, "^".repeat(s.width))?;
+        }
+        if let Some(note) = &self.note {
+            let mut lines = note.lines();
+            if let Some(first) = lines.next() {
+                writeln!(f, "{pad} = note: {first}")?;
+            }
+            for line in lines {
+                writeln!(f, "{pad}         {line}")?;
+            }
+        }
+        if let Some(help) = &self.help {
+            writeln!(f, "{pad} = help: {help}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Renders diagnostics one after another, each followed by a blank line.
+pub fn render(diagnostics: &[Diagnostic]) -> String {
+    let mut out = String::new();
+    for d in diagnostics {
+        out.push_str(&d.to_string());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_col_counts_characters_not_bytes() {
+        let src = SourceFile::new("m.toml", "a = 1\ntitle = \"é\" x\n");
+        let at = src.text().find('x').unwrap();
+        assert_eq!(src.line_col(at), (2, 13));
+        assert_eq!(src.line_col(0), (1, 1));
+    }
+
+    #[test]
+    fn diagnostic_renders_headline_source_line_caret_and_help() {
+        let src = SourceFile::new("iiswsgi.toml", "[app]\nname = \"My App\"\n");
+        let start = src.text().find("\"My").unwrap();
+        let d = Diagnostic::error(&src, start..start + 8, "bad name").with_help("use letters");
+        assert_eq!(
+            d.to_string(),
+            "error: iiswsgi.toml:2:8: bad name\n  |\n2 | name = \"My App\"\n  |        ^^^^^^^^\n  = help: use letters\n"
+        );
+    }
+
+    #[test]
+    fn diagnostic_underline_keeps_tabs_and_multiline_notes_indent() {
+        let src = SourceFile::new("f", "\tkey = 1\n");
+        let d = Diagnostic::warning(&src, 1..4, "w").with_note("one\ntwo");
+        assert_eq!(
+            d.to_string(),
+            "warning: f:1:2: w\n  |\n1 | \tkey = 1\n  | \t^^^\n  = note: one\n          two\n"
+        );
+    }
+
+    #[test]
+    fn diagnostic_span_at_end_of_file_still_renders() {
+        let src = SourceFile::new("f", "a = ");
+        let d = Diagnostic::error(&src, 4..4, "expected a value");
+        assert_eq!((d.line, d.column), (1, 5));
+        assert!(d.to_string().contains("1 | a = \n  |     ^\n"));
+    }
+}
