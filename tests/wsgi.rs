@@ -241,6 +241,14 @@ impl IisGateway {
         if req.no_length {
             params.retain(|(n, _)| n != "CONTENT_LENGTH" && n != "HTTP_CONTENT_LENGTH");
         }
+        // A header the test sets replaces the one in IIS's table (Host, User-Agent...).
+        let table: Vec<String> = params.iter().map(|(n, _)| n.clone()).collect();
+        for (name, _) in &req.headers {
+            let cgi = format!("HTTP_{}", name.to_ascii_uppercase().replace('-', "_"));
+            if table.contains(&cgi) {
+                params.retain(|(n, _)| n != &cgi);
+            }
+        }
         for (name, value) in &req.headers {
             let cgi = format!("HTTP_{}", name.to_ascii_uppercase().replace('-', "_"));
             if cgi == "HTTP_CONTENT_TYPE" {
@@ -466,10 +474,17 @@ impl NginxGateway {
     /// The request as HTTP/1.1 bytes under `prefix`.
     fn request_bytes(&self, req: &Req, prefix: &str, chunked: bool) -> Vec<u8> {
         let mut out = format!(
-            "{} {prefix}{} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n",
+            "{} {prefix}{} HTTP/1.1\r\nConnection: close\r\n",
             req.method, req.uri
         )
         .into_bytes();
+        if !req
+            .headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("host"))
+        {
+            out.extend_from_slice(b"Host: localhost\r\n");
+        }
         for (name, value) in &req.headers {
             out.extend_from_slice(name.as_bytes());
             out.extend_from_slice(b": ");
