@@ -206,12 +206,19 @@ pub struct IisGateway {
 
 impl IisGateway {
     pub fn start(app: &str, chdir: &Path, extra: &[&str]) -> IisGateway {
+        let chdir_arg = chdir.display().to_string();
+        let mut args = vec!["--app", app, "--chdir", &chdir_arg];
+        args.extend_from_slice(extra);
+        IisGateway::start_with(&args)
+    }
+
+    /// `iiswsgi run ARGS --log <temp>` under IIS emulation.
+    pub fn start_with(args: &[&str]) -> IisGateway {
         let dir = temp_dir("iis");
         let log = dir.path().join("iiswsgi.log");
         let log_arg = log.display().to_string();
-        let chdir_arg = chdir.display().to_string();
-        let mut args = vec!["--app", app, "--chdir", &chdir_arg, "--log", &log_arg];
-        args.extend_from_slice(extra);
+        let mut args = args.to_vec();
+        args.extend_from_slice(&["--log", &log_arg]);
         let (server, pipe) = Server::spawn_iis(
             &args,
             &[

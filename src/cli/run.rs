@@ -105,12 +105,13 @@ pub struct Args {
 #[command(next_help_heading = "Python application")]
 pub struct WsgiArgs {
     /// The WSGI application: `module:callable` (`myproject.wsgi:application`); the callable
-    /// may be a dotted path and end in `()` to call a factory (`app:create_app()`).
+    /// may be a dotted path and end in `()` to call a factory (`app:create_app()`). Default:
+    /// `[wsgi] app` of --manifest.
     #[arg(long, value_name = "MODULE:CALLABLE", env = "IISWSGI_APP")]
     app: Option<String>,
 
     /// The virtual environment (or full Python installation) to run in. It must be made by
-    /// the Python minor this build embeds.
+    /// the Python minor this build embeds. Default: `[wsgi] venv` of --manifest.
     #[arg(long, value_name = "DIR", env = "IISWSGI_VENV")]
     venv: Option<PathBuf>,
 
@@ -118,20 +119,17 @@ pub struct WsgiArgs {
     #[arg(long, value_name = "DIR")]
     chdir: Option<PathBuf>,
 
-    /// Extra sys.path entry (repeatable), after --chdir and before the standard entries.
+    /// Extra sys.path entry (repeatable), after --chdir and before the standard entries (and
+    /// before the manifest's `[wsgi] python-paths`).
     #[arg(long = "python-path", value_name = "DIR")]
     python_paths: Vec<PathBuf>,
 
     /// Exit after the current request when a file whose path (relative to the app directory)
     /// matches this regex changes, so the web server starts a fresh process. Matched from the
-    /// start of the path, like wfastcgi's WSGI_RESTART_FILE_REGEX; empty disables.
-    #[arg(
-        long,
-        value_name = "REGEX",
-        env = "IISWSGI_RELOAD_PATTERN",
-        default_value = r".*((\.py)|(\.config))$"
-    )]
-    reload_pattern: String,
+    /// start of the path, like wfastcgi's WSGI_RESTART_FILE_REGEX; empty disables. Default:
+    /// `[wsgi] reload-regex` of --manifest, else `.*((\.py)|(\.config))$`.
+    #[arg(long, value_name = "REGEX", env = "IISWSGI_RELOAD_PATTERN")]
+    reload_pattern: Option<String>,
 }
 
 /// Runs `iiswsgi run`.
@@ -201,6 +199,7 @@ mod wsgi {
     use std::process::ExitCode;
     use std::sync::Arc;
 
+    use iiswsgi::manifest::{Manifest, Venv as ManifestVenv};
     use iiswsgi::server::{self, RunOptions};
     use iiswsgi::transport::Kind;
     use iiswsgi::wsgi::{self, AppSpec, Mode, Options, ReloadOptions, Runtime, ServerLog};
@@ -248,16 +247,48 @@ mod wsgi {
     }
 
     fn prepare(run: &RunOptions, args: WsgiArgs) -> Result<Options, String> {
-        let Some(app) = args.app else {
-            return Err(
-                "nothing to serve: give --app MODULE:CALLABLE (or --diagnostic to \
-                        check the FastCGI side without Python)"
-                    .into(),
-            );
+        let manifest = match &run.manifest {
+            Some(path) => Some(Manifest::load(path).map_err(|e| error_chain(&e))?),
+            None => None,
         };
+        let wsgi = manifest.as_ref().map(|m| (&m.wsgi, m.base_dir()));
+        let app = match (args.app, wsgi) {
+            (Some(app), _) => app,
+            (None, Some((w, _))) => w.app.to_string(),
+            (None, None) => {
+                return Err(
+                    "nothing to serve: give --app MODULE:CALLABLE or --manifest \
+                            iiswsgi.toml (or --diagnostic to check the FastCGI side without \
+                            Python)"
+                        .into(),
+                );
+            }
+        };
+        if let Some(((major, minor), path)) = wsgi
+            .and_then(|(w, _)| w.python_version)
+            .zip(run.manifest.as_ref())
+        {
+            let wanted = format!("{major}.{minor}");
+            if wanted != wsgi::BUILT_FOR {
+                return Err(format!(
+                    "{}: `wsgi.python-version` is {wanted} but this iiswsgi embeds Python {}; \
+                     use the py{wanted} build",
+                    path.display(),
+                    wsgi::BUILT_FOR
+                ));
+            }
+        }
         let spec: AppSpec = app.parse().map_err(|e| format!("--app: {e}"))?;
         let mut options = Options::new(spec);
-        options.venv = args.venv.as_deref().map(absolute).transpose()?;
+        options.venv = match (
+            args.venv.as_deref(),
+            wsgi.and_then(|(w, base)| w.venv.as_ref().zip(Some(base))),
+        ) {
+            (Some(dir), _) => Some(absolute(dir)?),
+            (None, Some((ManifestVenv::InApp(rel), base))) => Some(rel.under(base)),
+            (None, Some((ManifestVenv::Absolute(dir), _))) => Some(PathBuf::from(dir)),
+            (None, None) => None,
+        };
         options.chdir = match args.chdir.as_deref() {
             Some(dir) => Some(absolute(dir)?),
             None => run.app_root.clone(),
@@ -267,15 +298,42 @@ mod wsgi {
             .iter()
             .map(|p| absolute(p))
             .collect::<Result<Vec<PathBuf>, String>>()?;
+        if let Some((w, base)) = wsgi {
+            options
+                .python_paths
+                .extend(w.python_paths.iter().map(|p| p.under(base)));
+            options.environment = w
+                .environment
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+        }
+        let pattern = match (args.reload_pattern, wsgi) {
+            (Some(p), _) => p,
+            (None, Some((w, _))) => w
+                .reload
+                .as_ref()
+                .map(|r| r.source.clone())
+                .unwrap_or_default(),
+            (None, None) => wsgi::DEFAULT_RELOAD_PATTERN.to_owned(),
+        };
         options.reload = options
             .chdir
             .clone()
-            .filter(|_| !args.reload_pattern.is_empty())
-            .map(|root| ReloadOptions {
-                root,
-                pattern: args.reload_pattern,
-            });
+            .filter(|_| !pattern.is_empty())
+            .map(|root| ReloadOptions { root, pattern });
         Ok(options)
+    }
+
+    fn error_chain(err: &dyn std::error::Error) -> String {
+        let mut text = err.to_string();
+        let mut source = err.source();
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        text
     }
 }
 

@@ -203,6 +203,10 @@ pub struct Options {
     pub chdir: Option<PathBuf>,
     /// Extra `sys.path` entries, after `chdir`, before the standard ones.
     pub python_paths: Vec<PathBuf>,
+    /// Set in `os.environ` after Python starts and before the app is imported (the manifest's
+    /// `[wsgi.environment]`, e.g. `DJANGO_SETTINGS_MODULE`). Python's own start-up variables
+    /// (`PYTHONPATH`...) have no effect here.
+    pub environment: Vec<(String, String)>,
     /// Threading facts for the environ.
     pub mode: Mode,
     /// Reload on change, if wanted.
@@ -219,6 +223,7 @@ impl Options {
             venv: None,
             chdir: None,
             python_paths: Vec::new(),
+            environment: Vec::new(),
             mode: Mode::SPAWNED,
             reload: None,
             server_software: format!("iiswsgi/{}", crate::VERSION),
@@ -349,6 +354,7 @@ pub fn start(options: &Options, log: Arc<dyn LogSink>) -> Result<Runtime, StartE
     let app = Python::attach(|py| -> Result<WsgiApp, StartError> {
         redirect_streams(py, &log).map_err(setup("replacing sys.stdin/stdout/stderr"))?;
         extend_path(py, options).map_err(setup("extending sys.path"))?;
+        set_environment(py, &options.environment).map_err(setup("setting os.environ"))?;
         describe(py, &*log).map_err(setup("reading sys"))?;
         check_prefix(py, &env)?;
         let errors = Bound::new(
@@ -466,6 +472,18 @@ fn redirect_streams(py: Python<'_>, log: &Arc<dyn LogSink>) -> PyResult<()> {
     sys.setattr("__stdout__", &stdout)?;
     sys.setattr("stderr", &stderr)?;
     sys.setattr("__stderr__", &stderr)?;
+    Ok(())
+}
+
+/// `os.environ[name] = value` for each pair (which also calls `putenv`).
+fn set_environment(py: Python<'_>, vars: &[(String, String)]) -> PyResult<()> {
+    if vars.is_empty() {
+        return Ok(());
+    }
+    let environ = py.import("os")?.getattr("environ")?;
+    for (name, value) in vars {
+        environ.set_item(name, value)?;
+    }
     Ok(())
 }
 

@@ -343,3 +343,60 @@ fn sigterm_stays_with_the_host_even_after_the_app_installs_a_handler() {
         "{log}"
     );
 }
+
+/// A minimal manifest for `lifecycle.py` with `extra` lines appended to its `[wsgi]` table.
+fn manifest_dir(wsgi: &str) -> tempfile::TempDir {
+    let dir = app_copy(&["lifecycle.py"]);
+    std::fs::create_dir_all(dir.path().join("lib")).expect("lib");
+    std::fs::write(dir.path().join("lib/iiswsgi_marker.py"), "VALUE = 7\n").expect("marker");
+    let toml = format!(
+        "[app]\nname = \"Lifecycle\"\ntitle = \"Lifecycle\"\nversion = \"1.0.0\"\n\
+         description = \"test app\"\n\n[wsgi]\napp = \"lifecycle:application\"\n{wsgi}\n\
+         [wsgi.environment]\nIISWSGI_FROM_MANIFEST = \"yes\"\n\n[iis]\n[iis.fastcgi]\n[package]\n"
+    );
+    std::fs::write(dir.path().join("iiswsgi.toml"), toml).expect("manifest");
+    dir
+}
+
+#[test]
+fn manifest_wsgi_section_supplies_app_paths_environment_and_reload_rule() {
+    let dir = manifest_dir("python-paths = [\"lib\"]\nreload-regex = ''");
+    let manifest = dir.path().join("iiswsgi.toml").display().to_string();
+    let mut gw = IisGateway::start_with(&["--manifest", &manifest]);
+    let facts = gw.send(&Req::get("/facts")).json();
+    assert_eq!(
+        facts["marker"],
+        json!(7),
+        "python-paths from the manifest:\n{}",
+        gw.log()
+    );
+    assert_eq!(facts["from_manifest"], json!("yes"), "[wsgi.environment]");
+    assert_eq!(
+        facts["cwd"],
+        json!(dir.path().display().to_string()),
+        "the manifest's folder"
+    );
+    std::fs::write(dir.path().join("other.py"), "X = 1\n").expect("change");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        gw.send(&Req::get("/")).text(),
+        "hello",
+        "reload-regex = '' disables reloading"
+    );
+}
+
+#[test]
+fn manifest_asking_for_another_python_is_refused() {
+    let dir = manifest_dir("python-version = \"3.12\"");
+    let out = Command::new(iiswsgi_bin())
+        .args(["run", "--log", "-", "--manifest"])
+        .arg(dir.path().join("iiswsgi.toml"))
+        .output()
+        .expect("run iiswsgi");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("`wsgi.python-version` is 3.12 but this iiswsgi embeds Python"),
+        "{stderr}"
+    );
+}

@@ -42,6 +42,7 @@ def application(environ, start_response):
             "request_on_main_thread": threading.current_thread() is threading.main_thread(),
             "cwd": os.getcwd(),
             "path0": sys.path[0],
+            "from_manifest": os.environ.get("IISWSGI_FROM_MANIFEST"),
         })
         start_response("200 OK", [("Content-Type", "application/json")])
         return [body.encode()]
