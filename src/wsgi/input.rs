@@ -107,6 +107,9 @@ impl InputState {
                 Ok(0)
             }
             Ok(n) => {
+                // A reader claiming more than it was given breaks `Read`'s contract; never
+                // index past the buffer because of it.
+                let n = n.min(want);
                 self.received += n as u64;
                 if let Some(r) = &mut self.remaining {
                     *r -= n as u64;
