@@ -78,6 +78,8 @@ impl Drop for IisPeer {
 enum IisKind {
     Iiswsgi,
     Wfastcgi,
+    /// `iiswsgi run --diagnostic=hello`: the same server and client, no Python (the floor).
+    Floor,
 }
 
 impl IisKind {
@@ -85,6 +87,7 @@ impl IisKind {
         match self {
             IisKind::Iiswsgi => "iiswsgi",
             IisKind::Wfastcgi => "wfastcgi 3.0.0",
+            IisKind::Floor => "floor: no Python",
         }
     }
 }
@@ -139,6 +142,12 @@ impl Setup {
                 .arg(self.site.path().join("iiswsgi.log"));
                 c
             }
+            IisKind::Floor => {
+                let mut c = Command::new(fc::iiswsgi_bin());
+                c.args(["run", "--diagnostic=hello", "--log"])
+                    .arg(self.site.path().join("floor.log"));
+                c
+            }
             IisKind::Wfastcgi => {
                 let mut c = Command::new(self.venv.join("bin/python"));
                 c.arg(bench_dir().join("wsgi_wfastcgi_shim.py"));
@@ -185,8 +194,9 @@ impl IisPeer {
 
     fn hello(&mut self) {
         let reply = self.request("/hello", &[]);
+        let body = reply.stdout.strip_suffix(b"\n").unwrap_or(&reply.stdout);
         assert!(
-            reply.stdout.ends_with(b"Hello, World!"),
+            body.ends_with(b"Hello, World!"),
             "unexpected reply {:?}",
             String::from_utf8_lossy(&reply.stdout)
         );
@@ -231,7 +241,7 @@ fn iis_mode(setup: &Setup, rounds: u64) {
     println!(
         "\n== IIS mode: IIS-emulating client, socketpair on fd 0, one process, sequential keep-conn"
     );
-    let kinds = [IisKind::Iiswsgi, IisKind::Wfastcgi];
+    let kinds = [IisKind::Iiswsgi, IisKind::Wfastcgi, IisKind::Floor];
     let mut rps: Vec<(String, Vec<f64>)> = kinds
         .iter()
         .map(|k| (k.name().to_owned(), Vec::new()))

@@ -353,6 +353,13 @@ impl Exchange {
 
     /// The end of the iterable: commits empty responses, reports a short body.
     fn end(&self, py: Python<'_>) -> Result<Ending, DeliverError> {
+        // Usually the headers are out and ending is bookkeeping: no need to release the
+        // interpreter. Committing an empty response does I/O, so that path detaches.
+        if let Ok(mut st) = self.state.try_lock() {
+            if st.committed || st.sink.is_none() {
+                return st.finish();
+            }
+        }
         self.detached(py, State::finish)
     }
 
@@ -360,8 +367,15 @@ impl Exchange {
         self.detached(py, |st| st.replace(status, body))
     }
 
+    /// `(headers sent, why the client went away, body clipped at Content-Length)`. Only
+    /// bookkeeping, so read while attached unless an I/O holder must be waited for.
     fn snapshot(&self, py: Python<'_>) -> (bool, Option<String>, bool) {
-        self.detached(py, |st| (st.committed, st.client_gone.clone(), st.overflow))
+        let read = |st: &mut State| (st.committed, st.client_gone.clone(), st.overflow);
+        match self.state.try_lock() {
+            Ok(mut st) => read(&mut st),
+            Err(TryLockError::Poisoned(p)) => read(&mut p.into_inner()),
+            Err(TryLockError::WouldBlock) => self.detached(py, read),
+        }
     }
 
     /// Detaches from the server's response: later `write()` calls raise.
@@ -602,8 +616,12 @@ fn drive(py: Python<'_>, iterable: &Bound<'_, PyAny>, exchange: &Exchange) -> Py
     exchange.end(py).map_err(end_err)
 }
 
-/// Calls `iterable.close()` if it has one.
+/// Calls `iterable.close()` if it has one. Exact lists and tuples have none; skipping the
+/// lookup saves raising and discarding an `AttributeError` on the commonest responses.
 fn close(py: Python<'_>, iterable: &Bound<'_, PyAny>) -> PyResult<()> {
+    if iterable.is_exact_instance_of::<PyList>() || iterable.is_exact_instance_of::<PyTuple>() {
+        return Ok(());
+    }
     match iterable.getattr_opt(intern!(py, "close"))? {
         Some(close) => close.call0().map(drop),
         None => Ok(()),
