@@ -390,19 +390,26 @@ pub fn start(options: &Options, log: Arc<dyn LogSink>) -> Result<Runtime, StartE
             return Err(e);
         }
     };
-    let watcher = match reload {
-        Some(rule) => {
-            let root = options
-                .reload
-                .as_ref()
-                .map(|r| r.root.clone())
-                .unwrap_or_default();
-            Some(
-                reload::watch(rule, exit, log.clone())
-                    .map_err(|source| StartError::Watch { root, source })?,
-            )
+    let watcher = match (reload, &options.reload) {
+        (Some(rule), Some(settings)) => {
+            let watcher =
+                reload::watch(rule, exit, log.clone()).map_err(|source| StartError::Watch {
+                    root: settings.root.clone(),
+                    source,
+                })?;
+            let message = format!(
+                "reload: watching {} for changes matching {:?}",
+                settings.root.display(),
+                settings.pattern
+            );
+            log.log(&Record {
+                level: log::Level::Info,
+                message: &message,
+                from_app: false,
+            });
+            Some(watcher)
         }
-        None => None,
+        _ => None,
     };
     Ok(Runtime {
         interpreter: interp,

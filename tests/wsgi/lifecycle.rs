@@ -254,11 +254,11 @@ fn reload_while_idle_exits_without_waiting_for_another_request() {
     let start = Instant::now();
     while !std::fs::read_to_string(&log)
         .unwrap_or_default()
-        .contains("imported lifecycle")
+        .contains("reload: watching")
     {
         assert!(
             start.elapsed() < Duration::from_secs(20),
-            "app not imported"
+            "watcher not armed"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
