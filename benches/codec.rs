@@ -119,6 +119,17 @@ fn decode(c: &mut Criterion) {
         })
     });
 
+    group.bench_function("params_parser_iis_49_pairs_reused_buffers", |b| {
+        let limits = Limits::default();
+        let mut spare = iiswsgi::fastcgi::Params::new();
+        b.iter(|| {
+            let mut parser = ParamsParser::with_params(&limits, std::mem::take(&mut spare));
+            parser.feed(black_box(&stream));
+            spare = parser.finish().expect("valid");
+            black_box(spare.len())
+        })
+    });
+
     let wire = iis_request_wire(1);
     group.throughput(Throughput::Bytes(wire.len() as u64));
     group.bench_function("connection_iis_request_and_response", |b| {

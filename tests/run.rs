@@ -403,6 +403,34 @@ mod fd0_listener {
     }
 
     #[test]
+    fn tcp_peers_outside_fcgi_web_server_addrs_are_refused() {
+        let dir = temp_dir("allow");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let server = Server::spawn_on(
+            OwnedFd::from(listener),
+            &["--diagnostic", "--log", &log_arg(dir.path())],
+            &[("FCGI_WEB_SERVER_ADDRS", "192.0.2.10, 192.0.2.11")],
+        );
+        let mut s = std::net::TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
+        let _ = s.write_all(&fc::request_bytes(
+            1,
+            true,
+            &nginx_params("GET", "/", None),
+            b"",
+            8192,
+        ));
+        let mut got = Vec::new();
+        let _ = s.read_to_end(&mut got); // closed at once, or reset
+        assert!(got.is_empty(), "a refused peer got {} bytes", got.len());
+        server.signal(Signal::TERM);
+        assert!(server.wait(Duration::from_secs(10)).0.success());
+        assert!(read_log(dir.path()).contains("not in FCGI_WEB_SERVER_ADDRS"));
+    }
+
+    #[test]
     fn stdin_that_is_not_a_socket_is_a_clear_error() {
         let out = std::process::Command::new(fc::iiswsgi_bin())
             .args(["run", "--diagnostic", "--log", "/dev/null"])
@@ -698,7 +726,7 @@ mod listen {
         let mut s = connect(&l.socket);
         let reply = exchange(&mut s, 1, true, &nginx_params("GET", "/", None), b"");
         let cgi = reply.cgi();
-        assert_eq!(cgi.body, b"Hello, World!\n");
+        assert_eq!(cgi.body, b"Hello, world!\n");
         assert_eq!(cgi.header("Content-Length"), Some("14"));
         // One write for the whole response: STDOUT + empty STDOUT + END_REQUEST.
         assert_eq!(reply.records.len(), 3);
@@ -722,6 +750,266 @@ mod listen {
                 .status,
             200
         );
+    }
+}
+
+mod boundary {
+    //! The `Application` boundary, in process: custom apps served by `server::run` over a
+    //! unix socket, checking what the server does with what an app does.
+    use super::*;
+    use iiswsgi::server::{self, Application, Body, Outcome, Request, Response, RunOptions};
+    use iiswsgi::transport::ListenAddr;
+
+    /// Serves `app` for `requests` requests on a fresh socket, in a thread.
+    fn serve<A: Application + 'static>(
+        app: A,
+        requests: u64,
+    ) -> (
+        tempfile::TempDir,
+        PathBuf,
+        std::thread::JoinHandle<server::RunReport>,
+    ) {
+        let dir = temp_dir("boundary");
+        let socket = dir.path().join("app.sock");
+        let options = RunOptions {
+            listen: Some(ListenAddr::Unix(socket.clone())),
+            max_requests: Some(requests),
+            // The logger is process-wide: the first in-process server's config wins, so all
+            // of them share one file.
+            log: iiswsgi::logging::LogConfig {
+                path: Some(shared_log()),
+                ..Default::default()
+            },
+            drain_time: Duration::from_secs(5),
+            ..RunOptions::default()
+        };
+        let handle = std::thread::spawn(move || {
+            server::run(options, move |_| Ok(app)).expect("server runs")
+        });
+        fc::wait_for_path(&socket, Duration::from_secs(10));
+        (dir, socket, handle)
+    }
+
+    fn connect(path: &Path) -> UnixStream {
+        let s = UnixStream::connect(path).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
+        s
+    }
+
+    fn shared_log() -> PathBuf {
+        std::env::temp_dir().join(format!("iiswsgi-boundary-{}.log", std::process::id()))
+    }
+
+    /// Ignores the body; streams three chunks.
+    struct Streamer;
+    impl Application for Streamer {
+        fn handle(&self, _: &Request, _: &mut dyn Body, r: &mut dyn Response) -> Outcome {
+            let ok = r
+                .start("200 OK", &[(b"Content-Type", b"text/plain")])
+                .and_then(|()| r.write(b"one,"))
+                .and_then(|()| r.write(b""))
+                .and_then(|()| r.write(b"two,"))
+                .and_then(|()| r.write(b"three"));
+            assert!(ok.is_ok(), "{ok:?}");
+            assert!(r.headers_sent());
+            Outcome::Complete
+        }
+    }
+
+    #[test]
+    fn each_chunk_is_its_own_stdout_record_and_unread_body_is_drained() {
+        let (_dir, socket, handle) = serve(Streamer, 2);
+        let mut s = connect(&socket);
+        let body = vec![b'u'; 300_000]; // never read by the app
+        let bytes = fc::request_bytes(
+            1,
+            true,
+            &nginx_params("POST", "/s", Some(body.len())),
+            &body,
+            8192,
+        );
+        let writer = {
+            let mut w = s.try_clone().expect("clone");
+            std::thread::spawn(move || w.write_all(&bytes).expect("write"))
+        };
+        let reply = fc::read_reply(&mut s, 1).expect("reply");
+        writer.join().expect("writer");
+        let cgi = reply.cgi();
+        assert_eq!(cgi.body, b"one,two,three");
+        // Headers ride with the first chunk; every later chunk is its own record (no
+        // coalescing across chunks); then the empty STDOUT and END_REQUEST.
+        let stdout: Vec<usize> = reply
+            .records
+            .iter()
+            .filter(|r| r.0 == fc::STDOUT)
+            .map(|r| r.1)
+            .collect();
+        assert_eq!(stdout.len(), 4, "{:?}", reply.records);
+        assert_eq!(&stdout[1..], [4, 5, 0]);
+        // The body was drained before END_REQUEST: the connection is in sync for the next.
+        let reply = exchange(&mut s, 1, true, &nginx_params("GET", "/next", None), b"");
+        assert_eq!(reply.cgi().body, b"one,two,three");
+        assert_eq!(handle.join().expect("join").requests, 2);
+    }
+
+    #[test]
+    fn header_values_are_sent_as_bytes_not_reencoded() {
+        struct Latin1;
+        impl Application for Latin1 {
+            fn handle(&self, _: &Request, _: &mut dyn Body, r: &mut dyn Response) -> Outcome {
+                let _ = r.start("200 OK", &[(b"X-Name", b"caf\xe9")]);
+                let _ = r.write_final(b"");
+                Outcome::Complete
+            }
+        }
+        let (_dir, socket, handle) = serve(Latin1, 1);
+        let mut s = connect(&socket);
+        let reply = exchange(&mut s, 1, true, &nginx_params("GET", "/", None), b"");
+        assert!(
+            reply.stdout.windows(12).any(|w| w == b"X-Name: caf\xe9"),
+            "{:?}",
+            reply.stdout
+        );
+        handle.join().expect("join");
+    }
+
+    #[test]
+    fn app_that_never_starts_a_response_gets_a_500_with_an_error_id() {
+        struct Silent;
+        impl Application for Silent {
+            fn handle(&self, _: &Request, _: &mut dyn Body, _: &mut dyn Response) -> Outcome {
+                Outcome::Complete
+            }
+        }
+        let (_dir, socket, handle) = serve(Silent, 1);
+        let mut s = connect(&socket);
+        let reply = exchange(&mut s, 1, true, &nginx_params("GET", "/", None), b"");
+        let cgi = reply.cgi();
+        assert_eq!(cgi.status, 500);
+        let text = cgi.text();
+        let id = text
+            .split("error id ")
+            .nth(1)
+            .expect("error id")
+            .trim_end_matches([')', '\n']);
+        handle.join().expect("join");
+        let log = std::fs::read_to_string(shared_log()).unwrap_or_default();
+        assert!(log.contains(&format!("error id {id}")), "{id}: {log}");
+    }
+
+    #[test]
+    fn invalid_headers_are_refused_to_the_app() {
+        struct Splitter;
+        impl Application for Splitter {
+            fn handle(&self, _: &Request, _: &mut dyn Body, r: &mut dyn Response) -> Outcome {
+                let refused = r.start("200 OK", &[(b"X-A", b"1\r\nSet-Cookie: evil=1")]);
+                assert_eq!(
+                    refused.map_err(|e| e.kind()),
+                    Err(std::io::ErrorKind::InvalidInput)
+                );
+                let early = r.write(b"body before start");
+                assert!(early.is_err());
+                let _ = r.start("418 I'm a teapot", &[]);
+                let _ = r.write_final(b"short and stout");
+                Outcome::Complete
+            }
+        }
+        let (_dir, socket, handle) = serve(Splitter, 1);
+        let mut s = connect(&socket);
+        let reply = exchange(&mut s, 1, true, &nginx_params("GET", "/", None), b"");
+        let cgi = reply.cgi();
+        assert_eq!(cgi.status, 418);
+        assert!(cgi.header("Set-Cookie").is_none());
+        handle.join().expect("join");
+    }
+
+    #[test]
+    fn failure_after_headers_closes_the_connection_without_end_request() {
+        struct Breaks;
+        impl Application for Breaks {
+            fn handle(&self, _: &Request, _: &mut dyn Body, r: &mut dyn Response) -> Outcome {
+                let _ = r.start("200 OK", &[(b"Content-Length", b"100")]);
+                let _ = r.write(b"partial");
+                Outcome::Aborted
+            }
+        }
+        let (_dir, socket, handle) = serve(Breaks, 1);
+        let mut s = connect(&socket);
+        s.write_all(&fc::request_bytes(
+            1,
+            true,
+            &nginx_params("GET", "/", None),
+            b"",
+            8192,
+        ))
+        .expect("write");
+        let err = fc::read_reply(&mut s, 1).expect_err("no END_REQUEST");
+        assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
+        handle.join().expect("join");
+    }
+
+    #[test]
+    fn aborted_before_headers_becomes_a_500() {
+        struct Gives;
+        impl Application for Gives {
+            fn handle(&self, _: &Request, _: &mut dyn Body, r: &mut dyn Response) -> Outcome {
+                let _ = r.start("200 OK", &[]);
+                Outcome::Aborted
+            }
+        }
+        let (_dir, socket, handle) = serve(Gives, 1);
+        let mut s = connect(&socket);
+        let reply = exchange(&mut s, 1, true, &nginx_params("GET", "/", None), b"");
+        assert_eq!(reply.cgi().status, 500);
+        handle.join().expect("join");
+    }
+
+    #[test]
+    fn outcome_exit_stops_the_server_after_the_response() {
+        struct Leaves;
+        impl Application for Leaves {
+            fn handle(&self, _: &Request, _: &mut dyn Body, r: &mut dyn Response) -> Outcome {
+                let _ = r.start("200 OK", &[]);
+                let _ = r.write_final(b"bye");
+                Outcome::Exit
+            }
+        }
+        let (_dir, socket, handle) = serve(Leaves, 100);
+        let mut s = connect(&socket);
+        let reply = exchange(&mut s, 1, true, &nginx_params("GET", "/", None), b"");
+        assert_eq!(reply.cgi().body, b"bye");
+        let report = handle.join().expect("join");
+        assert_eq!(report.reason, server::StopReason::AppExit);
+    }
+
+    #[test]
+    fn request_carries_normalised_and_raw_params() {
+        struct Inspect;
+        impl Application for Inspect {
+            fn handle(&self, req: &Request, _: &mut dyn Body, r: &mut dyn Response) -> Outcome {
+                assert_eq!(req.param(b"CONTENT_LENGTH"), None); // "" removed
+                assert!(
+                    req.raw_params
+                        .iter()
+                        .any(|(n, v)| n == b"CONTENT_LENGTH" && v.is_empty())
+                );
+                assert_eq!(req.content_length, None);
+                assert_eq!(req.url_scheme.as_str(), "https");
+                assert!(!req.single_connection);
+                let _ = r.start("204 No Content", &[]);
+                let _ = r.write_final(b"");
+                Outcome::Complete
+            }
+        }
+        let (_dir, socket, handle) = serve(Inspect, 1);
+        let mut s = connect(&socket);
+        let mut params = nginx_params("GET", "/", None);
+        params.push(("CONTENT_LENGTH".into(), String::new()));
+        params.push(("HTTPS".into(), "on".into()));
+        let reply = exchange(&mut s, 1, true, &params, b"");
+        assert_eq!(reply.cgi().status, 204);
+        handle.join().expect("join");
     }
 }
 

@@ -33,7 +33,7 @@ First step when IIS reports \"The FastCGI process exited unexpectedly\": registe
 pub struct Args {
     /// Answer every request with the built-in diagnostic page (no Python): the normalised
     /// environ, the raw params, the transport. `--diagnostic=hello` answers a minimal
-    /// "Hello, World!" instead (for benchmarks).
+    /// "Hello, world!" instead (for benchmarks).
     #[arg(long, value_name = "MODE", num_args = 0..=1, require_equals = true,
           default_missing_value = "page", value_parser = ["page", "hello"])]
     diagnostic: Option<String>,

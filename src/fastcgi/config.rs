@@ -102,7 +102,8 @@ impl Config {
 
     /// A generic web server that multiplexes (HAProxy `option mpxs-conns`): up to
     /// [`Limits::max_requests`] per connection; `FCGI_MAX_REQS` = `max_conns` × that,
-    /// `FCGI_MPXS_CONNS` = 1.
+    /// `FCGI_MPXS_CONNS` = 1. Changing `limits.max_requests` afterwards does not update
+    /// `max_reqs`; set both.
     pub fn multiplexing(max_conns: u32) -> Self {
         let limits = Limits::default();
         let per_conn = u32::try_from(limits.max_requests).unwrap_or(u32::MAX);

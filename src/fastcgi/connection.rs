@@ -177,7 +177,12 @@ struct Slot {
 /// open request's input is complete is a pipelined request: decoding stops in front of it
 /// (the bytes stay buffered, [`Connection::wants_input`] turns false once
 /// [`super::Limits::max_pending_input`] is buffered) and resumes when the open request ends,
-/// so pipelining clients are served in order rather than refused.
+/// so pipelining clients are served in order rather than refused. Likewise nothing after the
+/// input of a request without `FCGI_KEEP_CONN` is decoded: the connection closes after it.
+/// The result: any split of the input, and any timing of the server's calls, gives the same
+/// events and output per request id. (With multiplexing, a request without `FCGI_KEEP_CONN`
+/// closes the connection once no other request is open; which later records were still
+/// decoded then depends on timing, as it would for any client that mixes the two.)
 ///
 /// **Output.** Everything the codec sends, and what the server asks it to frame, is appended
 /// to one buffer: write [`Connection::pending_output`] and report progress with
@@ -324,9 +329,10 @@ impl Connection {
     /// 24-byte run, and forgets the id. Later output for `id` is refused until a new
     /// `BEGIN_REQUEST` opens it again.
     ///
-    /// Events still queued for `id` are dropped, so none names an ended request. Decoding
+    /// Request events still queued for `id` are dropped, so none names an ended request. Decoding
     /// resumes if it was paused in front of a pipelined request, so poll events again
-    /// afterwards.
+    /// afterwards; a framing fault met while resuming shows in [`Connection::error`],
+    /// [`Connection::wants_input`] and the next [`Connection::recv`].
     pub fn end_request(&mut self, id: u16, app_status: u32) -> Result<(), StateError> {
         self.started(id)?;
         if let Some(i) = self.slot_index(id) {
@@ -341,8 +347,10 @@ impl Connection {
             ProtocolStatus::RequestComplete,
         ));
         // Input that arrived for the id before the server ended it (a late abort, unread
-        // STDIN) is moot now; dropping it means no event ever names an ended id.
-        self.events.retain(|event| event.id() != id);
+        // STDIN) is moot now; dropping it means no request event ever names an ended id.
+        // (Unknown-record reports are about the wire, not the request: they stay.)
+        self.events
+            .retain(|event| event.id() != id || matches!(event, Event::UnknownRecord { .. }));
         if self.paused {
             self.paused = false;
             self.process();
@@ -429,10 +437,7 @@ impl Connection {
                 self.input.reserve(total - self.input.len());
                 break;
             }
-            if header.record_type == RecordType::BeginRequest
-                && header.request_id != 0
-                && self.is_pipelined()
-            {
+            if self.must_wait_before(&header) {
                 self.paused = true;
                 break;
             }
@@ -443,12 +448,29 @@ impl Connection {
         }
     }
 
-    /// A new `BEGIN_REQUEST` now would be pipelined: no multiplexing, and every open request
-    /// has all its input.
-    fn is_pipelined(&self) -> bool {
-        !self.config.multiplex
-            && !self.requests.is_empty()
-            && self.requests.iter().all(|slot| slot.state.input_finished())
+    /// Whether decoding must stop in front of this record until the server ends a request.
+    ///
+    /// - Without multiplexing, a request without `KEEP_CONN` has all its input: the
+    ///   connection closes after it, so nothing behind it is read.
+    /// - A pipelined `BEGIN_REQUEST`: without multiplexing, every open request has all its
+    ///   input; with multiplexing, the id is still open but has all its input (the client
+    ///   reused it before our `END_REQUEST`).
+    ///
+    /// Waiting (instead of refusing) is what makes the outcome independent of how the input
+    /// was split across reads and of when the server ends requests.
+    fn must_wait_before(&self, header: &RecordHeader) -> bool {
+        let finished = |slot: &Slot| slot.state.input_finished();
+        if !self.config.multiplex && self.requests.iter().any(|s| !s.keep_conn && finished(s)) {
+            return true;
+        }
+        if header.record_type != RecordType::BeginRequest || header.request_id == 0 {
+            return false;
+        }
+        if self.config.multiplex {
+            self.slot(header.request_id).is_some_and(finished)
+        } else {
+            !self.requests.is_empty() && self.requests.iter().all(finished)
+        }
     }
 
     fn dispatch(&mut self, header: RecordHeader, content: BytesMut) {
@@ -522,7 +544,7 @@ impl Connection {
         };
         if let Some(status) = refusal {
             encode_end_request(&mut self.output, id, 0, status);
-            if !body.keep_conn() && self.requests.is_empty() {
+            if !body.keep_conn() && self.requests.is_empty() && !self.config.multiplex {
                 self.close_when_idle = true;
             }
             return;
@@ -617,6 +639,29 @@ impl Connection {
     }
 }
 
+/// The edge cases of `fastcgi-protocol.md` §4 that a codec can decide, and their tests
+/// (the others — read timeouts, lingering close, slow peers — belong to `crate::server`):
+///
+/// | # | Test |
+/// |---|---|
+/// | 1 | `framing::record_padding_of_any_length_is_skipped_even_on_empty_records` (+ `record.rs`) |
+/// | 2 | `ids::request_id_is_echoed_exactly_when_not_one`, `vectors::iis_…_wrap…` |
+/// | 3 | `overlap::begin_request_while_params_open_gets_cant_mpx_and_first_continues` |
+/// | 4 | `roles::non_responder_roles_get_unknown_role_and_their_streams_are_ignored` |
+/// | 5 | `params.rs` `lengths::long_form_length_is_accepted_for_lengths_up_to_127`, `…_127_128_boundary…` |
+/// | 6 | `params.rs` `splitting::pair_split_across_params_records_at_any_offset_decodes_once` |
+/// | 7 | `params_caps::pair_claiming_2_pow_31_bytes_…`, `params.rs` `caps::claims_near_2_pow_31_allocate_nothing` |
+/// | 8 | `params_caps::params_ending_inside_a_pair_are_rejected_as_malformed_and_connection_continues` |
+/// | 9 | `params_caps::param_sets_over_8_kib_across_many_records_are_accepted_up_to_the_cap` |
+/// | 10 | `lifecycle::stdin_without_its_empty_record_never_reports_end` (the timeout is the server's) |
+/// | 11 | `lifecycle::body_spread_over_many_stdin_records_is_delivered_in_order` |
+/// | 12 | `lifecycle::stdin_is_delivered_whatever_content_length_says` |
+/// | 13 | `framing::stdout_over_65535_bytes_spans_several_records` |
+/// | 14 | `lifecycle::output_for_an_id_after_its_end_request_is_refused`, `framing::end_request_puts_…` |
+/// | 15 | `lifecycle::request_without_keep_conn_asks_to_close_after_end_request` |
+/// | 16 | `framing::version_other_than_one_is_a_framing_error`, `framing::eof_inside_a_record_…`, `vectors::ten_thousand_pipelined_…` |
+/// | 17 | `framing::stderr_is_framed_as_its_own_stream` (the server never sends it by default) |
+/// | 18 | `params.rs` `splitting::duplicate_name_resolves_last_wins_and_both_are_kept` |
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -694,6 +739,21 @@ mod tests {
                 .collect();
             assert_eq!(stdin, body);
             assert_eq!(&t.stdout(3)[b"Status: 200\r\n\r\n".len()..], &body[..]);
+        }
+
+        #[test]
+        fn stdin_is_delivered_whatever_content_length_says() {
+            // nginx with fastcgi_request_buffering off and a chunked body: CONTENT_LENGTH "".
+            for declared in [&b""[..], b"0", b"3"] {
+                let pairs: &[(&[u8], &[u8])] = &[(b"CONTENT_LENGTH", declared)];
+                let wire =
+                    Wire::new()
+                        .begin(1, true)
+                        .params(1, pairs, 64)
+                        .stdin(1, b"chunked body", 5);
+                let t = assert_any_split(&Config::generic(4), Script::Echo, &wire.bytes);
+                assert_eq!(t.stdout(1), b"Status: 200\r\n\r\nchunked body");
+            }
         }
 
         #[test]
@@ -1420,6 +1480,67 @@ mod tests {
 
     mod vectors {
         use super::*;
+        use crate::fastcgi::testkit::{parse_hex_vector, raw_output_whole};
+
+        /// Feeds a `tests/vectors` input through every split, checks the whole-buffer output
+        /// against the expected file byte for byte, and returns the transcript.
+        fn check_vector(
+            config: &Config,
+            input: &str,
+            expected: &str,
+        ) -> crate::fastcgi::testkit::Transcript {
+            let wire = parse_hex_vector(input);
+            let t = assert_any_split(config, Script::Echo, &wire);
+            let out = raw_output_whole(config, Script::Echo, &wire);
+            assert_eq!(out, parse_hex_vector(expected), "output bytes");
+            t
+        }
+
+        #[test]
+        fn nginx_vector_get_with_keep_conn_on_id_1_gives_exact_bytes() {
+            let t = check_vector(
+                &Config::generic(16),
+                include_str!("../../tests/vectors/nginx_get_keep_conn.hex"),
+                include_str!("../../tests/vectors/nginx_get_keep_conn.out.hex"),
+            );
+            let params = request_params(&t, 1).expect("request");
+            assert_eq!(params.len(), 7);
+            assert_eq!(params.get(b"REQUEST_URI"), Some(&b"/hello?a=1"[..]));
+            assert_eq!(params.get(b"SCRIPT_NAME"), Some(&b""[..]));
+            assert_eq!(params.get(b"HTTP_HOST"), Some(&b"localhost"[..]));
+        }
+
+        #[test]
+        fn iis_vector_post_at_id_255_then_wrap_to_1_gives_exact_bytes() {
+            let t = check_vector(
+                &Config::iis(),
+                include_str!("../../tests/vectors/iis_post_id_wrap.hex"),
+                include_str!("../../tests/vectors/iis_post_id_wrap.out.hex"),
+            );
+            let params = request_params(&t, 255).expect("request");
+            assert_eq!(params.get(b"HTTP_COOKIE"), Some(&[b'c'; 130][..]));
+            assert_eq!(params.get(b"HTTPS"), Some(&b"off"[..]));
+            assert_eq!(params.get(b"CONTENT_LENGTH"), Some(&b"7"[..]));
+            assert!(request_params(&t, 1).is_some());
+        }
+
+        #[test]
+        fn haproxy_vector_get_values_and_multiplexed_ids_give_exact_bytes() {
+            let t = check_vector(
+                &Config::multiplexing(8),
+                include_str!("../../tests/vectors/haproxy_get_values_mpx.hex"),
+                include_str!("../../tests/vectors/haproxy_get_values_mpx.out.hex"),
+            );
+            assert_eq!(
+                request_params(&t, 257).and_then(|p| p.get(b"REQUEST_METHOD")),
+                Some(&b"POST"[..])
+            );
+            assert!(t.events.contains(&Event::Abort { id: 257 }));
+            assert!(t.events.contains(&Event::Stdin {
+                id: 257,
+                data: Bytes::from_static(b"hi")
+            }));
+        }
 
         #[test]
         fn iis_like_client_600_sequential_requests_with_wrapping_ids_are_all_served() {
@@ -1570,6 +1691,98 @@ mod tests {
                 ),
                 (1024, 65536, 1 << 20, 10_000)
             );
+        }
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::fastcgi::testkit::{
+        Script, allocated_by, arb_conversation_record, run_chunks, wire_of,
+    };
+    use proptest::prelude::*;
+
+    fn configs() -> [Config; 3] {
+        [Config::iis(), Config::generic(8), Config::multiplexing(8)]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+
+        #[test]
+        fn random_conversations_give_the_same_transcript_under_any_split(
+            records in proptest::collection::vec(arb_conversation_record(), 0..60),
+            sizes in proptest::collection::vec(1usize..64, 1..8),
+        ) {
+            let wire = wire_of(&records);
+            // A multiplexing client that also asks for close-after-request makes the outcome
+            // depend on timing (see `Connection`); such clients keep the connection.
+            let keep: Vec<_> = records
+                .iter()
+                .cloned()
+                .map(|(kind, id, mut content, padding)| {
+                    if kind == 1 && content.len() > 2 {
+                        content[2] |= 1;
+                    }
+                    (kind, id, content, padding)
+                })
+                .collect();
+            let mpx_wire = wire_of(&keep);
+            for config in configs() {
+                let wire = if config.multiplex { &mpx_wire } else { &wire };
+                let whole = run_chunks(&config, Script::Echo, [&wire[..]]);
+                let trickle = run_chunks(&config, Script::Echo, wire.chunks(1));
+                prop_assert_eq!(&trickle, &whole);
+                let mut chunks = Vec::new();
+                let mut rest = &wire[..];
+                for i in 0.. {
+                    if rest.is_empty() {
+                        break;
+                    }
+                    let (a, b) = rest.split_at(sizes[i % sizes.len()].min(rest.len()));
+                    chunks.push(a);
+                    rest = b;
+                }
+                prop_assert_eq!(&run_chunks(&config, Script::Echo, chunks), &whole);
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic_and_memory_stays_bounded(
+            bytes in proptest::collection::vec(any::<u8>(), 0..3000),
+            chunk in 1usize..200,
+        ) {
+            for config in configs() {
+                let (_, allocated) = allocated_by(|| {
+                    run_chunks(&config, Script::Echo, bytes.chunks(chunk))
+                });
+                // A header may make the decoder reserve one record (≤ 65,798 bytes) a few
+                // times over; beyond that, memory follows the input, not its claims.
+                prop_assert!(
+                    allocated <= 4 * crate::fastcgi::MAX_RECORD_LEN + 64 * bytes.len() + 65_536,
+                    "allocated {} for {} bytes", allocated, bytes.len()
+                );
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes_after_a_valid_prefix_never_panic(
+            records in proptest::collection::vec(arb_conversation_record(), 0..10),
+            tail in proptest::collection::vec(any::<u8>(), 0..500),
+        ) {
+            let mut wire = wire_of(&records);
+            wire.extend_from_slice(&tail);
+            for config in configs() {
+                let t = run_chunks(&config, Script::Echo, wire.chunks(17));
+                // Whatever happened, every END_REQUEST is well formed and single per request.
+                for records in t.output.values() {
+                    for r in records {
+                        prop_assert!(r.header().record_type != RecordType::UnknownType
+                            || config.unknown_type_replies);
+                    }
+                }
+            }
         }
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! This module exists so that every protocol decision (`fastcgi-protocol.md`, and the IIS
 //! rules of `iis-runtime.md` §4 and §12) is made in one deterministic place that tests can
-//! drive byte by byte. It refuses to do I/O: no sockets, no `std::io::{Read, Write}`, no
+//! drive byte by byte. It refuses to do I/O: no sockets, no `Read`/`Write` streams, no
 //! threads, no clocks, and nothing else from this crate. `crate::server` owns the sockets
 //! and the application; it feeds bytes in and writes bytes out.
 //!
@@ -53,21 +53,34 @@
 //!   Oversized or malformed params reject one request ([`Event::Rejected`], answered 431 or
 //!   400); they never break framing.
 //! - **Management.** `GET_VALUES` is answered by the codec from [`Config`], with only the
-//!   three names it knows. Any other type on id 0 gets `UNKNOWN_TYPE` unless
-//!   [`Config::unknown_type_replies`] is off (IIS). Unknown types on a request id are
-//!   reported ([`Event::UnknownRecord`]) and ignored; records for ids that are not open are
-//!   discarded silently.
+//!   three names it knows, each once. Any other type on id 0 — application types included,
+//!   as libfcgi does — gets `UNKNOWN_TYPE` unless [`Config::unknown_type_replies`] is off
+//!   (IIS). Unknown types on a request id are reported ([`Event::UnknownRecord`]) and
+//!   ignored; management or app-side types on a request id, DATA, and records for ids that
+//!   are not open are discarded silently. Nothing is ever sent unsolicited.
+//! - **Streams.** STDIN before the PARAMS stream ended rejects the request as malformed
+//!   (400); STDIN after its empty record, PARAMS after theirs, and a second `BEGIN_REQUEST`
+//!   for an open id are ignored.
+//! - **Ending.** [`Connection::end_request`] always sends the empty STDOUT and
+//!   `END_REQUEST{app_status, REQUEST_COMPLETE}` together (IIS needs both, even for failed
+//!   and aborted requests). Refusals the codec makes itself (`CANT_MPX_CONN`,
+//!   `UNKNOWN_ROLE`, `OVERLOADED`) send `END_REQUEST` alone, as libfcgi does; an abort
+//!   before the params ended gets the empty STDOUT too.
 //! - **Pipelining.** See [`Connection`]: an overlapping request gets `CANT_MPX_CONN`, a
 //!   pipelined one waits its turn.
 //!
 //! # Fuzzing
 //!
 //! `fuzz/` is a cargo-fuzz crate outside the workspace (see `fuzz/README.md`):
-//! `cargo +nightly fuzz run record_decoder` and `cargo +nightly fuzz run params`. The same
-//! bodies run under stable as proptest properties in this module's tests.
+//! `cargo +nightly fuzz run record_decoder` and `cargo +nightly fuzz run params`. The target
+//! bodies live in `fuzzing.rs` (compiled for tests and under `--cfg fuzzing` only), so the
+//! same code also runs on stable as proptest properties in `cargo test`.
 
 pub mod config;
 pub mod connection;
+#[cfg(any(test, fuzzing))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod params;
 pub mod record;
 #[cfg(test)]

@@ -2,9 +2,11 @@
 //! a PARAMS stream split at any byte, the [`Params`] it produces, and the pair encoder.
 //!
 //! The parser is where the CVE-2025-23016 lesson lives (§8): lengths are masked to 31 bits,
-//! added in checked `usize`, and checked against every cap *before* a byte is stored; bytes
-//! are stored only as they actually arrive, so a pair that claims 2 GiB allocates nothing.
-//! A cap exceeded rejects the request ([`Rejection`]), never the connection.
+//! added in checked `usize`, and checked against every cap *before* a byte is stored — the
+//! name and value caps, the pair count, and the part of the total budget the stream may
+//! still deliver. Bytes are stored only as they actually arrive, so a pair that claims
+//! 2 GiB allocates nothing. A cap exceeded rejects the request ([`Rejection`]); the records
+//! around it keep their framing, so the connection goes on.
 
 use std::fmt;
 

@@ -600,3 +600,283 @@ impl Iterator for StreamFrames {
 }
 
 impl ExactSizeIterator for StreamFrames {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fastcgi::testkit::{allocated_by, raw_record};
+    use proptest::prelude::*;
+
+    /// Decodes `wire` fed in the given chunks with the low-level decoder.
+    fn decode_chunks<'a>(
+        chunks: impl IntoIterator<Item = &'a [u8]>,
+    ) -> (Vec<Record>, Option<DecodeError>, usize) {
+        let mut decoder = Decoder::new();
+        let mut buf = BytesMut::new();
+        let mut records = Vec::new();
+        for chunk in chunks {
+            buf.extend_from_slice(chunk);
+            loop {
+                match decoder.decode(&mut buf) {
+                    Ok(Some(record)) => records.push(record),
+                    Ok(None) => break,
+                    // What is left after a fault depends on the split; report none.
+                    Err(e) => return (records, Some(e), 0),
+                }
+            }
+        }
+        (records, None, buf.len())
+    }
+
+    /// The low-level decoder's own split helper: whole, byte by byte, every two-way split.
+    fn decode_any_split(wire: &[u8]) -> (Vec<Record>, Option<DecodeError>, usize) {
+        let whole = decode_chunks([wire]);
+        assert_eq!(decode_chunks(wire.chunks(1)), whole, "byte by byte");
+        for at in 0..=wire.len() {
+            let (a, b) = wire.split_at(at);
+            assert_eq!(decode_chunks([a, b]), whole, "split at {at}");
+        }
+        whole
+    }
+
+    mod header {
+        use super::*;
+
+        #[test]
+        fn header_round_trips_every_field() {
+            let header = RecordHeader {
+                version: 1,
+                record_type: RecordType::Stdout,
+                request_id: 0xABCD,
+                content_length: 0x1234,
+                padding_length: 0xFE,
+            };
+            let bytes = header.to_bytes();
+            assert_eq!(bytes, [1, 6, 0xAB, 0xCD, 0x12, 0x34, 0xFE, 0]);
+            assert_eq!(RecordHeader::parse(&bytes), header);
+            assert_eq!(header.record_len(), 8 + 0x1234 + 0xFE);
+        }
+
+        #[test]
+        fn new_header_pads_records_to_a_multiple_of_8() {
+            for len in [0u16, 1, 7, 8, 9, 65_528, 65_535] {
+                let h = RecordHeader::new(RecordType::Stdout, 1, len);
+                assert_eq!(h.record_len() % 8, 0, "len {len}");
+                assert!(h.padding_length < 8);
+            }
+        }
+
+        #[test]
+        fn record_type_byte_round_trips_and_unknown_keeps_its_value() {
+            for byte in 0..=255u8 {
+                let kind = RecordType::from(byte);
+                assert_eq!(u8::from(kind), byte);
+                assert_eq!(
+                    matches!(kind, RecordType::Unknown(_)),
+                    !(1..=11).contains(&byte)
+                );
+            }
+            for value in [0u16, 1, 2, 3, 4, 0xFFFF] {
+                assert_eq!(u16::from(Role::from(value)), value);
+            }
+            for byte in 0..=255u8 {
+                assert_eq!(u8::from(ProtocolStatus::from(byte)), byte);
+            }
+        }
+
+        #[test]
+        fn begin_and_end_request_bodies_round_trip() {
+            let begin = BeginRequestBody {
+                role: Role::Unknown(0xFFFF),
+                flags: KEEP_CONN,
+            };
+            assert_eq!(BeginRequestBody::parse(&begin.to_bytes()), Some(begin));
+            assert!(begin.keep_conn());
+            assert_eq!(BeginRequestBody::parse(&[0, 1, 1]), None);
+            let end = EndRequestBody {
+                app_status: 0xDEAD_BEEF,
+                protocol_status: ProtocolStatus::CantMpxConn,
+            };
+            assert_eq!(EndRequestBody::parse(&end.to_bytes()), Some(end));
+        }
+    }
+
+    mod decoder {
+        use super::*;
+
+        #[test]
+        fn records_with_any_padding_decode_identically_under_any_split() {
+            let mut wire = Vec::new();
+            for (i, padding) in [0u8, 1, 7, 8, 255, 0, 255].into_iter().enumerate() {
+                let content = vec![i as u8; i * 3];
+                wire.extend(raw_record(1, 5, 300, &content, padding));
+            }
+            let (records, error, left) = decode_any_split(&wire);
+            assert_eq!(error, None);
+            assert_eq!(left, 0);
+            assert_eq!(records.len(), 7);
+            for (i, r) in records.iter().enumerate() {
+                assert_eq!(r.content().len(), i * 3);
+                assert_eq!(r.header().request_id, 300);
+            }
+        }
+
+        #[test]
+        fn incomplete_record_is_not_an_error_and_consumes_nothing() {
+            let wire = raw_record(1, 4, 1, b"abcdef", 2);
+            for cut in 0..wire.len() {
+                let mut buf = BytesMut::from(&wire[..cut]);
+                assert_eq!(Decoder::new().decode(&mut buf), Ok(None), "cut {cut}");
+                assert_eq!(buf.len(), cut);
+            }
+        }
+
+        #[test]
+        fn bad_version_is_reported_as_soon_as_the_header_is_complete() {
+            let mut wire = raw_record(1, 5, 1, b"ok", 0);
+            wire.extend(raw_record(0, 5, 1, b"no", 0));
+            let (records, error, left) = decode_any_split(&wire);
+            assert_eq!(records.len(), 1);
+            assert_eq!(error, Some(DecodeError::UnsupportedVersion(0)));
+            assert_eq!(left, 0);
+        }
+
+        #[test]
+        fn decoder_reserves_room_for_the_whole_record_once_its_header_is_known() {
+            let wire = raw_record(1, 5, 1, &[0u8; 65_535], 255);
+            let mut buf = BytesMut::from(&wire[..8]);
+            assert_eq!(Decoder::new().decode(&mut buf), Ok(None));
+            assert!(buf.capacity() >= wire.len());
+        }
+    }
+
+    mod framing {
+        use super::*;
+
+        #[test]
+        fn stream_of_exactly_65528_bytes_is_one_unpadded_record() {
+            let frames: Vec<Frame> =
+                stream_frames(RecordType::Stdout, 1, MAX_STREAM_CHUNK).collect();
+            assert_eq!(frames.len(), 1);
+            assert!(frames[0].padding.is_empty());
+            let frames: Vec<Frame> =
+                stream_frames(RecordType::Stdout, 1, MAX_STREAM_CHUNK + 1).collect();
+            assert_eq!(frames.len(), 2);
+            assert_eq!(frames[1].body, MAX_STREAM_CHUNK..MAX_STREAM_CHUNK + 1);
+            assert_eq!(frames[1].padding.len(), 7);
+            assert_eq!(frames[1].wire_len(), 16);
+        }
+
+        #[test]
+        fn stream_encoded_len_matches_what_encode_stream_writes() {
+            for len in [0usize, 1, 8, 65_527, 65_528, 65_529, 131_056, 1 << 20] {
+                let mut out = Vec::new();
+                encode_stream(&mut out, RecordType::Stdout, 1, &vec![1u8; len]);
+                assert_eq!(out.len(), stream_encoded_len(len), "len {len}");
+            }
+        }
+
+        #[test]
+        fn end_request_bytes_are_an_empty_stdout_then_end_request() {
+            let bytes = end_request_bytes(0x0102, 7, ProtocolStatus::RequestComplete);
+            let (records, error, left) = decode_chunks([&bytes[..]]);
+            assert_eq!((error, left), (None, 0));
+            assert_eq!(records.len(), 2);
+            assert_eq!(records[0].header().record_type, RecordType::Stdout);
+            assert!(records[0].content().is_empty());
+            assert_eq!(
+                EndRequestBody::parse(records[1].content()),
+                Some(EndRequestBody {
+                    app_status: 7,
+                    protocol_status: ProtocolStatus::RequestComplete
+                })
+            );
+        }
+
+        #[test]
+        fn record_new_refuses_content_over_65535_bytes() {
+            assert_eq!(
+                Record::new(RecordType::Stdout, 1, vec![0u8; 65_536]),
+                Err(EncodeError::ContentTooLong)
+            );
+            assert!(Record::new(RecordType::Stdout, 1, vec![0u8; 65_535]).is_ok());
+        }
+    }
+
+    mod properties {
+        use super::*;
+
+        fn arb_record() -> impl Strategy<Value = Record> {
+            (
+                any::<u8>(),
+                any::<u16>(),
+                proptest::collection::vec(any::<u8>(), 0..600),
+                any::<u8>(),
+            )
+                .prop_map(|(kind, id, content, padding)| {
+                    let mut record =
+                        Record::new(RecordType::from(kind), id, content).expect("short content");
+                    record.header.padding_length = padding;
+                    record
+                })
+        }
+
+        proptest! {
+            #[test]
+            fn encoded_records_decode_to_the_same_records_under_any_chunking(
+                records in proptest::collection::vec(arb_record(), 0..12),
+                sizes in proptest::collection::vec(1usize..700, 1..10),
+            ) {
+                let mut wire = Vec::new();
+                for r in &records {
+                    r.encode(&mut wire);
+                }
+                let mut chunks = Vec::new();
+                let mut rest = &wire[..];
+                for i in 0.. {
+                    if rest.is_empty() {
+                        break;
+                    }
+                    let (a, b) = rest.split_at(sizes[i % sizes.len()].min(rest.len()));
+                    chunks.push(a);
+                    rest = b;
+                }
+                let (decoded, error, left) = decode_chunks(chunks);
+                prop_assert_eq!(error, None);
+                prop_assert_eq!(left, 0);
+                prop_assert_eq!(decoded, records);
+            }
+
+            #[test]
+            fn arbitrary_bytes_never_panic_the_decoder_and_buffer_at_most_one_record(
+                bytes in proptest::collection::vec(any::<u8>(), 0..4096),
+            ) {
+                let (_, error, left) = decode_chunks(bytes.chunks(13));
+                if error.is_none() {
+                    prop_assert!(left < MAX_RECORD_LEN);
+                }
+            }
+
+            #[test]
+            fn stream_frames_cover_the_data_exactly_in_aligned_records(len in 0usize..300_000) {
+                let mut next = 0;
+                for frame in stream_frames(RecordType::Stdout, 9, len) {
+                    prop_assert_eq!(frame.body.start, next);
+                    prop_assert!(frame.body.len() <= MAX_STREAM_CHUNK && !frame.body.is_empty());
+                    prop_assert_eq!(frame.wire_len() % 8, 0);
+                    next = frame.body.end;
+                }
+                prop_assert_eq!(next, len);
+            }
+        }
+
+        #[test]
+        fn decoding_a_header_allocates_nothing() {
+            let wire = raw_record(1, 5, 1, b"", 0);
+            let mut buf = BytesMut::from(&wire[..4]);
+            let (result, bytes) = allocated_by(|| Decoder::new().decode(&mut buf));
+            assert_eq!(result, Ok(None));
+            assert_eq!(bytes, 0);
+        }
+    }
+}

@@ -192,6 +192,47 @@ pub fn as_refs(pairs: &[(Vec<u8>, Vec<u8>)]) -> Vec<(&[u8], &[u8])> {
     pairs.iter().map(|(n, v)| (&n[..], &v[..])).collect()
 }
 
+/// One record of a random but well-framed client conversation over a few ids: mostly
+/// RESPONDER begins, valid pairs and stream ends, with some of everything else.
+pub fn arb_conversation_record() -> impl Strategy<Value = (u8, u16, Vec<u8>, u8)> {
+    let id = prop_oneof![1 => Just(0u16), 12 => 1u16..4];
+    let bytes = || proptest::collection::vec(any::<u8>(), 0..24);
+    let begin = (
+        prop_oneof![9 => Just(1u8), 1 => any::<u8>()],
+        any::<bool>(),
+        0..20u8,
+    )
+        .prop_map(|(role, keep, truncate)| {
+            let mut body = vec![0, role, u8::from(keep), 0, 0, 0, 0, 0];
+            if truncate == 0 {
+                body.truncate(3);
+            }
+            (1u8, body)
+        });
+    let pair = (bytes(), bytes()).prop_map(|(n, v)| {
+        let mut out = Vec::new();
+        encode_pair(&mut out, &n, &v).expect("short pair");
+        out
+    });
+    let params = prop_oneof![3 => Just(Vec::new()), 5 => pair, 1 => bytes()]
+        .prop_map(|content| (4u8, content));
+    let stdin = prop_oneof![3 => Just(Vec::new()), 4 => bytes()].prop_map(|c| (5u8, c));
+    let other = (
+        prop_oneof![3 => Just(2u8), 1 => Just(8u8), 2 => Just(9u8), 1 => any::<u8>()],
+        bytes(),
+    );
+    let record = prop_oneof![5 => begin, 7 => params, 7 => stdin, 3 => other];
+    (record, id, 0u8..12).prop_map(|((kind, content), id, padding)| (kind, id, content, padding))
+}
+
+pub fn wire_of(records: &[(u8, u16, Vec<u8>, u8)]) -> Vec<u8> {
+    let mut wire = Wire::new();
+    for (kind, id, content, padding) in records {
+        wire = wire.record_padded(RecordType::from(*kind), *id, content, *padding);
+    }
+    wire.bytes
+}
+
 // ---------------------------------------------------------------------------------------------
 // Server side: a scripted responder that reacts to events the way crate::server will.
 
@@ -500,4 +541,46 @@ pub fn ended_with(t: &Transcript, id: u16) -> Option<ProtocolStatus> {
         [one] => Some(one.protocol_status),
         _ => None,
     }
+}
+
+/// Parses a `tests/vectors/*.hex` file: hex byte pairs, `"text"`, `"text"*N`, `#` comments.
+pub fn parse_hex_vector(text: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let mut rest = line.trim_start();
+        while !rest.is_empty() {
+            if rest.starts_with('#') {
+                break;
+            }
+            if let Some(quoted) = rest.strip_prefix('"') {
+                let end = quoted.find('"').expect("closing quote");
+                let text = &quoted.as_bytes()[..end];
+                rest = &quoted[end + 1..];
+                let mut times = 1;
+                if let Some(after) = rest.strip_prefix('*') {
+                    let digits = after
+                        .find(|c: char| !c.is_ascii_digit())
+                        .unwrap_or(after.len());
+                    times = after[..digits].parse().expect("repeat count");
+                    rest = &after[digits..];
+                }
+                for _ in 0..times {
+                    out.extend_from_slice(text);
+                }
+            } else {
+                let byte = rest.get(..2).expect("two hex digits");
+                out.push(u8::from_str_radix(byte, 16).expect("hex byte"));
+                rest = &rest[2..];
+            }
+            rest = rest.trim_start();
+        }
+    }
+    out
+}
+
+/// The raw output of feeding `wire` in one piece.
+pub fn raw_output_whole(config: &Config, script: Script, wire: &[u8]) -> Vec<u8> {
+    let mut driver = Driver::new(config.clone(), script);
+    driver.feed(wire);
+    driver.raw_output
 }

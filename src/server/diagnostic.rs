@@ -16,7 +16,7 @@
 //! Each environ row is `<tr><td>NAME</td><td>VALUE</td></tr>` with HTML escaping, so tests
 //! can read values back.
 //!
-//! [`DiagnosticMode::Hello`] (`--diagnostic=hello`) answers a 14-byte `Hello, World!` instead:
+//! [`DiagnosticMode::Hello`] (`--diagnostic=hello`) answers a 14-byte `Hello, world!` instead:
 //! the minimal responder the benchmark compares with a C libfcgi hello-world, so the figure
 //! measures the server, not HTML rendering. It still reads (and discards) the body.
 
@@ -31,7 +31,7 @@ pub enum DiagnosticMode {
     /// The HTML page.
     #[default]
     Page,
-    /// `Hello, World!\n` as text/plain.
+    /// `Hello, world!\n` as text/plain.
     Hello,
 }
 
@@ -65,7 +65,7 @@ impl Diagnostic {
     }
 }
 
-const HELLO: &[u8] = b"Hello, World!\n";
+const HELLO: &[u8] = b"Hello, world!\n";
 
 impl Application for Diagnostic {
     fn handle(
@@ -147,11 +147,10 @@ impl Diagnostic {
              receives it)</h2>\n<table>\n<tr><th>Name</th><th>Value</th></tr>\n",
         );
         let multithread = "False";
-        let multiprocess = if request.single_connection {
-            "True"
-        } else {
-            "False"
-        };
+        // wsgi-embedding §3.8: spawned by the web server (IIS, lighttpd bin-path, spawn-fcgi)
+        // means one of several processes; a --listen server is one process.
+        let spawned = request.single_connection || request.transport.starts_with("stdin");
+        let multiprocess = if spawned { "True" } else { "False" };
         row(
             &mut html,
             "wsgi.url_scheme",

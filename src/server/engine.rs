@@ -770,6 +770,8 @@ impl<A: Application> Engine<'_, A> {
                 self.drop_conn(t, None);
                 return;
             }
+            // Everything owed to the peer goes out before the FIN.
+            let _ = conn.flush();
             let _ = conn.stream.shutdown_write();
             conn.closing = Some(Instant::now() + linger);
             if conn.flags.readable && conn.discard(&mut self.scratch) {
@@ -841,6 +843,15 @@ impl<A: Application> Engine<'_, A> {
                     }
                     Ok(env) => {
                         log_notes_once(env.notes);
+                        if log::log_enabled!(log::Level::Debug) {
+                            let method = env.get(b"REQUEST_METHOD").unwrap_or_default();
+                            let path = env.get(b"PATH_INFO").unwrap_or_default();
+                            log::debug!(
+                                "{} {} (FastCGI id {id})",
+                                String::from_utf8_lossy(method),
+                                String::from_utf8_lossy(path)
+                            );
+                        }
                         let request = Request {
                             id,
                             params: env.params,

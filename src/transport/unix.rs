@@ -78,13 +78,14 @@ fn not_socket_kind(fd: BorrowedFd<'_>) -> &'static str {
 /// wraps it for the server.
 pub(super) fn from_stdin() -> Result<Transport, TransportError> {
     let stdin = io::stdin();
-    let kind = classify(stdin.as_fd());
-    if let FdKind::Other(what) = kind {
-        return Err(TransportError::StdinUnusable { what: what.into() });
-    }
+    let (listening, family) = match classify(stdin.as_fd()) {
+        FdKind::Other(what) => return Err(TransportError::StdinUnusable { what: what.into() }),
+        FdKind::Connected(family) => (false, family),
+        FdKind::Listening(family) => (true, family),
+    };
     let owned = take_over_stdin(stdin.as_fd()).map_err(TransportError::Stdin)?;
-    let transport = match kind {
-        FdKind::Connected(Family::Unix) => {
+    let transport = match (listening, family) {
+        (false, Family::Unix) => {
             let s = StdUnixStream::from(owned);
             s.set_nonblocking(true).map_err(TransportError::Stdin)?;
             Transport {
@@ -97,7 +98,7 @@ pub(super) fn from_stdin() -> Result<Transport, TransportError> {
                 created_socket: None,
             }
         }
-        FdKind::Connected(Family::Inet) => {
+        (false, Family::Inet) => {
             let s = std::net::TcpStream::from(owned);
             s.set_nonblocking(true).map_err(TransportError::Stdin)?;
             let _ = s.set_nodelay(true);
@@ -113,7 +114,7 @@ pub(super) fn from_stdin() -> Result<Transport, TransportError> {
                 created_socket: None,
             }
         }
-        FdKind::Listening(Family::Unix) => {
+        (true, Family::Unix) => {
             let l = StdUnixListener::from(owned);
             l.set_nonblocking(true).map_err(TransportError::Stdin)?;
             let name = l
@@ -130,7 +131,7 @@ pub(super) fn from_stdin() -> Result<Transport, TransportError> {
                 created_socket: None,
             }
         }
-        FdKind::Listening(Family::Inet) => {
+        (true, Family::Inet) => {
             let l = std::net::TcpListener::from(owned);
             l.set_nonblocking(true).map_err(TransportError::Stdin)?;
             let name = l
@@ -146,7 +147,6 @@ pub(super) fn from_stdin() -> Result<Transport, TransportError> {
                 created_socket: None,
             }
         }
-        FdKind::Other(_) => unreachable!("handled above"),
     };
     Ok(transport)
 }
@@ -190,9 +190,31 @@ pub(super) fn bind_unix(
         addr: addr.clone(),
         source,
     };
-    let l = StdUnixListener::bind(path).map_err(bind_err)?;
-    fs::set_permissions(path, fs::Permissions::from_mode(0o666)).map_err(bind_err)?;
-    l.set_nonblocking(true).map_err(bind_err)?;
+    // Bind under a temporary name, open it to everyone, then rename it into place: the path
+    // appears only once the socket is listening with its final mode, so a web server that
+    // starts connecting as soon as the file exists is never refused.
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".{}.tmp", std::process::id()));
+    let tmp = std::path::PathBuf::from(tmp);
+    let _ = fs::remove_file(&tmp);
+    let (l, bound) = match StdUnixListener::bind(&tmp) {
+        Ok(l) => (l, tmp.as_path()),
+        // The temporary name may exceed the 108-byte sun_path limit when the real one fits.
+        Err(_) => (StdUnixListener::bind(path).map_err(bind_err)?, path),
+    };
+    let ready = fs::set_permissions(bound, fs::Permissions::from_mode(0o666))
+        .and_then(|()| l.set_nonblocking(true))
+        .and_then(|()| {
+            if bound == path {
+                Ok(())
+            } else {
+                fs::rename(bound, path)
+            }
+        });
+    if let Err(e) = ready {
+        let _ = fs::remove_file(bound);
+        return Err(bind_err(e));
+    }
     Ok(mio::net::UnixListener::from_std(l))
 }
 
