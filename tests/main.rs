@@ -3,5 +3,9 @@
 
 mod support;
 
+#[cfg(unix)]
 mod iis;
+#[cfg(unix)]
 mod peers;
+#[cfg(unix)]
+mod run;

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser, Subcommand};
 
 mod completions;
+mod run;
 
 /// Put Python WSGI apps on IIS: build MSDeploy packages anywhere, serve them over FastCGI.
 #[derive(Debug, Parser)]
@@ -33,6 +34,8 @@ const LONG_VERSION: &str = env!("IISWSGI_LONG_VERSION");
 enum Command {
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish) to stdout.
     Completions(completions::Args),
+    /// Serve FastCGI: the process IIS (or nginx, lighttpd, Apache, HAProxy) talks to.
+    Run(Box<run::Args>),
 }
 
 /// Parses the command line, runs the subcommand and turns its result into an exit code.
@@ -40,11 +43,11 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Completions(args) => completions::run(args, &mut Cli::command()),
+        Command::Run(args) => run::run(*args),
     }
 }
 
 /// Prints `error: <top>` and then every `caused by:` of an error chain to stderr.
-#[allow(dead_code)] // used by the subcommands as they land
 pub(crate) fn report_error(err: &dyn Error) -> ExitCode {
     eprintln!("error: {err}");
     let mut source = err.source();

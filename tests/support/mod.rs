@@ -1,4 +1,8 @@
 //! Helpers shared by the integration tests: real peers and clients, started and stopped here.
 
+#[cfg(unix)]
+pub mod fcgi_client;
+#[cfg(unix)]
 pub mod iis_client;
+#[cfg(unix)]
 pub mod peers;
