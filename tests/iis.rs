@@ -8,15 +8,15 @@
 
 use std::process::Command;
 
-use crate::support::iis_client::{self, FIXED_TABLE, IisApp, IisProcess, IisRequest};
+use crate::support::iis_client::{self, FIXED_TABLE, IisApp, IisProcess, IisRequest, wire};
 use crate::support::peers::{Backend, Sandbox};
 
 /// Starts `backend` as IIS would, serving `app`.
 fn spawn(sandbox: &Sandbox, backend: &Backend, app: IisApp) -> IisProcess {
-    let argv = backend.fd0_argv();
+    let argv = backend.argv(sandbox.path());
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..]);
-    IisProcess::spawn(cmd, app, sandbox.path())
+    IisProcess::spawn(cmd, app, sandbox.path(), backend.logs(sandbox.path()))
 }
 
 /// The expected id sequence: 1..=255, then 1 again.
@@ -188,7 +188,7 @@ mod client {
 /// Against `iiswsgi run --diagnostic`.
 mod iiswsgi {
     use super::*;
-    use crate::support::peers::diagnostic_value;
+    use crate::support::peers::{diagnostic_value, fnv1a64};
 
     fn start(label: &str, app: IisApp) -> (Sandbox, IisProcess) {
         let sandbox = Sandbox::new(label);
@@ -206,15 +206,33 @@ mod iiswsgi {
         })
     }
 
+    /// A good response as IIS sees it: Status 200 first, a Content-Type, no STDERR, and the
+    /// stream ended properly (an empty STDOUT, then END_REQUEST{0, REQUEST_COMPLETE}).
     fn ok(response: &iis_client::IisResponse) {
         assert_eq!(response.cgi.status, 200, "{}", response.cgi.text());
+        assert_eq!(response.cgi.reason, "OK");
+        assert!(
+            response.cgi.header("Content-Type").is_some(),
+            "{:?}",
+            response.cgi.headers
+        );
         assert_eq!(response.protocol_status, 0, "END_REQUEST protocolStatus");
+        assert_eq!(response.app_status, 0, "END_REQUEST appStatus");
         assert!(
             response.stderr.is_empty(),
             "STDERR: {:?}",
             String::from_utf8_lossy(&response.stderr)
         );
         assert_eq!(response.browser_status(), 200);
+        let n = response.records.len();
+        assert!(n >= 3, "{:?}", response.records);
+        let (kind, _, len, _) = response.records[n - 2];
+        assert_eq!(
+            (kind, len),
+            (wire::STDOUT, 0),
+            "empty STDOUT before END_REQUEST"
+        );
+        assert_eq!(response.records[n - 1].0, wire::END_REQUEST);
     }
 
     #[test]
@@ -225,6 +243,11 @@ mod iiswsgi {
             let response = process.send(&IisRequest::get(&format!("/item/{nth}?n={nth}")));
             ok(&response);
             assert_eq!(response.request_id, expected_id(nth));
+            // The server saw the id the client sent.
+            assert_eq!(
+                shown(&response, "iiswsgi.request_id"),
+                response.request_id.to_string()
+            );
             assert_eq!(shown(&response, "PATH_INFO"), format!("/item/{nth}"));
             assert_eq!(shown(&response, "QUERY_STRING"), format!("n={nth}"));
         }
@@ -235,18 +258,29 @@ mod iiswsgi {
     #[test]
     fn reads_a_body_sent_as_8k_stdin_records_and_serves_the_next_request() {
         let (_sandbox, mut process) = start("iis-body", IisApp::root());
-        let body = vec![b'x'; 100_000];
-        let response = process.send(&IisRequest::post(
-            "/upload",
-            "application/octet-stream",
-            body,
-        ));
+        let body: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let request = IisRequest::post("/upload", "application/octet-stream", body.clone());
+        let response = process.send(&request);
         ok(&response);
         assert_eq!(shown(&response, "CONTENT_LENGTH"), "100000");
+        assert_eq!(shown(&response, "CONTENT_TYPE"), "application/octet-stream");
         assert_eq!(shown(&response, "REQUEST_METHOD"), "POST");
+        // The whole body arrived, in order.
+        assert_eq!(shown(&response, "iiswsgi.body_bytes"), "100000");
+        assert_eq!(shown(&response, "iiswsgi.body_fnv1a64"), fnv1a64(&body));
+        // HTTP_CONTENT_LENGTH/TYPE (which IIS sends too) are not in the environ.
+        assert_eq!(
+            diagnostic_value(&response.cgi.body, "HTTP_CONTENT_LENGTH"),
+            None
+        );
+        assert_eq!(
+            diagnostic_value(&response.cgi.body, "HTTP_CONTENT_TYPE"),
+            None
+        );
         let after = process.send(&IisRequest::get("/after"));
         ok(&after);
         assert_eq!(shown(&after, "PATH_INFO"), "/after");
+        assert_eq!(shown(&after, "iiswsgi.body_bytes"), "0");
         process.close_pipe_and_expect_clean_exit();
     }
 
@@ -358,9 +392,7 @@ mod iiswsgi {
         let response = process.send(&IisRequest::get("/"));
         ok(&response);
         assert_eq!(shown(&response, "HTTPS"), "off");
-        if let Some(scheme) = diagnostic_value(&response.cgi.body, "wsgi.url_scheme") {
-            assert_eq!(scheme, "http");
-        }
+        assert_eq!(shown(&response, "wsgi.url_scheme"), "http");
         process.close_pipe_and_expect_clean_exit();
     }
 

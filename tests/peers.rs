@@ -8,12 +8,15 @@
 //!
 //! `hostile` throws malformed FastCGI at `iiswsgi run --listen` over a raw socket.
 
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
 use std::thread;
+use std::time::{Duration, Instant};
 
 use crate::support::iis_client::wire;
 use crate::support::peers::{
     Backend, Direction, Gateway, HaproxyOptions, HttpResponse, Peer, Sandbox, TapRecord, WireTap,
-    shown_by,
+    fnv1a64, shown_by,
 };
 
 /// Asserts a 200 whose page shows `path` as PATH_INFO (SCRIPT_NAME empty) and `query`.
@@ -58,12 +61,13 @@ fn assert_post(backend: &Backend, peer: &Peer, size: usize) {
             response.body.len()
         );
     } else {
+        // The diagnostic page reads the whole body and shows its length and hash.
         let shown = |name| shown_by(backend, &response.body, name);
-        assert_eq!(
-            shown("CONTENT_LENGTH").as_deref(),
-            Some(size.to_string().as_str())
-        );
+        let size = size.to_string();
+        assert_eq!(shown("CONTENT_LENGTH").as_deref(), Some(size.as_str()));
         assert_eq!(shown("REQUEST_METHOD").as_deref(), Some("POST"));
+        assert_eq!(shown("iiswsgi.body_bytes").as_deref(), Some(size.as_str()));
+        assert_eq!(shown("iiswsgi.body_fnv1a64"), Some(fnv1a64(&body)));
     }
 }
 
@@ -237,7 +241,7 @@ fn haproxy_scenario(backend: Backend, options: HaproxyOptions) {
     // 300 sequential requests: HAProxy allocates a new id per request on a kept connection,
     // so ids pass 255.
     sequential(&backend, &haproxy, 300, "seq");
-    concurrent(&backend, &haproxy, 4, 25);
+    concurrent(&backend, &haproxy, 8, 25);
     assert_post(&backend, &haproxy, 200_000);
 
     let records = tap.records();
@@ -266,7 +270,7 @@ fn haproxy_scenario(backend: Backend, options: HaproxyOptions) {
     }
 
     let begun = begins(&records);
-    assert_eq!(begun.len(), 300 + 100 + 1);
+    assert_eq!(begun.len(), 300 + 200 + 1);
     let max_id = begun.iter().map(|b| b.id).max().unwrap_or(0);
     assert!(max_id > 255, "ids stayed at or below 255 (max {max_id})");
     for begin in &begun {
@@ -276,31 +280,59 @@ fn haproxy_scenario(backend: Backend, options: HaproxyOptions) {
             "option keep-conn"
         );
     }
-    // The backend said MPXS_CONNS=0, so no connection carries two requests at once.
-    assert_no_overlap(&records);
+    let overlaps = overlapping_begins(&records);
+    if options.mpxs_conns {
+        // HAProxy 2.6 puts several requests on one connection even after FCGI_MPXS_CONNS=0
+        // (it takes FCGI_MAX_REQS as its stream limit). iiswsgi serves such requests in
+        // order, as pipelined ones, instead of refusing them with CANT_MPX_CONN.
+        assert!(
+            overlaps > 0,
+            "no connection carried overlapping requests: mpxs path unused"
+        );
+    } else {
+        assert_eq!(overlaps, 0, "HAProxy multiplexed without mpxs-conns");
+    }
+    assert_all_complete(&records);
     assert_every_request_ended(&records);
     gateway.proc.assert_alive();
     haproxy.assert_no_upstream_errors();
 }
 
-/// No connection has a BEGIN_REQUEST while another request on it has not ended.
-fn assert_no_overlap(records: &[TapRecord]) {
-    let mut open: std::collections::HashMap<usize, u16> = std::collections::HashMap::new();
+/// How many BEGIN_REQUESTs arrived on a connection while another request on it was still
+/// open (multiplexed, or pipelined ahead of the previous END_REQUEST).
+fn overlapping_begins(records: &[TapRecord]) -> usize {
+    let mut open: HashMap<usize, HashSet<u16>> = HashMap::new();
+    let mut overlaps = 0;
     for r in records {
         match (r.dir, r.kind) {
             (Direction::ToApp, wire::BEGIN_REQUEST) => {
-                if let Some(active) = open.insert(r.conn, r.id) {
-                    panic!(
-                        "connection {} began {} while {active} was open",
-                        r.conn, r.id
-                    );
+                let ids = open.entry(r.conn).or_default();
+                if !ids.is_empty() {
+                    overlaps += 1;
                 }
+                ids.insert(r.id);
             }
             (Direction::FromApp, wire::END_REQUEST) => {
-                open.remove(&r.conn);
+                open.entry(r.conn).or_default().remove(&r.id);
             }
             _ => {}
         }
+    }
+    overlaps
+}
+
+/// Every END_REQUEST the backend sent says REQUEST_COMPLETE (no CANT_MPX_CONN, OVERLOADED...).
+fn assert_all_complete(records: &[TapRecord]) {
+    for r in records
+        .iter()
+        .filter(|r| r.dir == Direction::FromApp && r.kind == wire::END_REQUEST)
+    {
+        assert_eq!(
+            r.content.get(4),
+            Some(&0),
+            "END_REQUEST {} protocolStatus",
+            r.id
+        );
     }
 }
 
@@ -347,6 +379,10 @@ fn apache_scenario(backend: Backend) {
             "{}",
             response.text()
         );
+        if let Backend::Iiswsgi(_) = backend {
+            // With a mount point, iiswsgi rebuilds SCRIPT_NAME/PATH_INFO from REQUEST_URI.
+            assert_page(&backend, &response, &path, &format!("i={i}"));
+        }
     }
     assert_post(&backend, &apache, 100_000);
 
@@ -368,6 +404,371 @@ fn apache_proxy_fcgi_enablereuse_serves_the_libfcgi_responder() {
 }
 
 #[test]
-fn apache_proxy_fcgi_enablereuse_serves_iiswsgi_diagnostic() {
-    apache_scenario(Backend::iiswsgi());
+fn apache_proxy_fcgi_enablereuse_serves_iiswsgi_diagnostic_with_a_mount_point() {
+    // §10: Apache sends no PATH_INFO, so iiswsgi runs with a mount point (here the root).
+    apache_scenario(Backend::Iiswsgi(vec!["--mount".into(), "/".into()]));
+}
+
+/// A client that promises 1 MB, sends 100 KB and disconnects: HAProxy sends ABORT_REQUEST
+/// (the only peer that does, §6). The backend must end that request and keep serving.
+fn haproxy_abort_scenario(backend: Backend, options: HaproxyOptions) {
+    let sandbox = Sandbox::new("haproxy-abort");
+    let mut gateway = Gateway::start(&sandbox, &backend, "gw");
+    let tap = WireTap::start(&sandbox, "tap", &gateway.socket);
+    let haproxy = Peer::haproxy(&sandbox, &tap.socket, &options);
+
+    let mut client = haproxy.connect();
+    let head = "POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000000\r\n\r\n";
+    let stream = client.stream();
+    stream.write_all(head.as_bytes()).expect("send head");
+    stream
+        .write_all(&vec![b'a'; 100_000])
+        .expect("send part of the body");
+    let saw = |what: &str, pred: &dyn Fn(&TapRecord) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(r) = tap.records().into_iter().find(|r| pred(r)) {
+                return r;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what} never seen\n{}",
+                haproxy.proc.output()
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+    };
+    saw("STDIN with data", &|r| {
+        r.dir == Direction::ToApp && r.kind == wire::STDIN && r.len > 0
+    });
+    drop(client);
+
+    let abort = saw("ABORT_REQUEST", &|r| {
+        r.dir == Direction::ToApp && r.kind == wire::ABORT_REQUEST
+    });
+    let end = saw("END_REQUEST for the aborted request", &|r| {
+        r.dir == Direction::FromApp
+            && r.kind == wire::END_REQUEST
+            && r.conn == abort.conn
+            && r.id == abort.id
+    });
+    assert_eq!(
+        end.content.get(4),
+        Some(&0),
+        "aborted request ends REQUEST_COMPLETE"
+    );
+
+    sequential(&backend, &haproxy, 5, "after");
+    let records = tap.records();
+    assert_every_request_ended(&records);
+    gateway.proc.assert_alive();
+    haproxy.assert_no_upstream_errors();
+}
+
+#[test]
+fn haproxy_client_abort_mid_upload_sends_abort_request_and_the_libfcgi_responder_survives() {
+    let options = HaproxyOptions {
+        get_values: false,
+        mpxs_conns: false,
+        ..HaproxyOptions::default()
+    };
+    haproxy_abort_scenario(Backend::CResponder, options);
+}
+
+#[test]
+fn haproxy_client_abort_mid_upload_is_answered_by_iiswsgi_which_keeps_serving() {
+    haproxy_abort_scenario(Backend::iiswsgi(), HaproxyOptions::default());
+}
+
+// ---------------------------------------------------------------------------------------------
+// The harness's own error detection
+// ---------------------------------------------------------------------------------------------
+
+/// `assert_no_upstream_errors` is only worth something if it fires: point each peer at a
+/// socket nobody listens on and expect a 5xx and a flagged log line.
+#[test]
+fn peer_error_log_check_flags_an_unreachable_backend() {
+    let sandbox = Sandbox::new("deadend");
+    let nowhere = sandbox.join("nobody-listens.sock");
+    let peers = [
+        Peer::nginx(&sandbox, &nowhere),
+        Peer::lighttpd_to_socket(&sandbox, &nowhere),
+        Peer::haproxy(&sandbox, &nowhere, &HaproxyOptions::default()),
+        Peer::apache(&sandbox, &nowhere),
+    ];
+    for peer in &peers {
+        let response = peer
+            .connect()
+            .request("GET", "/x", &[], b"")
+            .expect("HTTP answer");
+        assert!(
+            response.status >= 500,
+            "{:?} answered {}",
+            peer.kind,
+            response.status
+        );
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while peer.upstream_errors().is_empty() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(10));
+        }
+        assert!(
+            !peer.upstream_errors().is_empty(),
+            "{:?}: the failed upstream went unnoticed\n{}",
+            peer.kind,
+            peer.proc.output()
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hostile input over a raw socket
+// ---------------------------------------------------------------------------------------------
+
+/// Malformed FastCGI straight at `iiswsgi run --listen unix:…`: each case must cost at most
+/// its own connection (or get an HTTP error on it), never the process, and never much memory.
+mod hostile {
+    use std::io::{Read, Write};
+    use std::net::Shutdown;
+    use std::os::unix::net::UnixStream;
+    use std::time::Duration;
+
+    use crate::support::iis_client::wire::{self, Record, RecordReader};
+    use crate::support::peers::{Backend, Gateway, Sandbox};
+
+    const TIMEOUT: Duration = Duration::from_secs(10);
+
+    fn start(label: &str) -> (Sandbox, Gateway) {
+        let sandbox = Sandbox::new(label);
+        let gateway = Gateway::start(&sandbox, &Backend::iiswsgi(), "gw");
+        (sandbox, gateway)
+    }
+
+    fn connect(gateway: &Gateway) -> UnixStream {
+        let stream = UnixStream::connect(&gateway.socket).expect("connect to iiswsgi");
+        stream.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+        stream.set_write_timeout(Some(TIMEOUT)).expect("timeout");
+        stream
+    }
+
+    fn params(path: &str) -> Vec<(String, Vec<u8>)> {
+        [
+            ("REQUEST_METHOD", "GET"),
+            ("REQUEST_URI", path),
+            ("SCRIPT_NAME", ""),
+            ("PATH_INFO", path),
+            ("QUERY_STRING", ""),
+            ("SERVER_NAME", "localhost"),
+            ("SERVER_PORT", "80"),
+            ("SERVER_PROTOCOL", "HTTP/1.1"),
+        ]
+        .into_iter()
+        .map(|(n, v)| (n.to_owned(), v.as_bytes().to_vec()))
+        .collect()
+    }
+
+    /// A whole request (`extra` pairs appended to a normal GET of `path`).
+    fn request(id: u16, keep_conn: bool, path: &str, extra: &[(String, Vec<u8>)]) -> Vec<u8> {
+        let mut pairs = params(path);
+        pairs.extend(extra.iter().cloned());
+        let flags = if keep_conn { wire::KEEP_CONN } else { 0 };
+        let mut out = wire::begin_request(id, wire::RESPONDER, flags);
+        wire::push_stream(
+            &mut out,
+            wire::PARAMS,
+            id,
+            &wire::encode_pairs(&pairs),
+            65_535,
+        );
+        wire::push_record(&mut out, wire::PARAMS, id, &[], 0);
+        wire::push_record(&mut out, wire::STDIN, id, &[], 0);
+        out
+    }
+
+    /// What came back for one request.
+    struct Reply {
+        stdout: Vec<u8>,
+        protocol_status: u8,
+        /// Records for other ids or of other types, in order.
+        others: Vec<Record>,
+    }
+
+    /// Reads records up to `id`'s END_REQUEST, or returns the records read before the
+    /// connection closed.
+    fn response(reader: &mut RecordReader<UnixStream>, id: u16) -> Result<Reply, Vec<Record>> {
+        let mut seen = Vec::new();
+        let mut stdout = Vec::new();
+        loop {
+            match reader.next_record() {
+                Ok(Some(r)) if r.kind == wire::STDOUT && r.id == id => {
+                    stdout.extend_from_slice(&r.content);
+                }
+                Ok(Some(r)) if r.kind == wire::END_REQUEST && r.id == id => {
+                    return Ok(Reply {
+                        stdout,
+                        protocol_status: r.end_request().map_or(255, |(_, p)| p),
+                        others: seen,
+                    });
+                }
+                Ok(Some(r)) => seen.push(r),
+                Ok(None) | Err(_) => return Err(seen),
+            }
+        }
+    }
+
+    fn status_of(stdout: &[u8]) -> u16 {
+        wire::parse_cgi(stdout).map_or(0, |c| c.status)
+    }
+
+    /// The process is alive and a fresh connection gets a 200 for a normal request.
+    fn still_serves(gateway: &mut Gateway) {
+        gateway.proc.assert_alive();
+        let mut stream = connect(gateway);
+        stream
+            .write_all(&request(1, false, "/still-here", &[]))
+            .expect("send");
+        let mut reader = RecordReader::new(stream);
+        let reply = response(&mut reader, 1)
+            .unwrap_or_else(|seen| panic!("no response, saw {seen:?}\n{}", gateway.proc.output()));
+        let text = String::from_utf8_lossy(&reply.stdout);
+        assert_eq!(status_of(&reply.stdout), 200, "{text}");
+        gateway.proc.assert_alive();
+    }
+
+    /// Peak resident memory of the process, from /proc.
+    fn peak_rss_kib(gateway: &Gateway) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", gateway.proc.pid()))
+            .expect("read /proc/<pid>/status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM")
+    }
+
+    /// Reads until the server closes the connection; fails if it keeps it open.
+    fn expect_close(stream: &mut UnixStream) {
+        let mut sink = [0u8; 4096];
+        loop {
+            match stream.read(&mut sink) {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return,
+                Err(e) => panic!("the server neither answered nor closed: {e}"),
+            }
+        }
+    }
+
+    #[test]
+    fn garbage_bytes_drop_the_connection_and_the_next_one_is_served() {
+        let (_sandbox, mut gateway) = start("hostile-garbage");
+        let mut stream = connect(&gateway);
+        let mut garbage = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec();
+        garbage.extend((0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
+        let _ = stream.write_all(&garbage);
+        expect_close(&mut stream);
+        still_serves(&mut gateway);
+    }
+
+    #[test]
+    fn pair_length_claiming_2_pow_31_is_refused_without_allocating_it() {
+        let (_sandbox, mut gateway) = start("hostile-2g");
+        let before = peak_rss_kib(&gateway);
+        let mut stream = connect(&gateway);
+        let mut out = wire::begin_request(1, wire::RESPONDER, wire::KEEP_CONN);
+        let mut claim = Vec::new();
+        wire::push_long_len(&mut claim, 0x7fff_ffff); // name: 2 GiB - 1
+        wire::push_long_len(&mut claim, 0x7fff_ffff); // value: 2 GiB - 1 (the sum wraps in u32)
+        claim.extend_from_slice(b"HTTP_X");
+        wire::push_record(&mut out, wire::PARAMS, 1, &claim, 0);
+        wire::push_record(&mut out, wire::PARAMS, 1, &[], 0);
+        wire::push_record(&mut out, wire::STDIN, 1, &[], 0);
+        stream.write_all(&out).expect("send the claim");
+        let mut reader = RecordReader::new(stream);
+        // Either an HTTP error on this request or a dropped connection; never a 200.
+        if let Ok(reply) = response(&mut reader, 1) {
+            let status = status_of(&reply.stdout);
+            assert!((400..500).contains(&status), "status {status}");
+        }
+        still_serves(&mut gateway);
+        let grown = peak_rss_kib(&gateway).saturating_sub(before);
+        assert!(grown < 64 * 1024, "peak RSS grew by {grown} KiB");
+    }
+
+    #[test]
+    fn oversized_params_get_431_and_the_connection_stays_usable() {
+        let (_sandbox, mut gateway) = start("hostile-431");
+        let before = peak_rss_kib(&gateway);
+        let mut stream = connect(&gateway);
+        // 64 values of 64 KiB: over the per-value and the total caps, spread over records.
+        let big: Vec<(String, Vec<u8>)> = (0..64)
+            .map(|i| (format!("HTTP_X_BIG_{i}"), vec![b'v'; 65 * 1024]))
+            .collect();
+        stream
+            .write_all(&request(1, true, "/big", &big))
+            .expect("send oversized params");
+        let mut reader = RecordReader::new(stream.try_clone().expect("clone"));
+        let reply = response(&mut reader, 1)
+            .unwrap_or_else(|seen| panic!("connection dropped instead of 431: {seen:?}"));
+        let text = String::from_utf8_lossy(&reply.stdout);
+        assert_eq!(status_of(&reply.stdout), 431, "{text}");
+        assert_eq!(reply.protocol_status, 0);
+        // Same connection, next request.
+        stream
+            .write_all(&request(2, true, "/next", &[]))
+            .expect("send");
+        let Ok(next) = response(&mut reader, 2) else {
+            panic!("the connection did not survive the 431");
+        };
+        assert_eq!(status_of(&next.stdout), 200);
+        still_serves(&mut gateway);
+        let grown = peak_rss_kib(&gateway).saturating_sub(before);
+        assert!(grown < 64 * 1024, "peak RSS grew by {grown} KiB");
+    }
+
+    #[test]
+    fn truncated_record_then_eof_leaves_the_process_serving() {
+        let (_sandbox, mut gateway) = start("hostile-trunc");
+        let mut stream = connect(&gateway);
+        let whole = request(1, true, "/cut", &[]);
+        // BEGIN_REQUEST and part of the PARAMS record, then EOF.
+        stream.write_all(&whole[..16 + 8 + 20]).expect("send");
+        stream.shutdown(Shutdown::Write).expect("half-close");
+        expect_close(&mut stream);
+        // A header cut in half, then EOF.
+        let mut stream = connect(&gateway);
+        stream.write_all(&whole[..5]).expect("send");
+        stream.shutdown(Shutdown::Write).expect("half-close");
+        expect_close(&mut stream);
+        still_serves(&mut gateway);
+    }
+
+    #[test]
+    fn unknown_management_type_gets_unknown_type_and_the_connection_continues() {
+        let (_sandbox, mut gateway) = start("hostile-unknown");
+        let mut stream = connect(&gateway);
+        let mut out = wire::record(42, 0, b"??");
+        // An unknown type on a request id is logged and ignored.
+        out.extend(wire::record(42, 7, b""));
+        out.extend(request(1, true, "/after-unknown", &[]));
+        stream.write_all(&out).expect("send");
+        let mut reader = RecordReader::new(stream);
+        let reply =
+            response(&mut reader, 1).unwrap_or_else(|seen| panic!("connection dropped: {seen:?}"));
+        assert_eq!(status_of(&reply.stdout), 200);
+        // Exactly one reply to the two unknown records: UNKNOWN_TYPE{42} on id 0.
+        let unknown: Vec<_> = reply
+            .others
+            .iter()
+            .filter(|r| r.kind == wire::UNKNOWN_TYPE)
+            .collect();
+        assert_eq!(unknown.len(), 1, "{:?}", reply.others);
+        assert_eq!(unknown[0].id, 0);
+        assert_eq!(unknown[0].content.first(), Some(&42));
+        assert!(
+            reply.others.iter().all(|r| r.kind == wire::UNKNOWN_TYPE),
+            "{:?}",
+            reply.others
+        );
+        still_serves(&mut gateway);
+    }
 }

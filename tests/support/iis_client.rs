@@ -19,7 +19,7 @@
 use std::io::{self, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::Duration;
 
@@ -127,8 +127,11 @@ pub mod wire {
         out
     }
 
+    /// A decoded name–value pair.
+    pub type Pair = (Vec<u8>, Vec<u8>);
+
     /// Decodes a complete name–value byte stream.
-    pub fn decode_pairs(mut data: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
+    pub fn decode_pairs(mut data: &[u8]) -> Result<Vec<Pair>, String> {
         fn len(data: &mut &[u8]) -> Result<usize, String> {
             let first = *data.first().ok_or("truncated length")?;
             if first & 0x80 == 0 {
@@ -751,7 +754,7 @@ impl IisProcess {
     /// Starts `cmd` as IIS would in named-pipe mode: the server end of a connected socketpair
     /// as fd 0, stdout/stderr captured (IIS gives invalid handles; here every byte is a
     /// failure), `_FCGI_X_PIPE_` and w3wp's variables in the environment.
-    pub fn spawn(mut cmd: Command, app: IisApp, dir: &Path) -> IisProcess {
+    pub fn spawn(mut cmd: Command, app: IisApp, dir: &Path, logs: Vec<PathBuf>) -> IisProcess {
         let (ours, theirs) = UnixStream::pair().expect("socketpair");
         ours.set_read_timeout(Some(RESPONSE_TIMEOUT))
             .expect("timeout");
@@ -773,7 +776,7 @@ impl IisProcess {
             )
             .env("PROCESSOR_ARCHITECTURE", "AMD64")
             .env_remove("_FCGI_SHUTDOWN_EVENT_");
-        let proc = Proc::spawn("iis-fastcgi", dir, cmd, vec![]);
+        let proc = Proc::spawn("iis-fastcgi", dir, cmd, logs);
         // `Proc::spawn` consumed `cmd` and with it our copy of the child's end, so EOF on
         // `ours` can only mean the child closed it.
         IisProcess {
@@ -962,10 +965,5 @@ impl IisProcess {
             String::from_utf8_lossy(&stderr)
         );
         status
-    }
-
-    /// The process's captured output, for messages.
-    pub fn output(&self) -> String {
-        self.proc.output()
     }
 }

@@ -351,8 +351,8 @@ impl Backend {
     }
 
     /// The program and arguments that serve fd 0 (a listening socket from lighttpd, or the
-    /// IIS-style connected stream).
-    pub fn fd0_argv(&self) -> Vec<String> {
+    /// IIS-style connected stream). iiswsgi logs to `<dir>/iiswsgi.log`.
+    pub fn argv(&self, dir: &Path) -> Vec<String> {
         match self {
             Backend::CResponder => vec![c_responder().display().to_string()],
             Backend::Iiswsgi(extra) => {
@@ -360,6 +360,8 @@ impl Backend {
                     iiswsgi_bin().display().to_string(),
                     "run".into(),
                     "--diagnostic".into(),
+                    "--log".into(),
+                    iiswsgi_log(dir).display().to_string(),
                 ];
                 argv.extend(extra.iter().cloned());
                 argv
@@ -367,9 +369,17 @@ impl Backend {
         }
     }
 
+    /// Log files worth showing when a test fails.
+    pub fn logs(&self, dir: &Path) -> Vec<PathBuf> {
+        match self {
+            Backend::CResponder => vec![],
+            Backend::Iiswsgi(_) => vec![iiswsgi_log(dir)],
+        }
+    }
+
     /// A command that listens on the unix socket `socket` itself.
-    pub fn listen_command(&self, socket: &Path) -> Command {
-        let argv = self.fd0_argv();
+    pub fn listen_command(&self, socket: &Path, dir: &Path) -> Command {
+        let argv = self.argv(dir);
         let mut cmd = Command::new(&argv[0]);
         cmd.args(&argv[1..]);
         match self {
@@ -388,6 +398,11 @@ impl Backend {
     pub fn echoes_body(&self) -> bool {
         matches!(self, Backend::CResponder)
     }
+}
+
+/// Where `iiswsgi run` logs in a test directory.
+pub fn iiswsgi_log(dir: &Path) -> PathBuf {
+    dir.join("iiswsgi.log")
 }
 
 /// The `iiswsgi` binary cargo built for these tests.
@@ -425,30 +440,24 @@ pub struct Gateway {
     pub proc: Proc,
     /// Its socket.
     pub socket: PathBuf,
-    /// Which backend it is.
-    pub backend: Backend,
 }
 
 impl Gateway {
     /// Starts `backend` on `<sandbox>/<name>.sock` and waits until it accepts connections.
     pub fn start(sandbox: &Sandbox, backend: &Backend, name: &str) -> Gateway {
         let socket = sandbox.join(&format!("{name}.sock"));
-        let cmd = backend.listen_command(&socket);
+        let cmd = backend.listen_command(&socket, sandbox.path());
         let mut proc = Proc::spawn(
             &format!("{name}-{}", backend.label()),
             sandbox.path(),
             cmd,
-            vec![],
+            backend.logs(sandbox.path()),
         );
         proc.wait_until("its unix socket accepts", || {
             UnixStream::connect(&socket).is_ok()
         });
         fs::set_permissions(&socket, fs::Permissions::from_mode(0o666)).expect("chmod socket");
-        Gateway {
-            proc,
-            socket,
-            backend: backend.clone(),
-        }
+        Gateway { proc, socket }
     }
 }
 
@@ -545,21 +554,32 @@ impl Peer {
     /// lighttpd spawning `backend` itself through `bin-path`, with the listening socket on the
     /// backend's fd 0 and `max-procs` processes (§11.4). lighttpd never sets KEEP_CONN.
     pub fn lighttpd(sandbox: &Sandbox, backend: &Backend, max_procs: u32) -> Peer {
+        let dir = sandbox.path().display().to_string();
+        let backend_lines = format!(
+            "\"socket\" => \"{dir}/lgw.sock\",\n    \"bin-path\" => \"{}\",\n    \
+             \"max-procs\" => {max_procs},",
+            backend.argv(sandbox.path()).join(" ")
+        );
+        Peer::lighttpd_with(sandbox, &backend_lines, backend.logs(sandbox.path()))
+    }
+
+    /// lighttpd in front of a unix socket somebody else listens on (no `bin-path`).
+    pub fn lighttpd_to_socket(sandbox: &Sandbox, upstream: &Path) -> Peer {
+        let backend_lines = format!("\"socket\" => \"{}\",", upstream.display());
+        Peer::lighttpd_with(sandbox, &backend_lines, vec![])
+    }
+
+    fn lighttpd_with(sandbox: &Sandbox, backend_lines: &str, extra_logs: Vec<PathBuf>) -> Peer {
         let lighttpd = require_program("lighttpd");
         let dir = sandbox.path().display().to_string();
-        let bin_path = backend.fd0_argv().join(" ");
         start_with_port_retry(PeerKind::Lighttpd, |port| {
             let err = sandbox.join("lighttpd.err");
-            let conf = sandbox.write(
-                "lighttpd.conf",
-                &lighttpd_conf(&dir, &bin_path, port, max_procs),
-            );
+            let conf = sandbox.write("lighttpd.conf", &lighttpd_conf(&dir, backend_lines, port));
             let mut cmd = Command::new(&lighttpd);
             cmd.arg("-D").arg("-f").arg(&conf).stdin(Stdio::null());
-            (
-                Proc::spawn("lighttpd", sandbox.path(), cmd, vec![err.clone()]),
-                err,
-            )
+            let mut logs = vec![err.clone()];
+            logs.extend(extra_logs.iter().cloned());
+            (Proc::spawn("lighttpd", sandbox.path(), cmd, logs), err)
         })
     }
 
@@ -596,27 +616,9 @@ impl Peer {
         })
     }
 
-    /// `http://127.0.0.1:<port><path>`.
-    pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
     /// A fresh keep-alive HTTP connection to the peer.
     pub fn connect(&self) -> HttpClient {
         HttpClient::connect(self.port)
-    }
-
-    /// One GET on a fresh connection.
-    pub fn get(&self, path: &str) -> HttpResponse {
-        self.connect()
-            .request("GET", path, &[], b"")
-            .unwrap_or_else(|e| {
-                panic!(
-                    "GET {path} via {:?}: {e}\n{}",
-                    self.kind,
-                    self.proc.output()
-                )
-            })
     }
 
     /// The error log so far.
@@ -676,8 +678,8 @@ fn is_error_line(kind: PeerKind, line: &str) -> bool {
     }
 }
 
-/// True for an `option httplog` line whose status is 5xx or whose termination state is not
-/// `----` (`SH--` server closed, `SD--` server data error, ...).
+/// True for an `option httplog` line whose status is 5xx or whose termination state blames
+/// the server or the proxy (`SH--` server closed, `SD--` server data error, ...).
 fn haproxy_request_failed(line: &str) -> bool {
     let fields: Vec<&str> = line.split_whitespace().collect();
     // client [date] frontend backend/server timers status bytes cookie cookie state ...
@@ -686,7 +688,10 @@ fn haproxy_request_failed(line: &str) -> bool {
     };
     let status = fields.get(pos + 2).copied().unwrap_or("");
     let state = fields.get(pos + 6).copied().unwrap_or("");
-    status.starts_with('5') || (state.len() == 4 && state != "----")
+    // The first letter of the termination state says who ended the session: C (client) is
+    // the test's doing; S (server), P (proxy), I (internal), R (resource) are not.
+    let by_server_or_proxy = matches!(state.chars().next(), Some('S' | 'P' | 'I' | 'R'));
+    status.starts_with('5') || (state.len() == 4 && by_server_or_proxy)
 }
 
 fn nginx_conf(dir: &str, upstream: &str, port: u16) -> String {
@@ -735,7 +740,7 @@ http {{
     )
 }
 
-fn lighttpd_conf(dir: &str, bin_path: &str, port: u16, max_procs: u32) -> String {
+fn lighttpd_conf(dir: &str, backend_lines: &str, port: u16) -> String {
     format!(
         r#"server.modules       = ( "mod_fastcgi" )
 server.bind          = "127.0.0.1"
@@ -744,11 +749,8 @@ server.document-root = "{dir}"
 server.errorlog      = "{dir}/lighttpd.err"
 server.pid-file      = "{dir}/lighttpd.pid"
 server.max-request-size = 65536
-fastcgi.debug        = 0
 fastcgi.server = ( "/" => ((
-    "socket"              => "{dir}/lgw.sock",
-    "bin-path"            => "{bin_path}",
-    "max-procs"           => {max_procs},
+    {backend_lines}
     "check-local"         => "disable",
     "fix-root-scriptname" => "enable"
 )))
@@ -1176,6 +1178,14 @@ pub fn c_responder_value(page: &[u8], name: &str) -> Option<String> {
     let page = String::from_utf8_lossy(page);
     page.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix('=').map(str::to_owned))
+}
+
+/// FNV-1a 64 of `bytes` in hex, as the diagnostic page reports a request body's hash.
+pub fn fnv1a64(bytes: &[u8]) -> String {
+    let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!("{hash:016x}")
 }
 
 /// What `backend` shows for `name` on its environ page.
