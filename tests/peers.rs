@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use crate::support::iis_client::wire;
 use crate::support::peers::{
     Backend, Direction, Gateway, HaproxyOptions, HttpResponse, Peer, Sandbox, TapRecord, WireTap,
-    fnv1a64, shown_by,
+    fnv1a64, iiswsgi_log, shown_by,
 };
 
 /// Asserts a 200 whose page shows `path` as PATH_INFO (SCRIPT_NAME empty) and `query`.
@@ -200,7 +200,7 @@ fn nginx_keep_conn_unix_socket_serves_iiswsgi_diagnostic() {
 // lighttpd
 // ---------------------------------------------------------------------------------------------
 
-fn lighttpd_scenario(backend: Backend) {
+fn lighttpd_scenario(backend: Backend) -> Sandbox {
     let sandbox = Sandbox::new("lighttpd");
     let mut lighttpd = Peer::lighttpd(&sandbox, &backend, 2);
     // bin-path spawned `max-procs` backends, each with its own listening socket on fd 0.
@@ -216,6 +216,8 @@ fn lighttpd_scenario(backend: Backend) {
     assert_post(&backend, &lighttpd, 60_000);
     lighttpd.proc.assert_alive();
     lighttpd.assert_no_upstream_errors();
+    drop(lighttpd);
+    sandbox
 }
 
 #[test]
@@ -225,7 +227,17 @@ fn lighttpd_bin_path_spawns_the_libfcgi_responder_on_fd_0() {
 
 #[test]
 fn lighttpd_bin_path_spawns_iiswsgi_on_fd_0_without_keep_conn() {
-    lighttpd_scenario(Backend::iiswsgi());
+    let backend = Backend::Iiswsgi(vec!["--log-level".into(), "debug".into()]);
+    let sandbox = lighttpd_scenario(backend);
+    // Without KEEP_CONN every request has its own connection, which iiswsgi closes after
+    // END_REQUEST: the (debug) log of both processes shows at least one per request.
+    let log = std::fs::read_to_string(iiswsgi_log(sandbox.path())).unwrap_or_default();
+    let connections = log.matches("connection from").count();
+    let requests = 100 + 4 * 10 + 1; // sequential + concurrent + the POST
+    assert!(
+        connections >= requests,
+        "{connections} connections logged for {requests} requests:\n{log}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -393,8 +393,8 @@ impl Backend {
         cmd
     }
 
-    /// The request path that makes the backend echo the body (`/echo` on the C responder);
-    /// the iiswsgi diagnostic page has no echo, so callers check the reported length instead.
+    /// Whether a POST to `/echo` comes back verbatim (the C responder); the iiswsgi
+    /// diagnostic page shows the body's length and hash instead.
     pub fn echoes_body(&self) -> bool {
         matches!(self, Backend::CResponder)
     }
