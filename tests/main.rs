@@ -7,6 +7,10 @@ mod manifest;
 mod support;
 
 #[cfg(unix)]
+mod iis;
+#[cfg(unix)]
+mod peers;
+#[cfg(unix)]
 mod run;
 
 #[cfg(all(unix, feature = "python"))]
