@@ -1,8 +1,11 @@
 //! `iiswsgi run --app`: the embedded-Python WSGI bridge end to end, through the built binary.
 //!
-//! Two ways in, both mounting the app under the sub-application path `/app`:
-//! - [`IisGateway`]: IIS's named pipe emulated by a socketpair on fd 0, IIS's param table and
-//!   framing rules, from the independent client in `support::fcgi_client`;
+//! Three ways in, all mounting the app under the sub-application path `/app`:
+//! - [`IisClient`]: the IIS-emulating client of `support::iis_client` (IIS's exact param table
+//!   and order, BEGIN_REQUEST as its own write, 8 KiB STDIN records, IIS's acceptance rules);
+//! - [`IisGateway`]: the same transport driven through `support::fcgi_client`, for what the IIS
+//!   client cannot express: raw param overrides (`CONTENT_LENGTH: abc`, `HTTPS: on`), a body
+//!   without `CONTENT_LENGTH`, a truncated STDIN, `ABORT_REQUEST`, non-UTF-8 header bytes;
 //! - [`NginxGateway`]: a real nginx (`fastcgi_keep_conn on`, unix socket) in front of
 //!   `iiswsgi run --listen`, spoken to over raw HTTP/1.1 so header bytes and chunked framing
 //!   are visible.
@@ -19,6 +22,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::fcgi_client::{self as fc, Server};
+use crate::support::iis_client::{IisApp, IisProcess, IisRequest};
 
 mod conformance;
 mod frameworks;
@@ -677,5 +681,118 @@ impl NginxGateway {
         server.signal(rustix::process::Signal::TERM);
         let (status, _, _) = server.wait(Duration::from_secs(20));
         (status, self.log())
+    }
+}
+
+/// The peers branch's IIS-emulating client, behind [`Gateway`]. Requests it cannot express
+/// (raw param overrides, non-UTF-8 header bytes) are a test bug and panic.
+pub struct IisClient {
+    process: Option<IisProcess>,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl IisClient {
+    pub fn start(app: &str, chdir: &Path, extra: &[&str]) -> IisClient {
+        let dir = temp_dir("iis-client");
+        let log = dir.path().join("iiswsgi.log");
+        let mut cmd = Command::new(fc::iiswsgi_bin());
+        cmd.args(["run", "--app", app])
+            .arg("--chdir")
+            .arg(chdir)
+            .arg("--log")
+            .arg(&log)
+            .args(extra);
+        let process = IisProcess::spawn(cmd, IisApp::sub("/app"), dir.path(), vec![log.clone()]);
+        IisClient {
+            process: Some(process),
+            log,
+            _dir: dir,
+        }
+    }
+
+    fn request(req: &Req) -> IisRequest {
+        assert!(
+            req.params.is_empty() && !req.no_length,
+            "not expressible through the IIS client"
+        );
+        let url = format!("/app{}", req.uri);
+        let header = |(n, v): &(String, Vec<u8>)| {
+            let v = String::from_utf8(v.clone()).expect("the IIS client takes UTF-8 header values");
+            (n.clone(), v)
+        };
+        let content_type = req
+            .headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+            .map(|h| header(h).1);
+        let mut r = if req.method == "POST" {
+            IisRequest::post(
+                &url,
+                content_type
+                    .as_deref()
+                    .unwrap_or("application/octet-stream"),
+                req.body.clone(),
+            )
+        } else {
+            let mut r = IisRequest::get(&url);
+            r.method = req.method.clone();
+            r
+        };
+        for h in req
+            .headers
+            .iter()
+            .filter(|(n, _)| !n.eq_ignore_ascii_case("content-type"))
+        {
+            let (name, value) = header(h);
+            r.headers.retain(|(n, _)| {
+                !n.eq_ignore_ascii_case(&name)
+                    || name.eq_ignore_ascii_case("cookie")
+                    || name.starts_with("X-")
+            });
+            r = r.header(&name, &value);
+        }
+        r
+    }
+
+    /// Closes the pipe; the client asserts a clean exit with nothing on stdout/stderr.
+    pub fn close(mut self) {
+        if let Some(p) = self.process.take() {
+            p.close_pipe_and_expect_clean_exit();
+        }
+    }
+}
+
+impl Gateway for IisClient {
+    fn send(&mut self, req: &Req) -> Resp {
+        let request = Self::request(req);
+        let r = self.process.as_mut().expect("running").send(&request);
+        Resp {
+            status: r.cgi.status,
+            headers: r
+                .cgi
+                .headers
+                .iter()
+                .map(|(n, v)| (n.clone(), v.clone().into_bytes()))
+                .collect(),
+            body: r.cgi.body.clone(),
+            complete: r.app_status == 0,
+        }
+    }
+
+    fn abandon(&mut self, _req: &Req, _read: usize) {
+        panic!("the IIS client has no abort; use IisGateway::abort_after");
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn pid(&self) -> i32 {
+        self.process.as_ref().map_or(0, |p| p.pid() as i32)
+    }
+
+    fn name(&self) -> &'static str {
+        "iis-client"
     }
 }
