@@ -7,6 +7,9 @@ mod support;
 mod architecture;
 /// `iiswsgi check`: lint rules on packages, their XML, feeds and manifests.
 mod check;
+/// `iiswsgi run` driven by the IIS-emulating client, as IIS would (iis-runtime.md).
+#[cfg(unix)]
+mod iis;
 /// `iiswsgi init` on fixture projects.
 mod init;
 /// `iiswsgi.toml`: valid examples, invalid manifests with line:col, the schema.
@@ -14,6 +17,12 @@ mod manifest;
 /// `iiswsgi package`: zips reopened, reproducibility, XSD validation, golden templates.
 mod package;
 mod package_support;
-/// `iiswsgi run` over socketpairs, sockets and a real nginx.
+/// `iiswsgi run` behind real nginx, lighttpd, HAProxy and Apache; hostile input.
+#[cfg(unix)]
+mod peers;
+/// `iiswsgi run` over socketpairs, sockets and a real nginx: transports, shutdown, limits.
 #[cfg(unix)]
 mod run;
+/// The embedded-Python WSGI bridge: PEP 3333 conformance, lifecycle, Flask and Django.
+#[cfg(all(unix, feature = "python"))]
+mod wsgi;
