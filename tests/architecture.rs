@@ -46,7 +46,11 @@ fn violations(module: &str, forbidden: &[&str]) -> Vec<String> {
         let code = code_of(&file);
         for needle in forbidden {
             if code.contains(needle) {
-                let rel = file.strip_prefix(src()).unwrap_or(&file).display().to_string();
+                let rel = file
+                    .strip_prefix(src())
+                    .unwrap_or(&file)
+                    .display()
+                    .to_string();
                 found.push(format!("src/{rel} names `{needle}`"));
             }
         }
@@ -77,7 +81,11 @@ fn fastcgi_codec_does_no_io_and_imports_nothing_else_from_the_crate() {
             "crate::iis",
         ],
     );
-    assert!(found.is_empty(), "the codec must stay sans-IO:\n{}", found.join("\n"));
+    assert!(
+        found.is_empty(),
+        "the codec must stay sans-IO:\n{}",
+        found.join("\n")
+    );
 }
 
 #[test]
@@ -91,7 +99,11 @@ fn only_the_wsgi_module_names_pyo3() {
             found.push(file.display().to_string());
         }
     }
-    assert!(found.is_empty(), "pyo3 outside src/wsgi:\n{}", found.join("\n"));
+    assert!(
+        found.is_empty(),
+        "pyo3 outside src/wsgi:\n{}",
+        found.join("\n")
+    );
 }
 
 #[test]
@@ -109,19 +121,42 @@ fn manifest_reads_no_output_module() {
             "crate::iis",
         ],
     );
-    assert!(found.is_empty(), "manifest must not depend on its readers:\n{}", found.join("\n"));
+    assert!(
+        found.is_empty(),
+        "manifest must not depend on its readers:\n{}",
+        found.join("\n")
+    );
 }
 
 #[test]
 fn transport_moves_bytes_without_interpreting_them() {
-    let found = violations("transport", &["crate::fastcgi", "crate::wsgi", "crate::server"]);
-    assert!(found.is_empty(), "transport must not interpret bytes:\n{}", found.join("\n"));
+    let found = violations(
+        "transport",
+        &["crate::fastcgi", "crate::wsgi", "crate::server"],
+    );
+    assert!(
+        found.is_empty(),
+        "transport must not interpret bytes:\n{}",
+        found.join("\n")
+    );
 }
 
 #[test]
 fn server_and_packaging_never_name_python() {
-    for module in ["server", "transport", "fastcgi", "msdeploy", "render", "webpi", "check"] {
+    for module in [
+        "server",
+        "transport",
+        "fastcgi",
+        "msdeploy",
+        "render",
+        "webpi",
+        "check",
+    ] {
         let found = violations(module, &["crate::wsgi", "pyo3"]);
-        assert!(found.is_empty(), "{module} must stay Python-agnostic:\n{}", found.join("\n"));
+        assert!(
+            found.is_empty(),
+            "{module} must stay Python-agnostic:\n{}",
+            found.join("\n")
+        );
     }
 }
