@@ -9,6 +9,8 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 mod check;
 mod completions;
+mod doctor;
+mod iis;
 mod init;
 
 /// Put Python WSGI apps on IIS: build MSDeploy packages anywhere, serve them over FastCGI.
@@ -38,6 +40,8 @@ enum Command {
     Check(check::Args),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish) to stdout.
     Completions(completions::Args),
+    Iis(iis::Args),
+    Doctor(doctor::Args),
 }
 
 /// Parses the command line, runs the subcommand and turns its result into an exit code.
@@ -47,6 +51,8 @@ pub fn main() -> ExitCode {
         Command::Init(args) => init::run(args),
         Command::Check(args) => check::run(args),
         Command::Completions(args) => completions::run(args, &mut Cli::command()),
+        Command::Iis(args) => iis::run(args),
+        Command::Doctor(args) => doctor::run(args),
     }
 }
 

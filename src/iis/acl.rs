@@ -165,6 +165,60 @@ impl Grant {
     }
 }
 
+impl Grant {
+    /// `icacls PATH`: prints the ACL, read by [`has_grant`].
+    pub fn show_command(&self, program: &str) -> CommandLine {
+        CommandLine::new(program, vec![self.path.clone()])
+    }
+}
+
+/// Whether icacls's listing of a path already gives `grant.account` at least `grant.rights`
+/// (explicit or inherited, with `(OI)(CI)` for a folder grant). Lines look like
+/// `C:\site IIS APPPOOL\DefaultAppPool:(I)(OI)(CI)(RX)`; icacls prints the account in its own
+/// case. Anything not understood counts as "not granted", so the grant is simply made again.
+pub fn has_grant(icacls_output: &str, grant: &Grant) -> bool {
+    let account = format!("{}:", grant.account.to_ascii_lowercase());
+    icacls_output.lines().any(|line| {
+        let lower = line.to_ascii_lowercase();
+        let Some(at) = lower.find(&account) else {
+            return false;
+        };
+        let flags: Vec<String> = line[at + account.len()..]
+            .split(['(', ')'])
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_ascii_uppercase)
+            .collect();
+        let has = |f: &str| flags.iter().any(|t| t == f);
+        if grant.inherit && !(has("OI") && has("CI")) {
+            return false;
+        }
+        if has("DENY") {
+            return false;
+        }
+        let want = grant
+            .rights
+            .as_str()
+            .trim_matches(['(', ')'])
+            .to_ascii_uppercase();
+        flags.iter().any(|have| covers(have, &want))
+    })
+}
+
+/// Whether icacls right `have` includes `want` (simple rights, or equal specific lists).
+fn covers(have: &str, want: &str) -> bool {
+    let set = |s: &str| {
+        let mut v: Vec<String> = s.split(',').map(|t| t.trim().to_string()).collect();
+        v.sort();
+        v
+    };
+    have == want
+        || set(have) == set(want)
+        || have == "F"
+        || (have == "M" && matches!(want, "R" | "RX" | "W" | "D"))
+        || (have == "RX" && want == "R")
+}
+
 /// The grant of one `[[iis.set-acl]]` entry on `path` (absolute); the entry's own user, or
 /// `default_account`. `None` when its rights cannot be expressed (validation prevents that).
 pub fn set_acl_grant(acl: &SetAcl, path: String, default_account: &str) -> Option<Grant> {
@@ -231,6 +285,54 @@ mod tests {
             g.command(ICACLS).display(),
             r#"%windir%\system32\icacls.exe "C:\inetpub\wwwroot\My Shop" /grant "IIS AppPool\Shop Pool:(OI)(CI)RX""#
         );
+    }
+
+    const LISTING: &str = "C:\\inetpub\\wwwroot\\shop IIS APPPOOL\\Shop:(I)(OI)(CI)(RX)\r\n                        IIS APPPOOL\\Shop:(OI)(CI)(M)\r\n                        BUILTIN\\Administrators:(I)(OI)(CI)(F)\r\n\r\nSuccessfully processed 1 files; Failed processing 0 files\r\n";
+
+    fn grant(rights: Rights, inherit: bool, account: &str) -> Grant {
+        Grant {
+            path: r"C:\inetpub\wwwroot\shop".into(),
+            account: account.into(),
+            rights,
+            inherit,
+            purpose: Purpose::App,
+        }
+    }
+
+    #[test]
+    fn existing_inherited_or_broader_grant_is_recognised() {
+        assert!(has_grant(
+            LISTING,
+            &grant(Rights::read_execute(), true, r"IIS AppPool\Shop")
+        ));
+        assert!(has_grant(
+            LISTING,
+            &grant(Rights::modify(), true, r"IIS AppPool\Shop")
+        ));
+        assert!(has_grant(
+            LISTING,
+            &grant(Rights::modify(), true, r"BUILTIN\Administrators")
+        ));
+    }
+
+    #[test]
+    fn missing_account_or_weaker_right_is_not_a_grant() {
+        assert!(!has_grant(
+            LISTING,
+            &grant(Rights::read_execute(), true, r"IIS AppPool\Blog")
+        ));
+        assert!(!has_grant(
+            "x IIS APPPOOL\\Shop:(OI)(CI)(RX)\n",
+            &grant(Rights::modify(), true, r"IIS AppPool\Shop")
+        ));
+        assert!(!has_grant(
+            "x IIS APPPOOL\\Shop:(RX)\n",
+            &grant(Rights::read_execute(), true, r"IIS AppPool\Shop")
+        ));
+        assert!(!has_grant(
+            "x IIS APPPOOL\\Shop:(OI)(CI)(DENY)(RX)\n",
+            &grant(Rights::read_execute(), true, r"IIS AppPool\Shop")
+        ));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 pub mod acl;
 pub mod appcmd;
 pub mod discover;
+pub mod doctor;
 pub mod python;
 pub mod register;
 pub mod report;

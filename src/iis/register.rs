@@ -652,7 +652,7 @@ pub fn enable(
             physical_path_string(&physical)
         ),
         dry_run: iis.dry_run,
-        steps: Vec::new(),
+        ..Report::default()
     };
 
     let (home, home_note) = match venv_home(&manifest, &options.app_dir) {
@@ -777,7 +777,7 @@ pub fn disable(
             physical_path_string(&physical)
         ),
         dry_run: iis.dry_run,
-        steps: Vec::new(),
+        ..Report::default()
     };
     let registered = registered_now(iis, runner)?;
     let plan = plan_fastcgi_removal(
@@ -837,4 +837,4 @@ pub fn disable(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -137,6 +137,8 @@ pub struct Report {
     pub title: String,
     /// Set when IIS commands were printed instead of run.
     pub dry_run: Option<DryRun>,
+    /// Facts found on the way (folders looked at, the Python used, warnings).
+    pub notes: Vec<String>,
     /// The steps in order.
     pub steps: Vec<Step>,
 }
@@ -147,6 +149,13 @@ impl Report {
         self.steps
             .iter()
             .all(|s| matches!(s.outcome, Outcome::Unchanged | Outcome::Skipped(_)))
+    }
+
+    /// The steps that changed something.
+    pub fn changed(&self) -> impl Iterator<Item = &Step> {
+        self.steps
+            .iter()
+            .filter(|s| matches!(s.outcome, Outcome::Changed(_)))
     }
 
     /// The step named `name`.
@@ -160,6 +169,9 @@ impl fmt::Display for Report {
         writeln!(f, "{}", self.title)?;
         if let Some(d) = self.dry_run {
             writeln!(f, "{d}")?;
+        }
+        for n in &self.notes {
+            writeln!(f, "  {n}")?;
         }
         let width = self.steps.iter().map(|s| s.name.len()).max().unwrap_or(0);
         for s in &self.steps {

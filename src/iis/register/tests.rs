@@ -17,6 +17,8 @@ pub(crate) struct FakeAppCmd {
     pub log: Vec<String>,
     /// Fail every `set` command (not elevated).
     pub deny_writes: bool,
+    /// What `icacls PATH` prints, per path.
+    pub acls: Vec<(String, String)>,
 }
 
 fn parse_element(s: &str) -> Option<(Vec<(String, String)>, &str)> {
@@ -157,6 +159,15 @@ impl FakeAppCmd {
 impl Runner for FakeAppCmd {
     fn run(&mut self, cmd: &CommandLine) -> std::io::Result<Output> {
         self.log.push(cmd.display());
+        if cmd.program.to_ascii_lowercase().ends_with("icacls.exe") || cmd.program == "icacls" {
+            return Ok(match cmd.args.as_slice() {
+                [path] => match self.acls.iter().find(|(p, _)| p == path) {
+                    Some((_, listing)) => ok(listing.clone()),
+                    None => ok(format!("{path} BUILTIN\\Administrators:(OI)(CI)(F)\n")),
+                },
+                _ => ok("processed file\n".into()),
+            });
+        }
         let args: Vec<&str> = cmd
             .args
             .iter()
