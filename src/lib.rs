@@ -16,6 +16,7 @@ pub mod check;
 pub mod fastcgi;
 pub mod iis;
 pub mod init;
+pub mod logging;
 pub mod manifest;
 pub mod msdeploy;
 pub mod render;

@@ -1,5 +1,19 @@
 //! Integration tests: one crate, one module per subject, each exercising the built binary or
 //! the library's public API against real files, real servers and real Python.
+
+mod support;
+
+/// Who may name whom inside `src/`.
 mod architecture;
+/// `iiswsgi check`: lint rules on packages, their XML, feeds and manifests.
+mod check;
+/// `iiswsgi init` on fixture projects.
 mod init;
+/// `iiswsgi.toml`: valid examples, invalid manifests with line:col, the schema.
 mod manifest;
+/// `iiswsgi package`: zips reopened, reproducibility, XSD validation, golden templates.
+mod package;
+mod package_support;
+/// `iiswsgi run` over socketpairs, sockets and a real nginx.
+#[cfg(unix)]
+mod run;

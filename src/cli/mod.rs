@@ -10,8 +10,12 @@ use clap::{CommandFactory, Parser, Subcommand};
 mod check;
 mod completions;
 mod doctor;
+mod feed;
 mod iis;
 mod init;
+mod install;
+mod package;
+mod run;
 
 /// Put Python WSGI apps on IIS: build MSDeploy packages anywhere, serve them over FastCGI.
 #[derive(Debug, Parser)]
@@ -35,11 +39,16 @@ const LONG_VERSION: &str = env!("IISWSGI_LONG_VERSION");
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    // `about` / `long_about` of these two live on their Args structs.
+    // Subcommands without a doc comment here carry `about` / `long_about` on their Args structs.
     Init(init::Args),
+    Package(package::Args),
     Check(check::Args),
+    Feed(feed::Args),
+    /// Serve FastCGI: the process IIS (or nginx, lighttpd, Apache, HAProxy) talks to.
+    Run(Box<run::Args>),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish) to stdout.
     Completions(completions::Args),
+    Install(install::Args),
     Iis(iis::Args),
     Doctor(doctor::Args),
 }
@@ -50,7 +59,11 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Init(args) => init::run(args),
         Command::Check(args) => check::run(args),
+        Command::Package(args) => package::run(args),
+        Command::Feed(args) => feed::run(args),
         Command::Completions(args) => completions::run(args, &mut Cli::command()),
+        Command::Run(args) => run::run(*args),
+        Command::Install(args) => install::run(args),
         Command::Iis(args) => iis::run(args),
         Command::Doctor(args) => doctor::run(args),
     }

@@ -20,7 +20,7 @@ use super::appcmd::{
 use super::python::{self, PyVenvCfg};
 use super::report::{DryRun, Outcome, Planned, Report, Step};
 use super::runner::{self, Output, Runner};
-use super::shim::FastCgiKey;
+use crate::msdeploy::package::FastCgiKey;
 use super::webconfig::{self, WebConfigFacts};
 use crate::manifest::{self, Manifest, ManifestError, Venv};
 

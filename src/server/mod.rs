@@ -2,33 +2,84 @@
 //! each complete request to an [`Application`].
 //!
 //! The boundary below is what a WSGI app (`crate::wsgi`) and the built-in diagnostic responder
-//! both implement, so the server never changes when the Python side does.
+//! both implement, so the server never changes when the Python side does. It is deliberately
+//! Python-agnostic: params are byte pairs, the body is an [`io::Read`], the response is a
+//! status, byte headers and byte chunks.
+//!
+//! # Threads and order
+//!
+//! One application call runs at a time, on the thread that called [`run`] (under IIS that is
+//! the main thread, which the Python bridge needs: `threading.main_thread()` is the request
+//! thread and `signal.signal` works). Many connections may be open (nginx keeps a pool):
+//! readiness I/O watches every idle connection, complete requests wait in a FIFO, and the
+//! server never blocks on an idle keep-alive connection while another has a request waiting.
+//! While the application runs, its body reads and response writes wait only on its own
+//! connection (with timeouts); readiness seen meanwhile on other connections is remembered.
+//! A future `--threads N` (issue #5) would run N such loops' application calls on workers fed
+//! by the same FIFO; [`Application`] is `Send + Sync` for that reason.
+//!
+//! # What the server guarantees an application
+//!
+//! - [`Request::params`] is normalised by [`crate::iis::environ`] (IIS path rules, fix-ups);
+//!   a request whose environ is invalid (NUL in the path, bad `CONTENT_LENGTH`) or whose
+//!   params exceed the limits is answered 400/431 by the server and never reaches the app.
+//! - The body is the raw STDIN stream: `read` returns `Ok(0)` at the empty STDIN record. It
+//!   does not stop at `CONTENT_LENGTH`; `wsgi.input` does that. A client that disconnects or
+//!   aborts mid-body makes `read` fail.
+//! - Every chunk passed to [`Response::write`] is on the wire when the call returns (STDOUT
+//!   records, vectored write, no copy of the chunk). [`Response::start`] itself writes nothing:
+//!   the header block goes out with the first chunk or with the end of the response.
+//! - Whatever the app did, the request ends with an empty STDOUT and `END_REQUEST` (IIS) or
+//!   with the connection closed (other servers, after a failure mid-body); unread STDIN is
+//!   drained first within byte and time caps.
 
 use std::io;
 
-/// One CGI/FastCGI parameter as it came off the wire: raw bytes, no decoding.
-pub type Param = (Vec<u8>, Vec<u8>);
+pub mod diagnostic;
+mod engine;
+mod exchange;
+mod options;
+mod signals;
+
+pub use engine::{RunError, RunReport, ServerInfo, StopReason, run};
+pub use options::RunOptions;
+
+pub use crate::iis::environ::{Mode, Param, Scheme};
 
 /// A request as the server hands it to an [`Application`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Request {
     /// The FastCGI request id, echoed in every record of the response.
     pub id: u16,
-    /// The parameters after the server's normalisation (IIS rules, last-wins duplicates),
-    /// in arrival order.
+    /// The CGI variables after the server's normalisation (IIS rules, duplicates merged), in
+    /// arrival order. Byte pairs; the WSGI bridge decodes them as latin-1.
     pub params: Vec<Param>,
-    /// A short name for the transport this request came over, for logs and the diagnostic page.
+    /// The params exactly as they came off the wire (for diagnostics).
+    pub raw_params: Vec<Param>,
+    /// `https` iff the request came over TLS (`wsgi.url_scheme`).
+    pub url_scheme: Scheme,
+    /// The declared body length; `None` means "read to the end of STDIN".
+    pub content_length: Option<u64>,
+    /// Which environ rules applied.
+    pub mode: Mode,
+    /// A short name for the transport this request came over (`stdin-connection`, `unix`, …).
     pub transport: &'static str,
+    /// Whether the request arrived over IIS's single connection (one request at a time,
+    /// `wsgi.multithread=False`, `wsgi.multiprocess=True`).
+    pub single_connection: bool,
+    /// The per-process request number that log lines carry (`req=N`).
+    pub log_id: u64,
 }
 
 impl Request {
     /// The value of the parameter `name`, if present.
     pub fn param(&self, name: &[u8]) -> Option<&[u8]> {
-        self.params
-            .iter()
-            .rev()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_slice())
+        crate::iis::environ::get(&self.params, name)
+    }
+
+    /// A short id to show in an error page and log next to the details: `<pid hex>-<log_id>`.
+    pub fn error_id(&self) -> String {
+        format!("{:x}-{}", std::process::id(), self.log_id)
     }
 }
 
@@ -40,11 +91,26 @@ impl<T: io::Read + Send> Body for T {}
 
 /// Where an application writes its response. The server frames it as STDOUT records.
 pub trait Response: Send {
-    /// Sends the status line (`"200 OK"`) and headers. Called at most once, before any body byte;
-    /// the server writes a CGI `Status:` line first, then the headers in order.
-    fn start(&mut self, status: &str, headers: &[(String, String)]) -> io::Result<()>;
-    /// Sends one body chunk now (no buffering across chunks, so streaming works).
+    /// Sets the status line (`"200 OK"`) and headers. Called once, before any body byte; a
+    /// second call before anything was written replaces the first (PEP 3333 `exc_info`).
+    /// The server writes a CGI `Status:` line first, then the headers in order (repeats kept),
+    /// each `Name: value` with CRLF. Names must be non-empty tokens and values free of CR, LF
+    /// and NUL, else `InvalidInput`. Nothing is written yet.
+    fn start(&mut self, status: &str, headers: &[(&[u8], &[u8])]) -> io::Result<()>;
+
+    /// Sends one body chunk now (no buffering across chunks, so streaming works), preceded by
+    /// the header block if it has not gone out yet.
     fn write(&mut self, chunk: &[u8]) -> io::Result<()>;
+
+    /// Sends the last chunk and ends the response in the same write (empty STDOUT and
+    /// `END_REQUEST` included): one system call for a whole small response. Nothing may be
+    /// written afterwards.
+    fn write_final(&mut self, chunk: &[u8]) -> io::Result<()> {
+        self.write(chunk)
+    }
+
+    /// Whether the header block has been written (so a failure can no longer become a 500).
+    fn headers_sent(&self) -> bool;
 }
 
 /// How an application call ended.
@@ -54,6 +120,7 @@ pub enum Outcome {
     Complete,
     /// The response failed after its headers were sent: end the request with a non-zero app
     /// status (IIS) or drop the connection (other servers) so the client sees a truncated body.
+    /// If nothing was sent yet, the server answers a generic 500 instead.
     Aborted,
     /// The application asks the process to exit after this response (reload, `SystemExit`).
     Exit,

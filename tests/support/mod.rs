@@ -1,0 +1,4 @@
+//! Helpers shared by the integration tests: real peers and clients, started and stopped here.
+
+#[cfg(unix)]
+pub mod fcgi_client;
