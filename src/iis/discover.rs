@@ -19,13 +19,12 @@ use super::appcmd::VirtualDirectory;
 use super::runner::expand_env;
 use crate::manifest::{self, Manifest};
 
-/// The file a package ships in the app folder and `install` deletes once it succeeded: its
-/// presence marks a folder msdeploy unpacked but the post-install step has not yet finished.
-pub const STAMP_FILE: &str = "iiswsgi-install.stamp";
+/// The stamp file a package ships in the app folder (see [`crate::msdeploy::package`]): its
+/// presence marks a folder msdeploy unpacked but the post-install step has not finished.
+pub use crate::msdeploy::package::INSTALL_STAMP as STAMP_FILE;
 
-/// The stamp's content (one comment line, as the original's `iis_install.stamp`).
-pub const STAMP_TEXT: &str =
-    "# iiswsgi: the post-install step (iiswsgi install) has not yet run successfully here.\r\n";
+/// The stamp's content.
+pub use crate::msdeploy::package::INSTALL_STAMP_TEXT as STAMP_TEXT;
 
 /// Where a candidate folder came from.
 #[derive(Debug, Clone, PartialEq, Eq)]

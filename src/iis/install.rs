@@ -34,7 +34,7 @@ use sha1::{Digest, Sha1};
 use super::acl::{self, Grant, Purpose, Rights};
 use super::appcmd::{AppCmdError, CommandLine};
 use super::discover::{self, DiscoverError, Request, STAMP_FILE};
-use super::python::{self, ProbeError, PythonInfo, PyVenvCfg};
+use super::python::{self, ProbeError, PyVenvCfg, PythonInfo};
 use super::register::{self, Iis, RegisterError};
 use super::report::{DryRun, Outcome, Planned, Report, Step};
 use super::runner::{self, Runner};
@@ -390,14 +390,19 @@ impl<'a> Installer<'a> {
         })
     }
 
-    fn venv(&self, python: &PythonInfo, report: &mut Report) -> Result<Option<PathBuf>, InstallError> {
+    fn venv(
+        &self,
+        python: &PythonInfo,
+        report: &mut Report,
+    ) -> Result<Option<PathBuf>, InstallError> {
         let Some(dir) = register::venv_dir(&self.manifest, &self.app_dir) else {
             if let Some((what, _, _)) = self.pip_target() {
                 return Err(InstallError::NoVenv { what });
             }
-            report
-                .steps
-                .push(Step::new("venv", Outcome::Skipped("none configured".into())));
+            report.steps.push(Step::new(
+                "venv",
+                Outcome::Skipped("none configured".into()),
+            ));
             return Ok(None);
         };
         let cfg = fs_err::read_to_string(dir.join("pyvenv.cfg"))
@@ -407,10 +412,14 @@ impl<'a> Installer<'a> {
         let mut args = vec!["-m".to_string(), "venv".to_string()];
         let outcome = match cfg.as_ref().and_then(PyVenvCfg::major_minor) {
             Some(v) if v == python.major_minor() && interpreter.exists() => {
-                report.steps.push(
-                    Step::new("venv", Outcome::Unchanged)
-                        .note(format!("{} (Python {}.{})", dir.display(), v.0, v.1)),
-                );
+                report
+                    .steps
+                    .push(Step::new("venv", Outcome::Unchanged).note(format!(
+                        "{} (Python {}.{})",
+                        dir.display(),
+                        v.0,
+                        v.1
+                    )));
                 return Ok(Some(dir));
             }
             Some((a, b)) => {
@@ -469,7 +478,9 @@ impl<'a> Installer<'a> {
         let marker = format!("{digest}  {what}\n");
         let step = Step::new("requirements", Outcome::Unchanged).note(what.clone());
         if fs_err::read_to_string(&marker_path).ok().as_deref() == Some(marker.as_str()) {
-            report.steps.push(step.note("same as last install (pip not run)"));
+            report
+                .steps
+                .push(step.note("same as last install (pip not run)"));
             return Ok(());
         }
         let mut args = vec![
@@ -481,7 +492,9 @@ impl<'a> Installer<'a> {
         ];
         args.extend(pip_args);
         let cmd = CommandLine::new(
-            python::venv_python(venv, self.windows).display().to_string(),
+            python::venv_python(venv, self.windows)
+                .display()
+                .to_string(),
             args,
         );
         if self.dry() {
@@ -491,7 +504,12 @@ impl<'a> Installer<'a> {
             });
             return Ok(());
         }
-        run_step("requirements", &cmd, Some(&self.app_dir), &self.venv_env(Some(venv)))?;
+        run_step(
+            "requirements",
+            &cmd,
+            Some(&self.app_dir),
+            &self.venv_env(Some(venv)),
+        )?;
         write_file(&marker_path, marker.as_bytes())?;
         report.steps.push(Step {
             outcome: Outcome::Changed("installed".into()),
@@ -507,11 +525,9 @@ impl<'a> Installer<'a> {
         };
         let bin = python::venv_bin(venv, self.windows);
         let path = std::env::var_os("PATH").unwrap_or_default();
-        let joined = std::env::join_paths(
-            std::iter::once(bin).chain(std::env::split_paths(&path)),
-        )
-        .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_default();
+        let joined = std::env::join_paths(std::iter::once(bin).chain(std::env::split_paths(&path)))
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
         vec![
             ("PATH".into(), joined),
             ("VIRTUAL_ENV".into(), venv.display().to_string()),
@@ -536,9 +552,9 @@ impl<'a> Installer<'a> {
         };
         let planned: Vec<Planned> = commands.iter().map(|c| Planned::always(shell(c))).collect();
         if self.dry() {
-            report.steps.push(
-                Step::new("post-install", Outcome::Planned).with_commands(planned),
-            );
+            report
+                .steps
+                .push(Step::new("post-install", Outcome::Planned).with_commands(planned));
             return Ok(());
         }
         let env = self.venv_env(venv);
@@ -565,7 +581,8 @@ impl<'a> Installer<'a> {
                 } else {
                     self.app_dir.join(p)
                 };
-                p.parent().map_or_else(|| self.app_dir.clone(), Path::to_path_buf)
+                p.parent()
+                    .map_or_else(|| self.app_dir.clone(), Path::to_path_buf)
             }
             None => self.app_dir.join("logs"),
         };
@@ -593,10 +610,15 @@ impl<'a> Installer<'a> {
     fn web_config(&self, key: &FastCgiKey, report: &mut Report) -> Result<(), InstallError> {
         let template_path = self.app_dir.join(WEB_CONFIG_TEMPLATE);
         let (template, source_note) = match fs_err::read_to_string(&template_path) {
-            Ok(t) => (t, format!("rendered from the shipped {WEB_CONFIG_TEMPLATE}")),
+            Ok(t) => (
+                t,
+                format!("rendered from the shipped {WEB_CONFIG_TEMPLATE}"),
+            ),
             Err(_) if !template_path.exists() => (
                 Template::WebConfig.source().to_string(),
-                format!("no {WEB_CONFIG_TEMPLATE} in the app folder: rendered from iiswsgi's own template"),
+                format!(
+                    "no {WEB_CONFIG_TEMPLATE} in the app folder: rendered from iiswsgi's own template"
+                ),
             ),
             Err(source) => {
                 return Err(InstallError::Io {
@@ -672,8 +694,7 @@ impl<'a> Installer<'a> {
             Some(s) => s.clone(),
             None => {
                 let vdirs = register::read_vdirs(runner, &self.iis.appcmd)?;
-                match register::apps_serving(&vdirs, &self.physical, runner::process_env)
-                    .as_slice()
+                match register::apps_serving(&vdirs, &self.physical, runner::process_env).as_slice()
                 {
                     [one] => one.clone(),
                     [] => {
@@ -792,19 +813,23 @@ impl<'a> Installer<'a> {
     fn stamp(&self, report: &mut Report) -> Result<(), InstallError> {
         let path = self.app_dir.join(STAMP_FILE);
         if !path.exists() {
-            report.steps.push(Step::new("stamp", Outcome::Unchanged).note("no stamp file"));
-        } else if self.dry() {
             report
                 .steps
-                .push(Step::new("stamp", Outcome::Planned).note(format!("would remove {}", path.display())));
+                .push(Step::new("stamp", Outcome::Unchanged).note("no stamp file"));
+        } else if self.dry() {
+            report.steps.push(
+                Step::new("stamp", Outcome::Planned)
+                    .note(format!("would remove {}", path.display())),
+            );
         } else {
             fs_err::remove_file(&path).map_err(|source| InstallError::Io {
                 path: path.clone(),
                 source,
             })?;
-            report
-                .steps
-                .push(Step::new("stamp", Outcome::Changed("removed".into())).note(path.display().to_string()));
+            report.steps.push(
+                Step::new("stamp", Outcome::Changed("removed".into()))
+                    .note(path.display().to_string()),
+            );
         }
         Ok(())
     }

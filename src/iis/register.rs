@@ -20,9 +20,9 @@ use super::appcmd::{
 use super::python::{self, PyVenvCfg};
 use super::report::{DryRun, Outcome, Planned, Report, Step};
 use super::runner::{self, Output, Runner};
-use crate::msdeploy::package::FastCgiKey;
 use super::webconfig::{self, WebConfigFacts};
 use crate::manifest::{self, Manifest, ManifestError, Venv};
+use crate::msdeploy::package::FastCgiKey;
 
 /// Which IIS the commands address and whether they run.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,6 +15,8 @@
 //! <Name>/iiswsgi.toml          the manifest, read by `iiswsgi install` and `iiswsgi run` on the target
 //! <Name>/web.config            a placeholder that serves nothing (every verb denied)
 //! <Name>/web.config.hbs        the template `iiswsgi install` renders into the real web.config
+//! <Name>/iiswsgi-install.stamp marks the folder as not yet installed; `iiswsgi install` finds
+//!                              the folder by it and deletes it when done
 //! ```
 //!
 //! Why the placeholder (§5.3): the real web.config needs the physical path, known only on the
@@ -59,9 +61,19 @@ pub const SAMPLE_PHYSICAL_ROOT: &str = r"C:\inetpub\wwwroot";
 /// runCommand `successReturnCodes`: without it a failed install step goes unreported (§2.3).
 pub const SUCCESS_RETURN_CODES: &str = "0x0";
 
-/// The post-install command line msdeploy runs (runCommand `path`, also the blob's `path`).
-///
-/// Issue #6 owns the final `install` flags; this is the one place that spells them.
+/// The file every package ships in the app folder; `iiswsgi install` finds the folder by it
+/// (runCommand passes no path, msdeploy-webpi.md §8.1) and deletes it once it succeeded.
+pub const INSTALL_STAMP: &str = "iiswsgi-install.stamp";
+
+/// The stamp's content: one comment line, as the original's `iis_install.stamp`.
+pub const INSTALL_STAMP_TEXT: &str =
+    "# iiswsgi: the post-install step (iiswsgi install) has not yet run successfully here.\r\n";
+
+/// The post-install command line msdeploy runs (runCommand `path`, also the blob's `path`):
+/// `"<exe>" install --app-name <Name>`. runCommand gets no app path, so `install` looks for
+/// the IIS application folder holding [`INSTALL_STAMP`] and an iiswsgi.toml named `<Name>`
+/// (WebPI may have renamed the folder, so the name is matched in the manifest, not the path).
+/// This is the one place that spells the flags; `iiswsgi install` parses them.
 pub fn install_command(iiswsgi_exe: &str, app_name: &str) -> String {
     format!("\"{iiswsgi_exe}\" install --app-name {app_name}")
 }
@@ -267,6 +279,10 @@ pub fn plan(manifest: &Manifest, options: &PackageOptions) -> Result<Plan, Packa
         GeneratedFile {
             path: app_folder.join("web.config.hbs")?,
             bytes: Template::WebConfig.source().as_bytes().to_vec(),
+        },
+        GeneratedFile {
+            path: app_folder.join(INSTALL_STAMP)?,
+            bytes: INSTALL_STAMP_TEXT.as_bytes().to_vec(),
         },
     ];
 
@@ -533,7 +549,7 @@ impl Plan {
         })?;
         let root = self.manifest.package_root();
         let pkg = &self.manifest.package;
-        for reserved in ["web.config", "web.config.hbs"] {
+        for reserved in ["web.config", "web.config.hbs", INSTALL_STAMP] {
             if root.join(reserved).exists() && pkg.is_packaged(reserved) {
                 return Err(PackageError::Reserved {
                     path: root.join(reserved),
@@ -713,7 +729,8 @@ download-base-url = "https://dl.example.com/shop/"
                 "Manifest.xml",
                 "Parameters.xml",
                 "ShopApp/web.config",
-                "ShopApp/web.config.hbs"
+                "ShopApp/web.config.hbs",
+                "ShopApp/iiswsgi-install.stamp"
             ]
         );
         assert!(plan.warnings.0.is_empty(), "{:?}", plan.warnings);
