@@ -7,7 +7,7 @@ use iiswsgi::iis::doctor::{self, DoctorOptions};
 use iiswsgi::iis::register::Iis;
 use iiswsgi::iis::runner::SystemRunner;
 
-use super::iis::{absolute, this_exe};
+use super::iis::{absolute, print_out, this_exe};
 
 /// Arguments of `iiswsgi doctor`.
 #[derive(Debug, clap::Args)]
@@ -60,7 +60,7 @@ pub fn run(args: Args) -> ExitCode {
     let iis = Iis::detect(args.express.then_some(args.apphostconfig), false);
     match doctor::doctor(&options, &iis, &mut SystemRunner) {
         Ok(report) => {
-            print!("{report}");
+            print_out(&report);
             if report.failures() > 0 {
                 ExitCode::FAILURE
             } else {

@@ -71,6 +71,12 @@ pub(crate) fn absolute(path: &std::path::Path) -> Result<PathBuf, String> {
     std::path::absolute(path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// Prints a report on stdout; a closed pipe (`| head`) is not an error.
+pub(crate) fn print_out(text: &dyn std::fmt::Display) {
+    use std::io::Write;
+    let _ = write!(std::io::stdout().lock(), "{text}");
+}
+
 /// This executable, as IIS should start it.
 pub(crate) fn this_exe(given: Option<String>) -> Result<String, String> {
     match given {
@@ -104,7 +110,7 @@ pub fn run(args: Args) -> ExitCode {
     };
     match result {
         Ok(report) => {
-            print!("{report}");
+            print_out(&report);
             ExitCode::SUCCESS
         }
         Err(e) => super::report_error(&e),

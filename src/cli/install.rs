@@ -7,7 +7,7 @@ use iiswsgi::iis::install::{self, InstallOptions};
 use iiswsgi::iis::register::Iis;
 use iiswsgi::iis::runner::SystemRunner;
 
-use super::iis::{absolute, this_exe};
+use super::iis::{absolute, print_out, this_exe};
 
 /// Arguments of `iiswsgi install`.
 #[derive(Debug, clap::Args)]
@@ -83,11 +83,11 @@ pub fn run(args: Args) -> ExitCode {
     let iis = Iis::detect(args.express.then_some(args.apphostconfig), args.dry_run);
     match install::install(&options, &iis, &mut SystemRunner) {
         Ok(report) => {
-            print!("{report}");
+            print_out(&report);
             ExitCode::SUCCESS
         }
         Err(failure) => {
-            print!("{}", failure.report);
+            print_out(&failure.report);
             super::report_error(&failure.error);
             eprintln!("  ({failure})");
             ExitCode::FAILURE

@@ -72,7 +72,7 @@ pub fn iis_default(attribute: &str) -> Option<&'static str> {
 pub enum AppCmdError {
     /// The value holds a `'`: appcmd values are single-quoted, with no known escape.
     #[error(
-        "{what} {value:?} contains `'`, which appcmd cannot quote (its values are written \
+        "{what} `{value}` contains `'`, which appcmd cannot quote (its values are written \
          between single quotes); move it to a path without `'`"
     )]
     SingleQuote {
@@ -338,8 +338,8 @@ pub struct Difference {
 impl fmt::Display for Difference {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.have {
-            Some(have) => write!(f, "{} is {have:?}, want {:?}", self.what, self.want),
-            None => write!(f, "{} is missing, want {:?}", self.what, self.want),
+            Some(have) => write!(f, "{} is `{have}`, want `{}`", self.what, self.want),
+            None => write!(f, "{} is missing, want `{}`", self.what, self.want),
         }
     }
 }

@@ -390,7 +390,7 @@ fn venv_checks(facts: &Facts) -> Vec<Check> {
                 "per-user-python",
                 Status::Fail,
                 format!(
-                    "the venv's Python ({home}) is a per-user install ({kind:?}): the app-pool \
+                    "the venv's Python ({home}) is a per-user install ({kind}): the app-pool \
                      identity can neither find nor read it, so the process dies before \
                      iiswsgi can log anything"
                 ),
@@ -469,13 +469,13 @@ fn web_config_checks(facts: &Facts) -> Vec<Check> {
     if let Some(expected) = &facts.expected_script_processor {
         let found = handler.script_processor();
         if found == expected {
-            out.push(Check::ok("script-processor", format!("{found:?}")));
+            out.push(Check::ok("script-processor", format!("`{found}`")));
         } else {
             out.push(Check::bad(
                 "script-processor",
                 Status::Fail,
                 format!(
-                    "web.config line {}: scriptProcessor {found:?} is not {expected:?} \
+                    "web.config line {}: scriptProcessor `{found}` is not `{expected}` \
                      (fullPath|arguments of this iiswsgi and folder); IIS answers every request \
                      with 500.0 \"scriptProcessor could not be found in <fastCGI> application \
                      configuration\" (0x80070585)",
@@ -641,15 +641,15 @@ fn registered_check(facts: &Facts) -> Check {
             let near: Vec<String> = list
                 .iter()
                 .filter(|r| r.script_processor().eq_ignore_ascii_case(expected))
-                .map(|r| format!("{:?}", r.script_processor()))
+                .map(|r| format!("`{}`", r.script_processor()))
                 .collect();
             let detail = if near.is_empty() {
                 format!(
-                    "no <fastCgi><application> is registered as {expected:?}; every request fails with 500.0 (0x80070585)"
+                    "no <fastCgi><application> is registered as `{expected}`; every request fails with 500.0 (0x80070585)"
                 )
             } else {
                 format!(
-                    "registered as {} but web.config needs {expected:?} exactly (0x80070585)",
+                    "registered as {} but web.config needs `{expected}` exactly (0x80070585)",
                     near.join(", ")
                 )
             };

@@ -267,7 +267,7 @@ impl<'a> Installer<'a> {
         ));
         if let Some(kind) = python::per_user_install(&python.base_prefix) {
             report.notes.push(format!(
-                "warning: {} is a per-user Python ({kind:?}); the app-pool identity cannot \
+                "warning: {} is a per-user Python ({kind}); the app-pool identity cannot \
                  normally see it. Install Python for all users (C:\\Program Files\\Python3XY) \
                  and run install again",
                 python.base_prefix
@@ -298,7 +298,7 @@ impl<'a> Installer<'a> {
         let plan = register::plan_fastcgi(&self.iis.appcmd, &want, registered.as_deref())?;
         let iis = if self.dry() {
             Iis {
-                dry_run: Some(DryRun::Requested),
+                dry_run: self.iis.dry_run.or(Some(DryRun::Requested)),
                 ..self.iis.clone()
             }
         } else {

@@ -106,6 +106,16 @@ pub enum PerUser {
     Profile,
 }
 
+impl std::fmt::Display for PerUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PerUser::LocalPrograms => r"installed for one user, under AppData\Local\Programs",
+            PerUser::Store => "the Microsoft Store build",
+            PerUser::Profile => "inside a user profile",
+        })
+    }
+}
+
 /// Whether `path` (Windows syntax, either separator) lies in a user's profile, where the
 /// app-pool identity cannot find or read it (iis-runtime.md §10, wsgi-embedding.md §1.7).
 /// `C:\Users\Public` is not a profile.

@@ -114,7 +114,7 @@ pub enum RegisterError {
     },
     /// After registering, the entry read back is not the one wanted.
     #[error(
-        "after registering, IIS does not list a FastCGI application equal to {script_processor:?}{}",
+        "after registering, IIS does not list a FastCGI application equal to `{script_processor}`{}",
         found_list(.found)
     )]
     NotRegistered {
@@ -311,7 +311,7 @@ pub fn plan_fastcgi(
     for r in &same {
         if r.full_path != want.full_path || r.arguments != want.arguments {
             reasons.push(format!(
-                "registered as {:?}, which differs in case from the handler's scriptProcessor",
+                "registered as `{}`, which differs in case from the handler's scriptProcessor",
                 r.script_processor()
             ));
         }
@@ -439,7 +439,7 @@ pub fn verify(
                         .iter()
                         .map(ToString::to_string)
                         .collect();
-                    format!("{:?} ({})", r.script_processor(), diffs.join(", "))
+                    format!("`{}` ({})", r.script_processor(), diffs.join(", "))
                 })
                 .collect(),
         }),

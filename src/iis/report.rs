@@ -19,14 +19,15 @@ pub enum DryRun {
 }
 
 impl DryRun {
-    /// The dry run this machine implies: always one off Windows, else only when asked.
+    /// The dry run this machine implies: always one off Windows (where appcmd cannot even be
+    /// asked what is registered), else only when asked.
     pub fn for_host(requested: bool) -> Option<DryRun> {
-        if requested {
-            Some(DryRun::Requested)
-        } else if cfg!(windows) {
-            None
-        } else {
+        if !cfg!(windows) {
             Some(DryRun::NotWindows)
+        } else if requested {
+            Some(DryRun::Requested)
+        } else {
+            None
         }
     }
 }

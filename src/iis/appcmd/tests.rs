@@ -244,7 +244,7 @@ mod refused {
             .expect_err("refused");
         assert_eq!(
             e.to_string(),
-            r#"arguments "run --app-root \"C:\\inetpub\\wwwroot\\Bob's Shop\"" contains `'`, which appcmd cannot quote (its values are written between single quotes); move it to a path without `'`"#
+            r#"arguments `run --app-root "C:\inetpub\wwwroot\Bob's Shop"` contains `'`, which appcmd cannot quote (its values are written between single quotes); move it to a path without `'`"#
         );
     }
 
@@ -371,11 +371,11 @@ mod list_output {
         assert_eq!(
             diffs,
             [
-                r#"activityTimeout is "70", want "600""#,
-                r#"requestTimeout is "90", want "600""#,
-                r#"idleTimeout is "300", want "1800""#,
-                r#"signalBeforeTerminateSeconds is "0", want "30""#,
-                r#"environment variable PATH is "C:\\Python311;C:\\Windows\\System32", want "C:\\Program Files\\Python311;C:\\Windows\\System32;C:\\Windows""#,
+                "activityTimeout is `70`, want `600`",
+                "requestTimeout is `90`, want `600`",
+                "idleTimeout is `300`, want `1800`",
+                "signalBeforeTerminateSeconds is `0`, want `30`",
+                r"environment variable PATH is `C:\Python311;C:\Windows\System32`, want `C:\Program Files\Python311;C:\Windows\System32;C:\Windows`",
             ]
         );
     }

@@ -335,7 +335,7 @@ mod plan {
         assert!(
             reasons
                 .iter()
-                .any(|r| r == r#"instanceMaxRequests is "200", want "10000""#),
+                .any(|r| r == "instanceMaxRequests is `200`, want `10000`"),
             "{reasons:?}"
         );
         assert!(
@@ -393,7 +393,7 @@ mod plan {
         let e = verify(&mut fake, &appcmd(), &w).expect_err("mismatch");
         let text = e.to_string();
         assert!(
-            text.contains(r#"instanceMaxRequests is "300", want "10000""#),
+            text.contains("instanceMaxRequests is `300`, want `10000`"),
             "{text}"
         );
     }
