@@ -15,10 +15,12 @@ use crate::package_support::{assert_valid, entries, example_copy, package, text}
 
 /// The CPython the crate builds against (its `bin` goes first on PATH, so `python3.11` is it).
 fn build_python() -> PathBuf {
-    PathBuf::from(
-        std::env::var("PYO3_PYTHON")
-            .unwrap_or_else(|_| "/root/.pyenv/versions/3.11.7/bin/python3".to_string()),
-    )
+    match std::env::var("PYO3_PYTHON") {
+        Ok(p) => PathBuf::from(p),
+        Err(_) => PathBuf::from(
+            crate::package_support::python("import sys; print(sys.executable)", &[]).trim(),
+        ),
+    }
 }
 
 fn path_with_build_python() -> String {
@@ -195,23 +197,26 @@ fn install_on_unpacked_flask_hello_builds_venv_web_config_and_is_idempotent() {
         )),
         "{report}"
     );
-    assert!(
-        report.contains(".environmentVariables.[name='PATH',value='/root/.pyenv/versions/3.11.7/bin;C:\\Windows\\System32;")
-            || report.contains(".environmentVariables.[name='PATH',value='"),
-        "{report}"
-    );
+    let home = cfg
+        .lines()
+        .find_map(|l| l.strip_prefix("home = "))
+        .expect("pyvenv.cfg home")
+        .trim();
     assert!(
         report.contains(&format!(
-            r#"%windir%\system32\icacls.exe "{}" /grant "IIS AppPool\DefaultAppPool:(OI)(CI)RX""#,
-            app.display()
+            r".environmentVariables.[name='PATH',value='{home};C:\Windows\System32;C:\Windows;C:\Windows\System32\Wbem']"
         )),
-        "{report}"
+        "PATH names the venv's Python home:\n{report}"
     );
-    assert!(
-        report.contains(&format!(r#"/grant "IIS AppPool\DefaultAppPool:(OI)(CI)M""#))
-            && report.contains(&format!("{}", app.join("logs").display())),
-        "{report}"
-    );
+    for (path, rights) in [(app.clone(), "RX"), (app.join("logs"), "M")] {
+        assert!(
+            report.contains(&format!(
+                r#"%windir%\system32\icacls.exe "{}" /grant "IIS AppPool\DefaultAppPool:(OI)(CI){rights}""#,
+                path.display()
+            )),
+            "{report}"
+        );
+    }
 
     // Second run: nothing rewritten, pip not run, every local step unchanged.
     let watched = [
@@ -312,6 +317,33 @@ fn failing_pip_stops_install_keeps_the_stamp_and_names_the_step() {
             .expect("read")
             .contains("not installed yet"),
         "the placeholder still serves nothing"
+    );
+}
+
+#[test]
+fn post_install_commands_run_in_the_app_folder_with_the_venv_activated() {
+    let (_tmp, project) = example_copy("plain-wsgi");
+    let manifest = project.join("iiswsgi.toml");
+    let text_before = std::fs::read_to_string(&manifest).expect("manifest");
+    let patched = text_before
+        .replacen("[wsgi]\n", "[wsgi]\nvenv = \"venv-dir\"\n", 1)
+        .replacen(
+            "[package]\n",
+            "[package]\npost-install = [\"python -c \\\"import sys; open('post-install.txt', 'w').write(sys.prefix)\\\"\"]\n",
+            1,
+        );
+    assert_ne!(patched, text_before, "the example changed");
+    std::fs::write(&manifest, patched).expect("write");
+    let out = install(&["install".into(), project.display().to_string()], None);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert_eq!(outcome(&t, "post-install"), "ran 1 command(s)");
+    assert_eq!(outcome(&t, "requirements"), "skipped (nothing to install)");
+    let prefix = std::fs::read_to_string(project.join("post-install.txt")).expect("written");
+    assert_eq!(
+        std::fs::canonicalize(prefix.trim()).expect("prefix"),
+        std::fs::canonicalize(project.join("venv-dir")).expect("venv"),
+        "`python` in a post-install command is the venv's"
     );
 }
 

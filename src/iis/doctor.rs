@@ -504,7 +504,7 @@ fn web_config_checks(facts: &Facts) -> Vec<Check> {
 }
 
 /// The registered entry for this app (exact key), if IIS could be asked.
-fn registered_entry<'a>(facts: &'a Facts) -> Option<&'a RegisteredApplication> {
+fn registered_entry(facts: &Facts) -> Option<&RegisteredApplication> {
     let expected = facts.expected_script_processor.as_deref()?;
     facts
         .registered

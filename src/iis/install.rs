@@ -184,7 +184,7 @@ pub fn install(
     options: &InstallOptions,
     iis: &Iis,
     runner: &mut dyn Runner,
-) -> Result<Report, InstallFailure> {
+) -> Result<Report, Box<InstallFailure>> {
     let mut report = Report {
         title: "iiswsgi install".into(),
         dry_run: if options.dry_run {
@@ -196,7 +196,7 @@ pub fn install(
     };
     match Installer::run(options, iis, runner, &mut report) {
         Ok(()) => Ok(report),
-        Err(error) => Err(InstallFailure { report, error }),
+        Err(error) => Err(Box::new(InstallFailure { report, error })),
     }
 }
 
@@ -290,12 +290,6 @@ impl<'a> Installer<'a> {
             Some(&home),
             &self.iis.windir,
         );
-        let registered = if self.iis.can_read() {
-            Some(register::read_registered(runner, &self.iis.appcmd)?)
-        } else {
-            None
-        };
-        let plan = register::plan_fastcgi(&self.iis.appcmd, &want, registered.as_deref())?;
         let iis = if self.dry() {
             Iis {
                 dry_run: self.iis.dry_run.or(Some(DryRun::Requested)),
@@ -304,6 +298,8 @@ impl<'a> Installer<'a> {
         } else {
             self.iis.clone()
         };
+        let registered = register::registered_now(&iis, runner)?;
+        let plan = register::plan_fastcgi(&self.iis.appcmd, &want, registered.as_deref())?;
         report.steps.push(register::fastcgi_step(
             &iis,
             runner,
@@ -313,7 +309,7 @@ impl<'a> Installer<'a> {
         )?);
 
         self.web_config(&key, report)?;
-        self.acls(&iis, runner, &python, &log_dir, report)?;
+        self.acls(&iis, runner, &python, venv.as_deref(), &log_dir, report)?;
         self.stamp(report)?;
         Ok(())
     }
@@ -545,7 +541,10 @@ impl<'a> Installer<'a> {
         }
         let shell = |c: &str| {
             if self.windows {
-                CommandLine::new("cmd.exe", vec!["/d".into(), "/c".into(), c.to_string()])
+                CommandLine::new(
+                    "cmd.exe",
+                    vec!["/d".into(), "/s".into(), "/c".into(), c.to_string()],
+                )
             } else {
                 CommandLine::new("sh", vec!["-c".into(), c.to_string()])
             }
@@ -729,7 +728,13 @@ impl<'a> Installer<'a> {
         }
     }
 
-    fn grants(&self, account: &str, python: &PythonInfo, log_dir: &Path) -> Vec<Grant> {
+    fn grants(
+        &self,
+        account: &str,
+        python: &PythonInfo,
+        venv: Option<&Path>,
+        log_dir: &Path,
+    ) -> Vec<Grant> {
         let mut grants = vec![Grant {
             path: self.physical.clone(),
             account: account.to_string(),
@@ -753,6 +758,17 @@ impl<'a> Installer<'a> {
             inherit: true,
             purpose: Purpose::Log,
         });
+        if let Some(venv) = venv
+            && !venv.starts_with(&self.app_dir)
+        {
+            grants.push(Grant {
+                path: venv.display().to_string(),
+                account: account.to_string(),
+                rights: Rights::read_execute(),
+                inherit: true,
+                purpose: Purpose::Python,
+            });
+        }
         let inside_app = Path::new(&python.base_prefix).starts_with(&self.app_dir);
         if !inside_app {
             grants.push(Grant {
@@ -771,6 +787,7 @@ impl<'a> Installer<'a> {
         iis: &Iis,
         runner: &mut dyn Runner,
         python: &PythonInfo,
+        venv: Option<&Path>,
         log_dir: &Path,
         report: &mut Report,
     ) -> Result<(), InstallError> {
@@ -788,7 +805,7 @@ impl<'a> Installer<'a> {
             step = step.note(n);
         }
         let mut commands = Vec::new();
-        for g in self.grants(&account, python, log_dir) {
+        for g in self.grants(&account, python, venv, log_dir) {
             let cmd = g.command(&iis.icacls);
             if iis.dry_run.is_some() {
                 commands.push(Planned::when(cmd, g.purpose.to_string()));
@@ -888,7 +905,21 @@ fn run_step(
     env: &[(String, String)],
 ) -> Result<(), InstallError> {
     let mut c = Command::new(&cmd.program);
-    c.args(&cmd.args).env_remove("PYTHONHOME");
+    c.env_remove("PYTHONHOME");
+    match cmd.args.as_slice() {
+        // cmd.exe does not parse its command line like the C runtime: hand it the command
+        // verbatim between the quotes `/s` strips, so quotes inside it survive.
+        #[cfg(windows)]
+        [d, s, slash_c, command]
+            if cmd.program.eq_ignore_ascii_case("cmd.exe") && slash_c.as_str() == "/c" =>
+        {
+            use std::os::windows::process::CommandExt;
+            c.args([d, s, slash_c]).raw_arg(format!("\"{command}\""));
+        }
+        args => {
+            c.args(args);
+        }
+    }
     if let Some(dir) = cwd {
         c.current_dir(dir);
     }
@@ -915,3 +946,6 @@ fn run_step(
         output: python::tail(&text, 20),
     })
 }
+
+#[cfg(test)]
+mod tests;

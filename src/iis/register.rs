@@ -618,7 +618,7 @@ fn resolve_location(
 
 /// Reads what is registered when possible; in a requested dry run a failure (not elevated)
 /// only means "unknown".
-fn registered_now(
+pub fn registered_now(
     iis: &Iis,
     runner: &mut dyn Runner,
 ) -> Result<Option<Vec<RegisteredApplication>>, RegisterError> {
