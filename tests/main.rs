@@ -9,6 +9,9 @@ mod architecture;
 mod check;
 /// `iiswsgi doctor` on fixture app folders, each with one misconfiguration.
 mod doctor;
+/// `iiswsgi run` driven by the IIS-emulating client, as IIS would (iis-runtime.md).
+#[cfg(unix)]
+mod iis;
 /// `iiswsgi install` end to end on an unpacked package; `iiswsgi iis` dry runs.
 mod iis_install;
 /// `iiswsgi init` on fixture projects.
@@ -18,6 +21,12 @@ mod manifest;
 /// `iiswsgi package`: zips reopened, reproducibility, XSD validation, golden templates.
 mod package;
 mod package_support;
-/// `iiswsgi run` over socketpairs, sockets and a real nginx.
+/// `iiswsgi run` behind real nginx, lighttpd, HAProxy and Apache; hostile input.
+#[cfg(unix)]
+mod peers;
+/// `iiswsgi run` over socketpairs, sockets and a real nginx: transports, shutdown, limits.
 #[cfg(unix)]
 mod run;
+/// The embedded-Python WSGI bridge: PEP 3333 conformance, lifecycle, Flask and Django.
+#[cfg(all(unix, feature = "python"))]
+mod wsgi;
