@@ -176,7 +176,11 @@ fn install_on_unpacked_flask_hello_builds_venv_web_config_and_is_idempotent() {
     assert_valid(&web_config, "web.config.xsd", "installed web.config");
     let facts = iiswsgi::iis::webconfig::parse(&web_config).expect("parses");
     let handler = facts.fastcgi_handlers().next().expect("a FastCGI handler");
-    let expected = format!("{}|run --app-root \"{}\"", bin(), app.display());
+    let expected = format!(
+        "{}|run --manifest \"{}/iiswsgi.toml\"",
+        bin(),
+        app.display()
+    );
     assert_eq!(handler.script_processor(), expected);
     assert_eq!(handler.response_buffer_limit(), Some(0));
     assert!(!facts.denies_all_verbs, "the placeholder was replaced");
@@ -191,7 +195,7 @@ fn install_on_unpacked_flask_hello_builds_venv_web_config_and_is_idempotent() {
     assert!(report.contains("dry run (this is not Windows"), "{report}");
     assert!(
         report.contains(&format!(
-            r#"%windir%\system32\inetsrv\appcmd.exe set config -section:system.webServer/fastCgi /+"[fullPath='{}',arguments='run --app-root \"{}\"',maxInstances='0',instanceMaxRequests='10000',"#,
+            r#"%windir%\system32\inetsrv\appcmd.exe set config -section:system.webServer/fastCgi /+"[fullPath='{}',arguments='run --manifest \"{}/iiswsgi.toml\"',maxInstances='0',instanceMaxRequests='10000',"#,
             bin(),
             app.display()
         )),
@@ -243,6 +247,63 @@ fn install_on_unpacked_flask_hello_builds_venv_web_config_and_is_idempotent() {
         started.elapsed() < std::time::Duration::from_secs(20),
         "a no-op install should be quick, took {:?}",
         started.elapsed()
+    );
+
+    // What IIS would start, from what was registered: fullPath and arguments of web.config's
+    // scriptProcessor (equal to the printed appcmd registration), serving the app from the
+    // venv install made, driven by the IIS-emulating client.
+    #[cfg(all(unix, feature = "python"))]
+    serves_through_the_registered_command(&app, handler.script_processor());
+}
+
+/// Splits IIS's `arguments` as the Windows C runtime would (double quotes group words).
+#[cfg(all(unix, feature = "python"))]
+fn split_arguments(arguments: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut word = String::new();
+    let (mut quoted, mut any) = (false, false);
+    for c in arguments.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                any = true;
+            }
+            ' ' | '\t' if !quoted => {
+                if any || !word.is_empty() {
+                    out.push(std::mem::take(&mut word));
+                }
+                any = false;
+            }
+            c => word.push(c),
+        }
+    }
+    if any || !word.is_empty() {
+        out.push(word);
+    }
+    out
+}
+
+#[cfg(all(unix, feature = "python"))]
+fn serves_through_the_registered_command(app: &Path, script_processor: &str) {
+    use crate::support::iis_client::{IisApp, IisProcess, IisRequest};
+    let (full_path, arguments) = script_processor
+        .split_once('|')
+        .expect("fullPath|arguments");
+    let mut cmd = Command::new(full_path);
+    cmd.args(split_arguments(arguments));
+    let logs = vec![app.join("logs").join("iiswsgi.log")];
+    let iis_app = IisApp {
+        virtual_path: "/FlaskHello".into(),
+        physical_path: app.display().to_string(),
+        ..IisApp::root()
+    };
+    let mut process = IisProcess::spawn(cmd, iis_app, app, logs);
+    let response = process.send(&IisRequest::get("/FlaskHello/"));
+    assert_eq!(response.browser_status(), 200, "{}", response.cgi.text());
+    assert_eq!(response.cgi.text(), "Hello from Flask on IIS!\n");
+    assert!(
+        app.join("logs").join("iiswsgi.log").is_file(),
+        "run logs into the folder install created"
     );
 }
 
@@ -401,12 +462,12 @@ mod iis_commands {
         assert!(out.status.success(), "{t}");
         assert!(t.contains("dry run (this is not Windows"), "{t}");
         assert!(
-            t.contains(r#"%windir%\system32\inetsrv\appcmd.exe set config -section:system.webServer/fastCgi /-"[fullPath='C:\Program Files\iiswsgi\iiswsgi.exe',arguments='run --app-root \"C:\inetpub\wwwroot\Plain Site\"']" /commit:apphost"#),
+            t.contains(r#"%windir%\system32\inetsrv\appcmd.exe set config -section:system.webServer/fastCgi /-"[fullPath='C:\Program Files\iiswsgi\iiswsgi.exe',arguments='run --manifest \"C:\inetpub\wwwroot\Plain Site\iiswsgi.toml\"']" /commit:apphost"#),
             "{t}"
         );
         assert!(t.contains(":: only if already registered"), "{t}");
         assert!(
-            t.contains(r#"set config "Default Web Site/Plain Site" -section:system.webServer/handlers /+"[name='iiswsgi-PlainWsgi',path='*',verb='*',modules='FastCgiModule',scriptProcessor='C:\Program Files\iiswsgi\iiswsgi.exe|run --app-root \"C:\inetpub\wwwroot\Plain Site\"',resourceType='Unspecified',requireAccess='Script',responseBufferLimit='0']""#),
+            t.contains(r#"set config "Default Web Site/Plain Site" -section:system.webServer/handlers /+"[name='iiswsgi-PlainWsgi',path='*',verb='*',modules='FastCgiModule',scriptProcessor='C:\Program Files\iiswsgi\iiswsgi.exe|run --manifest \"C:\inetpub\wwwroot\Plain Site\iiswsgi.toml\"',resourceType='Unspecified',requireAccess='Script',responseBufferLimit='0']""#),
             "{t}"
         );
     }
@@ -429,7 +490,7 @@ mod iis_commands {
         let t = text(&out);
         assert!(out.status.success(), "{t}");
         assert!(
-            t.contains(r#""%ProgramFiles%\IIS Express\appcmd.exe" set config -section:system.webServer/fastCgi /-"[fullPath='C:\tools\iiswsgi.exe',arguments='run --app-root C:\src\plain']" /commit:apphost /apphostconfig:C:\Users\dev\Documents\IISExpress\config\applicationhost.config"#),
+            t.contains(r#""%ProgramFiles%\IIS Express\appcmd.exe" set config -section:system.webServer/fastCgi /-"[fullPath='C:\tools\iiswsgi.exe',arguments='run --manifest C:\src\plain\iiswsgi.toml']" /commit:apphost /apphostconfig:C:\Users\dev\Documents\IISExpress\config\applicationhost.config"#),
             "{t}"
         );
     }

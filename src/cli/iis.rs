@@ -13,7 +13,7 @@ use iiswsgi::iis::runner::SystemRunner;
     about = "Register (enable) or remove (disable) an app's FastCGI application and handler in IIS",
     long_about = "Register or remove the app's <fastCgi><application> (applicationHost.config, \
 server level) and its handler mapping (the app's web.config), with appcmd, as administrator.\n\n\
-The registration is this iiswsgi as fullPath and `run --app-root <APP_DIR>` as arguments, with \
+The registration is this iiswsgi as fullPath and `run --manifest <APP_DIR>\\iiswsgi.toml` as arguments, with \
 the [iis.fastcgi] values of iiswsgi.toml and a PATH naming the venv's Python installation so \
 python3XY.dll loads. Running enable again changes nothing; a registration that differs (even \
 only in case) is removed and added again, then read back and compared with the handler's \

@@ -229,7 +229,7 @@ fn element(pairs: &[(&str, &str)]) -> Result<String, AppCmdError> {
 pub struct FastCgiApplication {
     /// `fullPath`: the iiswsgi executable, unquoted.
     pub full_path: String,
-    /// `arguments`: `run --app-root …`.
+    /// `arguments`: `run --manifest …\iiswsgi.toml`.
     pub arguments: String,
     /// Every other attribute, IIS names, in the order they are written.
     pub attributes: Vec<(String, String)>,

@@ -198,7 +198,7 @@ pub fn parse(text: &str) -> Result<WebConfigFacts, WebConfigError> {
 mod tests {
     use super::*;
 
-    const INSTALLED: &str = "\u{feff}<?xml version=\"1.0\" encoding=\"utf-8\"?>\r\n<configuration>\r\n  <system.webServer>\r\n    <handlers>\r\n      <add name=\"iiswsgi-Shop\" path=\"*\" verb=\"*\" modules=\"FastCgiModule\"\r\n           scriptProcessor=\"C:\\Program Files\\iiswsgi\\iiswsgi.exe|run --app-root &quot;C:\\inetpub\\wwwroot\\My Shop&quot;\" responseBufferLimit=\"0\" />\r\n    </handlers>\r\n  </system.webServer>\r\n</configuration>\r\n";
+    const INSTALLED: &str = "\u{feff}<?xml version=\"1.0\" encoding=\"utf-8\"?>\r\n<configuration>\r\n  <system.webServer>\r\n    <handlers>\r\n      <add name=\"iiswsgi-Shop\" path=\"*\" verb=\"*\" modules=\"FastCgiModule\"\r\n           scriptProcessor=\"C:\\Program Files\\iiswsgi\\iiswsgi.exe|run --manifest &quot;C:\\inetpub\\wwwroot\\My Shop\\iiswsgi.toml&quot;\" responseBufferLimit=\"0\" />\r\n    </handlers>\r\n  </system.webServer>\r\n</configuration>\r\n";
 
     #[test]
     fn installed_handler_is_read_with_entities_unescaped() {
@@ -207,7 +207,7 @@ mod tests {
         assert_eq!(h.name(), "iiswsgi-Shop");
         assert_eq!(
             h.script_processor(),
-            r#"C:\Program Files\iiswsgi\iiswsgi.exe|run --app-root "C:\inetpub\wwwroot\My Shop""#
+            r#"C:\Program Files\iiswsgi\iiswsgi.exe|run --manifest "C:\inetpub\wwwroot\My Shop\iiswsgi.toml""#
         );
         assert_eq!(h.response_buffer_limit(), Some(0));
         assert_eq!(h.line, 5);

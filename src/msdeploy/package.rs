@@ -89,18 +89,31 @@ pub struct FastCgiKey {
 }
 
 impl FastCgiKey {
-    /// The key for the app installed at `physical_path`, served by `iiswsgi_exe`.
+    /// The key for the app installed at `physical_path`, served by `iiswsgi_exe`:
+    /// `run --manifest <physical_path>\iiswsgi.toml`, the manifest path quoted when it holds a
+    /// space. `run` takes the app (`[wsgi] app`, `venv`, …) from that manifest and the app root
+    /// (and default log folder) from its folder, so the arguments both name the app (two apps
+    /// never share a process pool) and are all `run` needs. The separator follows the path's
+    /// own (`\` unless it is a `/`-only path, as on the Linux test machines).
     ///
-    /// Issue #6 owns the final `run` flags; install and package both call this.
+    /// `install` (which registers and renders web.config) and `package` (which renders a
+    /// sample) both call this, so the two can never disagree.
     pub fn for_app(iiswsgi_exe: &str, physical_path: &str) -> Self {
-        let root = if physical_path.contains(' ') {
-            format!("\"{physical_path}\"")
+        let sep = if physical_path.contains('/') && !physical_path.contains('\\') {
+            '/'
         } else {
-            physical_path.to_string()
+            '\\'
+        };
+        let dir = physical_path.trim_end_matches(['\\', '/']);
+        let manifest = format!("{dir}{sep}{}", crate::manifest::FILE_NAME);
+        let manifest = if manifest.contains(' ') {
+            format!("\"{manifest}\"")
+        } else {
+            manifest
         };
         Self {
             full_path: iiswsgi_exe.to_string(),
-            arguments: format!("run --app-root {root}"),
+            arguments: format!("run --manifest {manifest}"),
         }
     }
 
@@ -711,10 +724,18 @@ download-base-url = "https://dl.example.com/shop/"
         let k = FastCgiKey::for_app(r"C:\iiswsgi.exe", r"C:\inetpub\wwwroot\shop");
         assert_eq!(
             k.script_processor(),
-            r"C:\iiswsgi.exe|run --app-root C:\inetpub\wwwroot\shop"
+            r"C:\iiswsgi.exe|run --manifest C:\inetpub\wwwroot\shop\iiswsgi.toml"
         );
         let k = FastCgiKey::for_app(r"C:\iiswsgi.exe", r"D:\My Sites\shop");
-        assert_eq!(k.arguments, r#"run --app-root "D:\My Sites\shop""#);
+        assert_eq!(
+            k.arguments,
+            r#"run --manifest "D:\My Sites\shop\iiswsgi.toml""#
+        );
+        let k = FastCgiKey::for_app("/usr/bin/iiswsgi", "/srv/www/My Shop/");
+        assert_eq!(
+            k.arguments,
+            r#"run --manifest "/srv/www/My Shop/iiswsgi.toml""#
+        );
     }
 
     #[test]

@@ -102,7 +102,7 @@ mod full_iis {
     fn add_application_writes_every_manifest_attribute_in_order() {
         golden(
             &appcmd().add_fastcgi(&app(SHOP)).expect("cmd"),
-            r#"%windir%\system32\inetsrv\appcmd.exe set config -section:system.webServer/fastCgi /+"[fullPath='C:\Program Files\iiswsgi\iiswsgi.exe',arguments='run --app-root C:\inetpub\wwwroot\shop',maxInstances='0',instanceMaxRequests='10000',activityTimeout='600',requestTimeout='600',idleTimeout='1800',signalBeforeTerminateSeconds='30',protocol='NamedPipe',queueLength='1000',rapidFailsPerMinute='10',stderrMode='ReturnGeneric500',flushNamedPipe='false']" /commit:apphost"#,
+            r#"%windir%\system32\inetsrv\appcmd.exe set config -section:system.webServer/fastCgi /+"[fullPath='C:\Program Files\iiswsgi\iiswsgi.exe',arguments='run --manifest C:\inetpub\wwwroot\shop\iiswsgi.toml',maxInstances='0',instanceMaxRequests='10000',activityTimeout='600',requestTimeout='600',idleTimeout='1800',signalBeforeTerminateSeconds='30',protocol='NamedPipe',queueLength='1000',rapidFailsPerMinute='10',stderrMode='ReturnGeneric500',flushNamedPipe='false']" /commit:apphost"#,
         );
     }
 
@@ -111,10 +111,12 @@ mod full_iis {
         let cmd = appcmd().add_fastcgi(&app(MY_SHOP)).expect("cmd");
         golden(
             &cmd,
-            r#"%windir%\system32\inetsrv\appcmd.exe set config -section:system.webServer/fastCgi /+"[fullPath='C:\Program Files\iiswsgi\iiswsgi.exe',arguments='run --app-root \"C:\inetpub\wwwroot\My Shop\"',maxInstances='0',instanceMaxRequests='10000',activityTimeout='600',requestTimeout='600',idleTimeout='1800',signalBeforeTerminateSeconds='30',protocol='NamedPipe',queueLength='1000',rapidFailsPerMinute='10',stderrMode='ReturnGeneric500',flushNamedPipe='false']" /commit:apphost"#,
+            r#"%windir%\system32\inetsrv\appcmd.exe set config -section:system.webServer/fastCgi /+"[fullPath='C:\Program Files\iiswsgi\iiswsgi.exe',arguments='run --manifest \"C:\inetpub\wwwroot\My Shop\iiswsgi.toml\"',maxInstances='0',instanceMaxRequests='10000',activityTimeout='600',requestTimeout='600',idleTimeout='1800',signalBeforeTerminateSeconds='30',protocol='NamedPipe',queueLength='1000',rapidFailsPerMinute='10',stderrMode='ReturnGeneric500',flushNamedPipe='false']" /commit:apphost"#,
         );
         assert!(
-            cmd.args[3].contains(r#"arguments='run --app-root "C:\inetpub\wwwroot\My Shop"'"#),
+            cmd.args[3].contains(
+                r#"arguments='run --manifest "C:\inetpub\wwwroot\My Shop\iiswsgi.toml"'"#
+            ),
             "the argv carries plain double quotes: {}",
             cmd.args[3]
         );
@@ -126,12 +128,12 @@ mod full_iis {
             &appcmd()
                 .add_fastcgi_environment(
                     EXE,
-                    r#"run --app-root "C:\inetpub\wwwroot\My Shop""#,
+                    r#"run --manifest "C:\inetpub\wwwroot\My Shop\iiswsgi.toml""#,
                     "PATH",
                     r"C:\Program Files\Python311;C:\Windows\System32",
                 )
                 .expect("cmd"),
-            r#"%windir%\system32\inetsrv\appcmd.exe set config -section:system.webServer/fastCgi /+"[fullPath='C:\Program Files\iiswsgi\iiswsgi.exe',arguments='run --app-root \"C:\inetpub\wwwroot\My Shop\"'].environmentVariables.[name='PATH',value='C:\Program Files\Python311;C:\Windows\System32']" /commit:apphost"#,
+            r#"%windir%\system32\inetsrv\appcmd.exe set config -section:system.webServer/fastCgi /+"[fullPath='C:\Program Files\iiswsgi\iiswsgi.exe',arguments='run --manifest \"C:\inetpub\wwwroot\My Shop\iiswsgi.toml\"'].environmentVariables.[name='PATH',value='C:\Program Files\Python311;C:\Windows\System32']" /commit:apphost"#,
         );
     }
 
@@ -139,9 +141,9 @@ mod full_iis {
     fn remove_application_names_only_the_key() {
         golden(
             &appcmd()
-                .remove_fastcgi(EXE, r"run --app-root C:\inetpub\wwwroot\shop")
+                .remove_fastcgi(EXE, r"run --manifest C:\inetpub\wwwroot\shop\iiswsgi.toml")
                 .expect("cmd"),
-            r#"%windir%\system32\inetsrv\appcmd.exe set config -section:system.webServer/fastCgi /-"[fullPath='C:\Program Files\iiswsgi\iiswsgi.exe',arguments='run --app-root C:\inetpub\wwwroot\shop']" /commit:apphost"#,
+            r#"%windir%\system32\inetsrv\appcmd.exe set config -section:system.webServer/fastCgi /-"[fullPath='C:\Program Files\iiswsgi\iiswsgi.exe',arguments='run --manifest C:\inetpub\wwwroot\shop\iiswsgi.toml']" /commit:apphost"#,
         );
     }
 
@@ -177,7 +179,7 @@ mod full_iis {
             &appcmd()
                 .add_handler("Default Web Site/My Shop", &handler)
                 .expect("cmd"),
-            r#"%windir%\system32\inetsrv\appcmd.exe set config "Default Web Site/My Shop" -section:system.webServer/handlers /+"[name='iiswsgi-Shop',path='*',verb='*',modules='FastCgiModule',scriptProcessor='C:\Program Files\iiswsgi\iiswsgi.exe|run --app-root \"C:\inetpub\wwwroot\My Shop\"',resourceType='Unspecified',requireAccess='Script',responseBufferLimit='0']""#,
+            r#"%windir%\system32\inetsrv\appcmd.exe set config "Default Web Site/My Shop" -section:system.webServer/handlers /+"[name='iiswsgi-Shop',path='*',verb='*',modules='FastCgiModule',scriptProcessor='C:\Program Files\iiswsgi\iiswsgi.exe|run --manifest \"C:\inetpub\wwwroot\My Shop\iiswsgi.toml\"',resourceType='Unspecified',requireAccess='Script',responseBufferLimit='0']""#,
         );
         golden(
             &appcmd()
@@ -210,7 +212,7 @@ mod iis_express {
     fn every_command_names_the_applicationhost_config() {
         golden(
             &appcmd().add_fastcgi(&app(SHOP)).expect("cmd"),
-            r#""%ProgramFiles%\IIS Express\appcmd.exe" set config -section:system.webServer/fastCgi /+"[fullPath='C:\Program Files\iiswsgi\iiswsgi.exe',arguments='run --app-root C:\inetpub\wwwroot\shop',maxInstances='0',instanceMaxRequests='10000',activityTimeout='600',requestTimeout='600',idleTimeout='1800',signalBeforeTerminateSeconds='30',protocol='NamedPipe',queueLength='1000',rapidFailsPerMinute='10',stderrMode='ReturnGeneric500',flushNamedPipe='false']" /commit:apphost /apphostconfig:"C:\Users\dev\source\My Site\.vs\config\applicationhost.config""#,
+            r#""%ProgramFiles%\IIS Express\appcmd.exe" set config -section:system.webServer/fastCgi /+"[fullPath='C:\Program Files\iiswsgi\iiswsgi.exe',arguments='run --manifest C:\inetpub\wwwroot\shop\iiswsgi.toml',maxInstances='0',instanceMaxRequests='10000',activityTimeout='600',requestTimeout='600',idleTimeout='1800',signalBeforeTerminateSeconds='30',protocol='NamedPipe',queueLength='1000',rapidFailsPerMinute='10',stderrMode='ReturnGeneric500',flushNamedPipe='false']" /commit:apphost /apphostconfig:"C:\Users\dev\source\My Site\.vs\config\applicationhost.config""#,
         );
         golden(
             &appcmd().list_fastcgi().expect("cmd"),
@@ -244,7 +246,7 @@ mod refused {
             .expect_err("refused");
         assert_eq!(
             e.to_string(),
-            r#"arguments `run --app-root "C:\inetpub\wwwroot\Bob's Shop"` contains `'`, which appcmd cannot quote (its values are written between single quotes); move it to a path without `'`"#
+            r#"arguments `run --manifest "C:\inetpub\wwwroot\Bob's Shop\iiswsgi.toml"` contains `'`, which appcmd cannot quote (its values are written between single quotes); move it to a path without `'`"#
         );
     }
 
@@ -319,7 +321,7 @@ mod list_output {
                     <environmentVariable name="PHP_FCGI_MAX_REQUESTS" value="10000" />
                 </environmentVariables>
             </application>
-            <application fullPath="C:\Program Files\iiswsgi\iiswsgi.exe" arguments="run --app-root &quot;C:\inetpub\wwwroot\My Shop&quot;" maxInstances="0" instanceMaxRequests="10000" stderrMode="ReturnGeneric500">
+            <application fullPath="C:\Program Files\iiswsgi\iiswsgi.exe" arguments="run --manifest &quot;C:\inetpub\wwwroot\My Shop\iiswsgi.toml&quot;" maxInstances="0" instanceMaxRequests="10000" stderrMode="ReturnGeneric500">
                 <environmentVariables>
                     <environmentVariable name="PATH" value="C:\Python311;C:\Windows\System32" />
                 </environmentVariables>
@@ -340,7 +342,7 @@ mod list_output {
         );
         assert_eq!(
             apps[1].script_processor(),
-            r#"C:\Program Files\iiswsgi\iiswsgi.exe|run --app-root "C:\inetpub\wwwroot\My Shop""#
+            r#"C:\Program Files\iiswsgi\iiswsgi.exe|run --manifest "C:\inetpub\wwwroot\My Shop\iiswsgi.toml""#
         );
         assert_eq!(apps[1].environment.len(), 1);
         assert_eq!(apps[2].arguments, "");

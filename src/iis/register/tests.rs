@@ -374,7 +374,10 @@ mod plan {
         .expect("plan");
         apply(&mut fake, &removal.commands).expect("apply");
         assert_eq!(fake.apps.len(), 1);
-        assert_eq!(fake.apps[0].arguments, r"run --app-root C:\sites\blog");
+        assert_eq!(
+            fake.apps[0].arguments,
+            r"run --manifest C:\sites\blog\iiswsgi.toml"
+        );
     }
 
     #[test]
