@@ -610,7 +610,11 @@ fn walk(
     xml: &str,
     mut visit: impl FnMut(&str, Vec<(String, String)>, usize),
 ) -> Result<(), ListParseError> {
-    let xml = &xml[..xml.len().min(MAX_LIST_BYTES)];
+    let mut end = xml.len().min(MAX_LIST_BYTES);
+    while !xml.is_char_boundary(end) {
+        end -= 1;
+    }
+    let xml = &xml[..end];
     let xml = xml.trim_start_matches('\u{feff}');
     let mut reader = Reader::from_str(xml);
     let mut depth = 0usize;
