@@ -9,8 +9,11 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 mod check;
 mod completions;
+mod doctor;
 mod feed;
+mod iis;
 mod init;
+mod install;
 mod package;
 mod run;
 
@@ -45,6 +48,9 @@ enum Command {
     Run(Box<run::Args>),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish) to stdout.
     Completions(completions::Args),
+    Install(install::Args),
+    Iis(iis::Args),
+    Doctor(doctor::Args),
 }
 
 /// Parses the command line, runs the subcommand and turns its result into an exit code.
@@ -57,6 +63,9 @@ pub fn main() -> ExitCode {
         Command::Feed(args) => feed::run(args),
         Command::Completions(args) => completions::run(args, &mut Cli::command()),
         Command::Run(args) => run::run(*args),
+        Command::Install(args) => install::run(args),
+        Command::Iis(args) => iis::run(args),
+        Command::Doctor(args) => doctor::run(args),
     }
 }
 
