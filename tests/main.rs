@@ -7,6 +7,8 @@ mod support;
 mod architecture;
 /// `iiswsgi check`: lint rules on packages, their XML, feeds and manifests.
 mod check;
+/// The command line as a shell user meets it: help, version, pipes.
+mod cli;
 /// `iiswsgi doctor` on fixture app folders, each with one misconfiguration.
 mod doctor;
 /// `iiswsgi run` driven by the IIS-emulating client, as IIS would (iis-runtime.md).

@@ -56,6 +56,9 @@ enum Command {
 /// Parses the command line, runs the subcommand and turns its result into an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Run(_)) {
+        die_quietly_on_closed_stdout();
+    }
     match cli.command {
         Command::Init(args) => init::run(args),
         Command::Check(args) => check::run(args),
@@ -66,6 +69,18 @@ pub fn main() -> ExitCode {
         Command::Install(args) => install::run(args),
         Command::Iis(args) => iis::run(args),
         Command::Doctor(args) => doctor::run(args),
+    }
+}
+
+/// Makes a printing subcommand end quietly when its reader goes away (`iiswsgi check | head`),
+/// as Unix filters do, instead of panicking on EPIPE. `run` keeps Rust's default (SIGPIPE
+/// ignored): it must see EPIPE on a socket whose peer left and carry on serving.
+fn die_quietly_on_closed_stdout() {
+    #[cfg(unix)]
+    // SAFETY: called once on the main thread before any other thread exists; SIG_DFL is a
+    // valid disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
