@@ -1,10 +1,34 @@
 //! Integration tests: one crate, one module per subject, each exercising the built binary or
 //! the library's public API against real files, real servers and real Python.
-mod architecture;
-mod init;
-mod manifest;
 
 mod support;
 
+/// Who may name whom inside `src/`.
+mod architecture;
+/// `iiswsgi check`: lint rules on packages, their XML, feeds and manifests.
+mod check;
+/// The command line as a shell user meets it: help, version, pipes.
+mod cli;
+/// `iiswsgi doctor` on fixture app folders, each with one misconfiguration.
+mod doctor;
+/// `iiswsgi run` driven by the IIS-emulating client, as IIS would (iis-runtime.md).
+#[cfg(unix)]
+mod iis;
+/// `iiswsgi install` end to end on an unpacked package; `iiswsgi iis` dry runs.
+mod iis_install;
+/// `iiswsgi init` on fixture projects.
+mod init;
+/// `iiswsgi.toml`: valid examples, invalid manifests with line:col, the schema.
+mod manifest;
+/// `iiswsgi package`: zips reopened, reproducibility, XSD validation, golden templates.
+mod package;
+mod package_support;
+/// `iiswsgi run` behind real nginx, lighttpd, HAProxy and Apache; hostile input.
+#[cfg(unix)]
+mod peers;
+/// `iiswsgi run` over socketpairs, sockets and a real nginx: transports, shutdown, limits.
 #[cfg(unix)]
 mod run;
+/// The embedded-Python WSGI bridge: PEP 3333 conformance, lifecycle, Flask and Django.
+#[cfg(all(unix, feature = "python"))]
+mod wsgi;

@@ -1,20 +1,29 @@
-//! `iiswsgi check FILE...`: lint manifests (and, as they land, packages and feeds).
+//! `iiswsgi check FILE...`: lint manifests, packages, their XML, web.config files and feeds.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use iiswsgi::check::{self, CheckOptions};
 use iiswsgi::manifest;
 
 /// Arguments of `iiswsgi check`.
 #[derive(Debug, clap::Args)]
 #[command(
-    about = "Check iiswsgi.toml manifests: every mistake with file:line:col and a hint; exit 1 on errors",
+    about = "Check iiswsgi.toml, packages, Manifest.xml/Parameters.xml, web.config and WebPI feeds; exit 1 on errors",
     long_about = "Check files for mistakes before they reach a server.\n\n\
-For an iiswsgi.toml it reports every problem at once, each with file:line:col, the line, \
-and a hint: unknown keys (with the likely spelling), invalid names and versions, regexes \
-that do not compile, FastCGI values outside IIS's ranges, paths that leave the app folder, \
-parameter mistakes.\n\nExit status: 0 when there are no errors, 1 otherwise.",
-    after_help = "Examples:\n  iiswsgi check                 # ./iiswsgi.toml\n  iiswsgi check examples/flask-hello/iiswsgi.toml\n  iiswsgi check --deny-warnings iiswsgi.toml"
+The kind of each FILE is recognised from its name and content:\n\
+  iiswsgi.toml (or a folder holding one): every problem at once, each with file:line:col, \
+the line, and a hint: unknown keys (with the likely spelling), invalid names and versions, \
+regexes that do not compile, FastCGI values outside IIS's ranges, parameter mistakes.\n\
+  *.zip: an MSDeploy package: zip rules (Z: names, Zip64, limits, folders, timestamps), \
+Manifest.xml (M, and O for runCommand option blobs), Parameters.xml (P: {references}, \
+IisApp, setAcl coverage, validation), web.config (C).\n\
+  Manifest.xml, Parameters.xml, SetParameters.xml, web.config: the same rules on their own.\n\
+  A WebPI feed: Atom namespace, entries, dependencies, dates, and sha1/size against the zip \
+when it is a local file or sits next to the feed (F).\n\n\
+Each finding is `error[RULE]` or `warning[RULE]` with the rule id of the spec \
+(msdeploy-webpi.md §7).\n\nExit status: 0 when there are no errors, 1 otherwise.",
+    after_help = "Examples:\n  iiswsgi check                 # ./iiswsgi.toml\n  iiswsgi check dist/MyApp-1.0.zip dist/MyApp-1.0.webpi.xml\n  iiswsgi check --previous-feed published/feed.xml dist/feed.xml\n  iiswsgi check --deny-warnings iiswsgi.toml"
 )]
 pub struct Args {
     /// Files to check (default: iiswsgi.toml in the current folder).
@@ -23,6 +32,9 @@ pub struct Args {
     /// Treat warnings as errors (exit 1 when there are any).
     #[arg(long)]
     deny_warnings: bool,
+    /// The feed published before, to catch a reused installerURL with a new sha1 (F09).
+    #[arg(long, value_name = "FEED")]
+    previous_feed: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -31,20 +43,18 @@ pub fn run(args: Args) -> ExitCode {
     } else {
         args.files
     };
-    let mut failed = false;
-    for file in &files {
-        match manifest::check_file(file) {
-            Ok(report) => {
-                print!("{}", report.render());
-                failed |= report.errors() > 0 || (args.deny_warnings && report.warnings() > 0);
-            }
-            Err(e) => {
-                super::report_error(&e);
-                failed = true;
-            }
+    let options = CheckOptions {
+        previous_feed: args.previous_feed,
+    };
+    let report = check::lint(&files, &options);
+    for file in &report.files {
+        if file.unreadable() {
+            eprint!("{}", file.render());
+        } else {
+            print!("{}", file.render());
         }
     }
-    if failed {
+    if report.errors() > 0 || (args.deny_warnings && report.warnings() > 0) {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS

@@ -95,11 +95,47 @@ pub struct Args {
     /// Exit gracefully after N requests (the web server starts a fresh process).
     #[arg(long, value_name = "N")]
     max_requests: Option<u64>,
+
+    #[command(flatten)]
+    wsgi: WsgiArgs,
+}
+
+/// The Python application to serve (`iiswsgi run --app module:callable`).
+#[derive(Debug, Default, clap::Args)]
+#[command(next_help_heading = "Python application")]
+pub struct WsgiArgs {
+    /// The WSGI application: `module:callable` (`myproject.wsgi:application`); the callable
+    /// may be a dotted path and end in `()` to call a factory (`app:create_app()`). Default:
+    /// `[wsgi] app` of --manifest.
+    #[arg(long, value_name = "MODULE:CALLABLE", env = "IISWSGI_APP")]
+    app: Option<String>,
+
+    /// The virtual environment (or full Python installation) to run in. It must be made by
+    /// the Python minor this build embeds. Default: `[wsgi] venv` of --manifest.
+    #[arg(long, value_name = "DIR", env = "IISWSGI_VENV")]
+    venv: Option<PathBuf>,
+
+    /// Working directory for the app, also put first on sys.path. Default: --app-root.
+    #[arg(long, value_name = "DIR")]
+    chdir: Option<PathBuf>,
+
+    /// Extra sys.path entry (repeatable), after --chdir and before the standard entries (and
+    /// before the manifest's `[wsgi] python-paths`).
+    #[arg(long = "python-path", value_name = "DIR")]
+    python_paths: Vec<PathBuf>,
+
+    /// Exit after the current request when a file whose path (relative to the app directory)
+    /// matches this regex changes, so the web server starts a fresh process. Matched from the
+    /// start of the path, like wfastcgi's WSGI_RESTART_FILE_REGEX; empty disables. Default:
+    /// `[wsgi] reload-regex` of --manifest, else `.*((\.py)|(\.config))$`.
+    #[arg(long, value_name = "REGEX", env = "IISWSGI_RELOAD_PATTERN")]
+    reload_pattern: Option<String>,
 }
 
 /// Runs `iiswsgi run`.
-pub fn run(args: Args) -> ExitCode {
+pub fn run(mut args: Args) -> ExitCode {
     let mode = args.diagnostic.as_deref().and_then(DiagnosticMode::parse);
+    let wsgi = std::mem::take(&mut args.wsgi);
     let options = match options(args) {
         Ok(o) => o,
         Err(message) => {
@@ -108,11 +144,7 @@ pub fn run(args: Args) -> ExitCode {
         }
     };
     let Some(mode) = mode else {
-        eprintln!(
-            "error: this build cannot serve a WSGI application yet (the Python bridge is not \
-             part of it); use `iiswsgi run --diagnostic` to check the FastCGI side"
-        );
-        return ExitCode::from(2);
+        return wsgi::serve(options, wsgi);
     };
     match server::run(options, |info| Ok(Diagnostic::new(mode, info))) {
         Ok(_) => ExitCode::SUCCESS,
@@ -158,4 +190,167 @@ fn options(raw: Args) -> Result<RunOptions, String> {
         max_requests: raw.max_requests,
         ..RunOptions::default()
     })
+}
+
+/// The `--app` branch: the embedded-Python WSGI bridge instead of the diagnostic responder.
+#[cfg(feature = "python")]
+mod wsgi {
+    use std::path::PathBuf;
+    use std::process::ExitCode;
+    use std::sync::Arc;
+
+    use iiswsgi::manifest::{Manifest, Venv as ManifestVenv};
+    use iiswsgi::server::{self, RunOptions};
+    use iiswsgi::transport::Kind;
+    use iiswsgi::wsgi::{self, AppSpec, Mode, Options, ReloadOptions, Runtime, ServerLog};
+
+    use super::{WsgiArgs, absolute};
+
+    /// Starts Python inside the server's application factory (on the main thread, after the
+    /// log and the transport are set up), serves, then finalises Python on the same thread.
+    pub(super) fn serve(options: RunOptions, args: WsgiArgs) -> ExitCode {
+        let prepared = match prepare(&options, args) {
+            Ok(p) => p,
+            Err(message) => {
+                eprintln!("error: {message}");
+                return ExitCode::from(2);
+            }
+        };
+        let mut runtime: Option<Runtime> = None;
+        let result = server::run(options, |info| {
+            let mut wsgi_options = prepared;
+            // §3.8: IIS and web-server-spawned processes are one of several processes with one
+            // request thread; `--listen` is one process serving one request at a time.
+            wsgi_options.mode = match info.kind {
+                Kind::StdinConnection | Kind::StdinListener => Mode::SPAWNED,
+                Kind::Unix | Kind::Tcp => Mode::socket(1, 1),
+            };
+            let started = wsgi::start(&wsgi_options, Arc::new(ServerLog))?;
+            let app = started.app();
+            if let Some(stop) = info.stop.clone() {
+                app.on_exit_request(move || stop.request());
+            }
+            runtime = Some(started);
+            Ok(app)
+        });
+        if let Some(runtime) = runtime {
+            let status = runtime.finalize();
+            if status != 0 {
+                log::warn!("Python finalisation reported status {status}");
+            }
+            iiswsgi::logging::flush();
+        }
+        match result {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => crate::cli::report_error(&e),
+        }
+    }
+
+    fn prepare(run: &RunOptions, args: WsgiArgs) -> Result<Options, String> {
+        let manifest = match &run.manifest {
+            Some(path) => Some(Manifest::load(path).map_err(|e| error_chain(&e))?),
+            None => None,
+        };
+        let wsgi = manifest.as_ref().map(|m| (&m.wsgi, m.base_dir()));
+        let app = match (args.app, wsgi) {
+            (Some(app), _) => app,
+            (None, Some((w, _))) => w.app.to_string(),
+            (None, None) => {
+                return Err(
+                    "nothing to serve: give --app MODULE:CALLABLE or --manifest \
+                            iiswsgi.toml (or --diagnostic to check the FastCGI side without \
+                            Python)"
+                        .into(),
+                );
+            }
+        };
+        if let Some(((major, minor), path)) = wsgi
+            .and_then(|(w, _)| w.python_version)
+            .zip(run.manifest.as_ref())
+        {
+            let wanted = format!("{major}.{minor}");
+            if wanted != wsgi::BUILT_FOR {
+                return Err(format!(
+                    "{}: `wsgi.python-version` is {wanted} but this iiswsgi embeds Python {}; \
+                     use the py{wanted} build",
+                    path.display(),
+                    wsgi::BUILT_FOR
+                ));
+            }
+        }
+        let spec: AppSpec = app.parse().map_err(|e| format!("--app: {e}"))?;
+        let mut options = Options::new(spec);
+        options.venv = match (
+            args.venv.as_deref(),
+            wsgi.and_then(|(w, base)| w.venv.as_ref().zip(Some(base))),
+        ) {
+            (Some(dir), _) => Some(absolute(dir)?),
+            (None, Some((ManifestVenv::InApp(rel), base))) => Some(rel.under(base)),
+            (None, Some((ManifestVenv::Absolute(dir), _))) => Some(PathBuf::from(dir)),
+            (None, None) => None,
+        };
+        options.chdir = match args.chdir.as_deref() {
+            Some(dir) => Some(absolute(dir)?),
+            None => run.app_root.clone(),
+        };
+        options.python_paths = args
+            .python_paths
+            .iter()
+            .map(|p| absolute(p))
+            .collect::<Result<Vec<PathBuf>, String>>()?;
+        if let Some((w, base)) = wsgi {
+            options
+                .python_paths
+                .extend(w.python_paths.iter().map(|p| p.under(base)));
+            options.environment = w
+                .environment
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+        }
+        let pattern = match (args.reload_pattern, wsgi) {
+            (Some(p), _) => p,
+            (None, Some((w, _))) => w
+                .reload
+                .as_ref()
+                .map(|r| r.source.clone())
+                .unwrap_or_default(),
+            (None, None) => wsgi::DEFAULT_RELOAD_PATTERN.to_owned(),
+        };
+        options.reload = options
+            .chdir
+            .clone()
+            .filter(|_| !pattern.is_empty())
+            .map(|root| ReloadOptions { root, pattern });
+        Ok(options)
+    }
+
+    fn error_chain(err: &dyn std::error::Error) -> String {
+        let mut text = err.to_string();
+        let mut source = err.source();
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        text
+    }
+}
+
+/// Built without Python: only `--diagnostic` can serve.
+#[cfg(not(feature = "python"))]
+mod wsgi {
+    use std::process::ExitCode;
+
+    use iiswsgi::server::RunOptions;
+
+    use super::WsgiArgs;
+
+    pub(super) fn serve(_options: RunOptions, _args: WsgiArgs) -> ExitCode {
+        eprintln!(
+            "error: this build has no Python (built without the `python` feature); use \
+             `iiswsgi run --diagnostic` to check the FastCGI side"
+        );
+        ExitCode::from(2)
+    }
 }

@@ -1,1 +1,20 @@
 //! MSDeploy (Web Deploy) packages: the App Gallery zip, its Manifest.xml options blobs, its writer.
+//!
+//! - [`provider_options`]: the `MSDeploy.MSDeployProviderOptions` codec (spec §3);
+//! - [`zip_path`]: entry names valid in a zip and on Windows;
+//! - [`timestamp`]: which time each entry gets (spec §1.3);
+//! - [`writer`]: the single gate every entry passes, and the zip / in-memory backends;
+//! - [`reader`]: the central directory and entries of an existing zip;
+//! - [`package`]: `iiswsgi package`: plan (pure) then write.
+
+pub mod error;
+pub mod package;
+pub mod provider_options;
+pub mod reader;
+pub mod timestamp;
+pub mod writer;
+pub mod zip_path;
+
+pub use error::PackageError;
+pub use provider_options::{OptionsError, ProviderOptions};
+pub use zip_path::ZipPath;

@@ -251,6 +251,7 @@ mod tests {
             transport: "listening on unix:/tmp/x.sock".into(),
             log: Destination::Stderr,
             single_connection: false,
+            stop: None,
         }
     }
 

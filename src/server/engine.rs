@@ -109,6 +109,22 @@ pub struct ServerInfo {
     pub log: Destination,
     /// Whether the process serves IIS's single connection.
     pub single_connection: bool,
+    /// Lets the application ask the server to stop once the current request (if any) is
+    /// done, from any thread, e.g. when a reload watcher sees a change while idle. Set when
+    /// the factory is called; `None` only before that.
+    pub stop: Option<StopHandle>,
+}
+
+/// Asks a running server to stop gracefully: accept nothing new, finish the request in
+/// flight, return [`StopReason::AppExit`]. Cheap to clone; never runs application code.
+#[derive(Debug, Clone)]
+pub struct StopHandle(Arc<Shutdown>);
+
+impl StopHandle {
+    /// Requests the stop (idempotent; the first trigger of any kind wins).
+    pub fn request(&self) {
+        self.0.trigger(Trigger::App);
+    }
 }
 
 /// Runs `iiswsgi run`: opens the log (first, so every later failure is recorded), takes over
@@ -140,6 +156,7 @@ where
         transport: transport.description.clone(),
         log: destination,
         single_connection: transport.kind.is_single_connection(),
+        stop: None,
     };
     let result = serve(&options, &mut transport, &info, make_app);
     transport.cleanup();
@@ -179,7 +196,11 @@ where
     let shutdown = Shutdown::new(waker);
     signals::install(&shutdown);
 
-    let app = make_app(info).map_err(RunError::App)?;
+    let info = ServerInfo {
+        stop: Some(StopHandle(Arc::clone(&shutdown))),
+        ..info.clone()
+    };
+    let app = make_app(&info).map_err(RunError::App)?;
 
     let under_iis = std::env::var_os("APP_POOL_ID").is_some()
         || std::env::var_os(crate::iis::shutdown::PIPE_NAME_VAR).is_some();
@@ -570,6 +591,7 @@ impl<A: Application> Engine<'_, A> {
             {
                 self.begin_shutdown(match t {
                     Trigger::ShutdownEvent => StopReason::ShutdownEvent,
+                    Trigger::App => StopReason::AppExit,
                     _ => StopReason::Signal,
                 });
             }

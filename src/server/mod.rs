@@ -41,7 +41,7 @@ mod exchange;
 mod options;
 mod signals;
 
-pub use engine::{RunError, RunReport, ServerInfo, StopReason, run};
+pub use engine::{RunError, RunReport, ServerInfo, StopHandle, StopReason, run};
 pub use options::RunOptions;
 
 pub use crate::iis::environ::{Mode, Param, Scheme};

@@ -12,6 +12,8 @@ pub(crate) enum Trigger {
     None = 0,
     Signal = 1,
     ShutdownEvent = 2,
+    /// The application asked to stop ([`super::StopHandle`]).
+    App = 3,
 }
 
 /// The flag the triggers set and the loop reads.
@@ -43,6 +45,7 @@ impl Shutdown {
         match self.trigger.load(Ordering::SeqCst) {
             1 => Some(Trigger::Signal),
             2 => Some(Trigger::ShutdownEvent),
+            3 => Some(Trigger::App),
             _ => None,
         }
     }

@@ -2,3 +2,7 @@
 
 #[cfg(unix)]
 pub mod fcgi_client;
+#[cfg(unix)]
+pub mod iis_client;
+#[cfg(unix)]
+pub mod peers;

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Load figures for the WSGI bridge against its peers (bench/wsgi_peers.rs), side by side.
+#
+# Builds (once) a venv of the embedded Python with the peers from PyPI: wfastcgi 3.0.0, flup,
+# pyuwsgi, granian; then runs the release build of the bench. Needs nginx and wrk
+# (apt-get install nginx-light wrk). Knobs: BENCH_ROUNDS (5), BENCH_SECONDS (5),
+# BENCH_ONLY=iis|nginx.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+: "${PYO3_PYTHON:=$(python3 -c 'import sys; print(sys.executable)')}"
+export PYO3_PYTHON
+minor="$("$PYO3_PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+venv="$PWD/target/tmp/wsgi-bench-venv-py$minor"
+
+if [ ! -e "$venv/.ready" ]; then
+  rm -rf "$venv"
+  "$PYO3_PYTHON" -m venv "$venv"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+    "wfastcgi==3.0.0" "flup>=1.0.3" pyuwsgi granian
+  touch "$venv/.ready"
+fi
+command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 2; }
+
+BENCH_VENV="$venv" cargo bench --bench wsgi_peers

@@ -1,0 +1,118 @@
+//! `iiswsgi package [DIR] [--manifest FILE] [--out DIR]`.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use iiswsgi::manifest::{self, Manifest, ManifestError};
+use iiswsgi::msdeploy::package::{self, DEFAULT_IISWSGI_EXE, PackageOptions};
+use iiswsgi::msdeploy::timestamp::{TimePolicy, unix_seconds};
+use iiswsgi::msdeploy::writer::zip::ZipOptions;
+
+/// Arguments of `iiswsgi package`.
+#[derive(Debug, clap::Args)]
+#[command(
+    about = "Build dist/<Name>-<version>.zip (an MSDeploy package) and its WebPI feed",
+    long_about = "Build an MSDeploy package for the app described by iiswsgi.toml, on any OS.\n\n\
+Writes <out>/<Name>-<version>.zip in App Gallery shape (Manifest.xml and Parameters.xml at \
+the root, the app under <Name>/) and <out>/<Name>-<version>.webpi.xml, a WebPI feed with one \
+entry (sha1, size, download URL). The zip installs with `msdeploy -source:package=...`, IIS \
+Manager's Import Application, or WebPI.\n\n\
+Reproducible: the same sources give the same bytes when SOURCE_DATE_EPOCH is set (use the \
+release commit's time); without it generated files get the build time. Files keep their \
+modification times (clamped to the epoch), because msdeploy syncs by timestamp.",
+    after_help = "Examples:\n  iiswsgi package                         # ./iiswsgi.toml -> ./dist/\n  iiswsgi package examples/flask-hello\n  SOURCE_DATE_EPOCH=$(git log -1 --format=%ct) iiswsgi package --out /tmp/dist"
+)]
+pub struct Args {
+    /// The project folder holding iiswsgi.toml.
+    #[arg(value_name = "DIR", default_value = ".")]
+    dir: PathBuf,
+    /// The manifest (default: DIR/iiswsgi.toml).
+    #[arg(long, value_name = "FILE")]
+    manifest: Option<PathBuf>,
+    /// Output folder (default: dist/ next to the manifest).
+    #[arg(long, short, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Where the zip will be downloaded from (overrides [feed] download-base-url).
+    #[arg(long, value_name = "URL")]
+    base_url: Option<String>,
+    /// Path of iiswsgi.exe on the IIS machine, used by the post-install step.
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_IISWSGI_EXE)]
+    iiswsgi_exe: String,
+    /// Clamp every timestamp to this Unix time (seconds), for reproducible builds.
+    #[arg(long, env = "SOURCE_DATE_EPOCH", value_name = "SECONDS")]
+    source_date_epoch: Option<i64>,
+    /// Compression threads (default: one per CPU).
+    #[arg(long, short, value_name = "N")]
+    jobs: Option<usize>,
+    /// Deflate level 0-9.
+    #[arg(long, value_name = "N", default_value_t = 6, value_parser = clap::value_parser!(u32).range(0..=9))]
+    level: u32,
+}
+
+pub fn run(args: Args) -> ExitCode {
+    let dir = absolute(&args.dir);
+    let manifest_path = args
+        .manifest
+        .as_deref()
+        .map_or_else(|| dir.join(manifest::FILE_NAME), absolute);
+    let manifest = match Manifest::load(&manifest_path) {
+        Ok(m) => m,
+        Err(e @ ManifestError::Invalid { .. }) => {
+            eprint!("{}", e.render());
+            return super::report_error(&e);
+        }
+        Err(e) => return super::report_error(&e),
+    };
+    for warning in &manifest.warnings {
+        eprint!(
+            "{}",
+            manifest::diagnostic::render(std::slice::from_ref(warning))
+        );
+    }
+    let out_dir = args
+        .out
+        .as_deref()
+        .map_or_else(|| manifest.base_dir().join("dist"), absolute);
+    let time = TimePolicy::new(
+        unix_seconds(std::time::SystemTime::now()),
+        args.source_date_epoch,
+    );
+    let mut zip = ZipOptions {
+        level: args.level,
+        progress: std::io::stderr().is_terminal(),
+        ..ZipOptions::default()
+    };
+    if let Some(jobs) = args.jobs {
+        zip.threads = jobs.max(1);
+    }
+    let options = PackageOptions {
+        out_dir,
+        time,
+        base_url: args.base_url,
+        iiswsgi_exe: args.iiswsgi_exe,
+        zip,
+    };
+    match package::package(&manifest, &options) {
+        Ok(report) => {
+            for w in &report.warnings.0 {
+                eprintln!("{w}");
+            }
+            println!("{}", report.zip.path.display());
+            println!(
+                "  sha1 {}  {} bytes  {} entries",
+                report.zip.sha1_hex(),
+                report.zip.size,
+                report.zip.entries
+            );
+            println!("{}", report.feed_path.display());
+            println!("  installer URL {}", report.installer_url);
+            ExitCode::SUCCESS
+        }
+        Err(e) => super::report_error(&e),
+    }
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}

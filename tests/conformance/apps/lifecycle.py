@@ -1,0 +1,56 @@
+"""Start-up and shutdown behaviour of iiswsgi: environment facts, slow requests, SystemExit.
+
+At import it registers an atexit handler (writing the file named by IISWSGI_TEST_ATEXIT) and
+installs a Python SIGTERM handler that ignores the signal: the gateway must restore its own
+handler after the import, so SIGTERM still stops the process gracefully.
+"""
+
+import atexit
+import json
+import os
+import signal
+import sys
+import threading
+import time
+
+MARKER = os.environ.get("IISWSGI_TEST_ATEXIT")
+if MARKER:
+    def _at_exit():
+        with open(MARKER, "w") as f:
+            f.write("atexit ran")
+    atexit.register(_at_exit)
+
+signal.signal(signal.SIGTERM, lambda signum, frame: None)
+IMPORT_THREAD = threading.current_thread().name
+
+
+def application(environ, start_response):
+    path = environ["PATH_INFO"]
+    if path == "/facts":
+        try:
+            import iiswsgi_marker
+            marker = iiswsgi_marker.VALUE
+        except ImportError:
+            marker = None
+        body = json.dumps({
+            "prefix": os.path.realpath(sys.prefix),
+            "executable": sys.executable,
+            "version": "%d.%d" % sys.version_info[:2],
+            "marker": marker,
+            "argv": sys.argv,
+            "import_thread": IMPORT_THREAD,
+            "request_on_main_thread": threading.current_thread() is threading.main_thread(),
+            "cwd": os.getcwd(),
+            "path0": sys.path[0],
+            "from_manifest": os.environ.get("IISWSGI_FROM_MANIFEST"),
+        })
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [body.encode()]
+    if path == "/slow":
+        time.sleep(float(environ["QUERY_STRING"] or "1"))
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"slow done"]
+    if path == "/exit":
+        raise SystemExit(0)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"hello"]

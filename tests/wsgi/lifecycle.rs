@@ -1,0 +1,402 @@
+//! Start-up, environment and shutdown: `--venv` selection and refusal, the eager import on the
+//! main thread, 503 while an import fails, reload after the in-flight request, `SystemExit`,
+//! `atexit` and the host keeping SIGTERM.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::{
+    Gateway, IisGateway, NginxGateway, Req, apps_dir, build_python, temp_dir, wait_for_log,
+};
+use crate::support::fcgi_client::{Server, iiswsgi_bin, wait_for_path};
+
+/// A fresh app directory holding copies of `files` from `tests/conformance/apps`.
+fn app_copy(files: &[&str]) -> tempfile::TempDir {
+    let dir = temp_dir("app");
+    for f in files {
+        std::fs::copy(apps_dir().join(f), dir.path().join(f)).expect("copy app");
+    }
+    dir
+}
+
+/// `python -m venv --without-pip DIR` with the build's interpreter, plus a marker module in its
+/// site-packages.
+fn make_venv(dir: &Path) -> PathBuf {
+    let venv = dir.join("venv");
+    let status = Command::new(build_python())
+        .args(["-m", "venv", "--without-pip"])
+        .arg(&venv)
+        .status()
+        .expect("python -m venv");
+    assert!(status.success(), "venv creation failed");
+    let site = std::fs::read_dir(venv.join("lib"))
+        .expect("venv lib")
+        .flatten()
+        .map(|e| e.path().join("site-packages"))
+        .find(|p| p.is_dir())
+        .expect("site-packages");
+    std::fs::write(site.join("iiswsgi_marker.py"), "VALUE = 42\n").expect("marker");
+    venv.canonicalize().expect("canonical venv")
+}
+
+fn wait_exit(server: Server, limit: Duration) -> std::process::ExitStatus {
+    server.wait(limit).0
+}
+
+#[test]
+fn venv_selection_puts_the_venv_first_and_the_request_on_the_main_thread() {
+    let dir = temp_dir("venv");
+    let venv = make_venv(dir.path());
+    let venv_arg = venv.display().to_string();
+    let mut gw = IisGateway::start("lifecycle:application", &apps_dir(), &["--venv", &venv_arg]);
+    let facts = gw.send(&Req::get("/facts")).json();
+    assert_eq!(
+        facts["prefix"],
+        json!(venv.display().to_string()),
+        "sys.prefix is the venv"
+    );
+    assert_eq!(
+        facts["executable"],
+        json!(venv.join("bin/python").display().to_string())
+    );
+    assert_eq!(
+        facts["marker"],
+        json!(42),
+        "the venv's site-packages are on sys.path"
+    );
+    assert_eq!(facts["argv"], json!(["iiswsgi"]));
+    assert_eq!(
+        facts["import_thread"],
+        json!("MainThread"),
+        "imported eagerly on the main thread"
+    );
+    assert_eq!(
+        facts["request_on_main_thread"],
+        json!(true),
+        "IIS requests run on the main thread"
+    );
+    assert_eq!(
+        facts["path0"],
+        json!(apps_dir().display().to_string()),
+        "--chdir first on sys.path"
+    );
+    assert_eq!(
+        facts["cwd"],
+        json!(apps_dir().display().to_string()),
+        "--chdir is the cwd"
+    );
+    let log = gw.log();
+    assert!(
+        log.contains(&format!("sys.prefix {}", venv.display())),
+        "start-up facts logged:\n{log}"
+    );
+}
+
+#[test]
+fn no_venv_runs_the_interpreter_the_binary_was_built_for() {
+    let mut gw = IisGateway::start("lifecycle:application", &apps_dir(), &[]);
+    let facts = gw.send(&Req::get("/facts")).json();
+    assert_eq!(facts["executable"], json!(build_python()));
+    assert_eq!(facts["marker"], json!(null));
+}
+
+/// The refusal needs a venv of another minor. We make a real venv of the build's Python and
+/// then rewrite its pyvenv.cfg `version` to 3.12 — honest enough to exercise the check, which
+/// reads only that file, though it is not a venv CPython 3.12 made.
+#[test]
+fn venv_of_another_minor_is_refused_before_python_starts() {
+    let dir = temp_dir("venv312");
+    let venv = make_venv(dir.path());
+    let cfg = venv.join("pyvenv.cfg");
+    let text = std::fs::read_to_string(&cfg).expect("pyvenv.cfg");
+    let edited: String = text
+        .lines()
+        .map(|l| {
+            if l.trim_start().starts_with("version") {
+                "version = 3.12.1".to_owned()
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&cfg, edited).expect("edit pyvenv.cfg");
+    let socket = dir.path().join("s.sock");
+    let out = Command::new(iiswsgi_bin())
+        .args([
+            "run",
+            "--app",
+            "lifecycle:application",
+            "--log",
+            "-",
+            "--listen",
+        ])
+        .arg(format!("unix:{}", socket.display()))
+        .arg("--venv")
+        .arg(&venv)
+        .arg("--chdir")
+        .arg(apps_dir())
+        .output()
+        .expect("run iiswsgi");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "refused: {stderr}");
+    let built = env!("IISWSGI_PY_VERSION");
+    let expected = format!(
+        "iiswsgi was built for Python {built} but the venv at {} is 3.12; use the py3.12 build or \
+         recreate the venv",
+        venv.display()
+    );
+    assert!(stderr.contains(&expected), "message:\n{stderr}");
+    assert!(
+        !stderr.contains("sys.prefix"),
+        "refused before Python started:\n{stderr}"
+    );
+}
+
+#[test]
+fn failing_import_answers_503_and_recovers_once_the_dependency_appears() {
+    let dir = app_copy(&["late_dependency.py"]);
+    let mut gw = IisGateway::start("late_dependency:application", dir.path(), &[]);
+    for _ in 0..3 {
+        let r = gw.send(&Req::get("/"));
+        assert_eq!(r.status, 503, "{}", r.text());
+        assert!(
+            r.header("Retry-After")
+                .is_some_and(|s| s.parse::<u64>().is_ok_and(|n| n >= 1))
+        );
+        assert!(
+            r.text().contains("ImportError"),
+            "short reason: {}",
+            r.text()
+        );
+        assert!(
+            !r.text().contains("not installed yet"),
+            "no exception text on the page"
+        );
+    }
+    let log = gw.log();
+    assert!(
+        log.contains("the dependency is not installed yet"),
+        "traceback logged:\n{log}"
+    );
+    assert!(log.contains("answering 503 and retrying"), "{log}");
+    std::fs::write(dir.path().join("dependency-installed"), "").expect("install dependency");
+    let start = Instant::now();
+    loop {
+        let r = gw.send(&Req::get("/"));
+        if r.status == 200 {
+            assert_eq!(r.text(), "loaded at last");
+            break;
+        }
+        assert_eq!(r.status, 503);
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the import was not retried"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(gw.log().contains("on attempt"), "{}", gw.log());
+    let (status, out, err) = gw.close();
+    assert!(
+        status.success(),
+        "the process stayed alive and exits cleanly: {status:?}"
+    );
+    assert!(out.is_empty() && err.is_empty());
+}
+
+#[test]
+fn reload_waits_for_the_request_in_flight_then_exits_zero() {
+    let dir = app_copy(&["lifecycle.py"]);
+    let mut gw = IisGateway::start("lifecycle:application", dir.path(), &[]);
+    assert_eq!(gw.send(&Req::get("/")).text(), "hello");
+    let file = dir.path().join("lifecycle.py");
+    let touch = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(400));
+        let mut text = std::fs::read_to_string(&file).expect("read");
+        text.push_str("\n# changed\n");
+        std::fs::write(&file, text).expect("write");
+    });
+    let r = gw.send(&Req::get("/slow?1.5"));
+    touch.join().expect("touch");
+    assert_eq!(
+        (r.status, r.text().as_str(), r.complete),
+        (200, "slow done", true),
+        "finished first"
+    );
+    let log = wait_for_log(&gw, "reload: lifecycle.py changed", Duration::from_secs(5));
+    let server = gw.server.take().expect("server");
+    let status = wait_exit(server, Duration::from_secs(10));
+    assert!(
+        status.success(),
+        "exit 0 after the reload: {status:?}\n{log}"
+    );
+}
+
+#[test]
+fn reload_while_idle_exits_without_waiting_for_another_request() {
+    let dir = app_copy(&["lifecycle.py"]);
+    let socket = dir.path().join("gw.sock");
+    let log = dir.path().join("gw.log");
+    let server = Server::spawn_listen(&[
+        "--app",
+        "lifecycle:application",
+        "--chdir",
+        &dir.path().display().to_string(),
+        "--listen",
+        &format!("unix:{}", socket.display()),
+        "--log",
+        &log.display().to_string(),
+    ]);
+    wait_for_path(&socket, Duration::from_secs(20));
+    let start = Instant::now();
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("reload: watching")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "watcher not armed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A file in a brand-new folder: its own event may come before the folder is watched.
+    std::fs::create_dir_all(dir.path().join("pkg")).expect("mkdir");
+    std::fs::write(dir.path().join("pkg/new_module.py"), "X = 1\n").expect("new file");
+    let status = wait_exit(server, Duration::from_secs(10));
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(status.success(), "{status:?}\n{text}");
+    assert!(text.contains("reload: pkg/new_module.py changed"), "{text}");
+    assert!(text.contains("the application asked to exit"), "{text}");
+}
+
+#[test]
+fn empty_reload_pattern_disables_reloading() {
+    let dir = app_copy(&["lifecycle.py"]);
+    let mut gw = IisGateway::start(
+        "lifecycle:application",
+        dir.path(),
+        &["--reload-pattern", ""],
+    );
+    std::fs::write(dir.path().join("other.py"), "X = 1\n").expect("new file");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(gw.send(&Req::get("/")).text(), "hello", "still serving");
+    assert!(!gw.log().contains("reload:"), "{}", gw.log());
+}
+
+#[test]
+fn system_exit_answers_500_then_exits_gracefully() {
+    let mut gw = IisGateway::start("lifecycle:application", &apps_dir(), &[]);
+    let r = gw.send(&Req::get("/exit"));
+    assert_eq!(r.status, 500, "50");
+    assert!(r.complete);
+    let server = gw.server.take().expect("server");
+    let status = wait_exit(server, Duration::from_secs(10));
+    assert!(status.success(), "50: graceful exit {status:?}");
+    assert!(gw.log().contains("SystemExit"), "{}", gw.log());
+}
+
+#[test]
+fn pipe_eof_finalises_python_so_atexit_handlers_run() {
+    let dir = temp_dir("atexit");
+    let marker = dir.path().join("atexit.txt");
+    let marker_arg = marker.display().to_string();
+    let (server, pipe) = Server::spawn_iis(
+        &[
+            "--app",
+            "lifecycle:application",
+            "--chdir",
+            &apps_dir().display().to_string(),
+            "--log",
+            &dir.path().join("log").display().to_string(),
+        ],
+        &[
+            ("APP_POOL_ID", "WsgiTestPool"),
+            ("IISWSGI_TEST_ATEXIT", &marker_arg),
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    drop(pipe);
+    let (status, out, err) = server.wait(Duration::from_secs(20));
+    assert!(status.success(), "{status:?}");
+    assert!(out.is_empty() && err.is_empty(), "nothing on stdout/stderr");
+    assert_eq!(
+        std::fs::read_to_string(&marker).unwrap_or_default(),
+        "atexit ran"
+    );
+}
+
+#[test]
+fn sigterm_stays_with_the_host_even_after_the_app_installs_a_handler() {
+    let mut gw = NginxGateway::start("lifecycle:application", &apps_dir(), &[]);
+    // The app's import ran `signal.signal(SIGTERM, ignore)`; the host restored its own.
+    assert_eq!(gw.send(&Req::get("/")).text(), "hello");
+    let (status, log) = gw.stop();
+    assert!(
+        status.success(),
+        "SIGTERM stopped the gateway gracefully: {status:?}\n{log}"
+    );
+    assert!(
+        log.contains("SIGTERM: finishing the current request"),
+        "{log}"
+    );
+}
+
+/// A minimal manifest for `lifecycle.py` with `extra` lines appended to its `[wsgi]` table.
+fn manifest_dir(wsgi: &str) -> tempfile::TempDir {
+    let dir = app_copy(&["lifecycle.py"]);
+    std::fs::create_dir_all(dir.path().join("lib")).expect("lib");
+    std::fs::write(dir.path().join("lib/iiswsgi_marker.py"), "VALUE = 7\n").expect("marker");
+    let toml = format!(
+        "[app]\nname = \"Lifecycle\"\ntitle = \"Lifecycle\"\nversion = \"1.0.0\"\n\
+         description = \"test app\"\n\n[wsgi]\napp = \"lifecycle:application\"\n{wsgi}\n\
+         [wsgi.environment]\nIISWSGI_FROM_MANIFEST = \"yes\"\n\n[iis]\n[iis.fastcgi]\n[package]\n"
+    );
+    std::fs::write(dir.path().join("iiswsgi.toml"), toml).expect("manifest");
+    dir
+}
+
+#[test]
+fn manifest_wsgi_section_supplies_app_paths_environment_and_reload_rule() {
+    let dir = manifest_dir("python-paths = [\"lib\"]\nreload-regex = ''");
+    let manifest = dir.path().join("iiswsgi.toml").display().to_string();
+    let mut gw = IisGateway::start_with(&["--manifest", &manifest]);
+    let facts = gw.send(&Req::get("/facts")).json();
+    assert_eq!(
+        facts["marker"],
+        json!(7),
+        "python-paths from the manifest:\n{}",
+        gw.log()
+    );
+    assert_eq!(facts["from_manifest"], json!("yes"), "[wsgi.environment]");
+    assert_eq!(
+        facts["cwd"],
+        json!(dir.path().display().to_string()),
+        "the manifest's folder"
+    );
+    std::fs::write(dir.path().join("other.py"), "X = 1\n").expect("change");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        gw.send(&Req::get("/")).text(),
+        "hello",
+        "reload-regex = '' disables reloading"
+    );
+}
+
+#[test]
+fn manifest_asking_for_another_python_is_refused() {
+    let dir = manifest_dir("python-version = \"3.12\"");
+    let out = Command::new(iiswsgi_bin())
+        .args(["run", "--log", "-", "--manifest"])
+        .arg(dir.path().join("iiswsgi.toml"))
+        .output()
+        .expect("run iiswsgi");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("`wsgi.python-version` is 3.12 but this iiswsgi embeds Python"),
+        "{stderr}"
+    );
+}
