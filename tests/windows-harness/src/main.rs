@@ -15,6 +15,7 @@ mod iis;
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
+use std::os::windows::io::AsRawSocket;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -166,7 +167,6 @@ fn launch(
         Mode::Tcp => {
             let listener = iis::tcp_listener().map_err(|e| e.to_string())?;
             let addr = listener.local_addr().map_err(|e| e.to_string())?;
-            use std::os::windows::io::AsRawSocket;
             let process = Process::spawn(&ctx.exe, &args, listener.as_raw_socket() as _, &env)
                 .map_err(|e| e.to_string())?;
             let stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT)
