@@ -7,9 +7,15 @@ mod support;
 mod architecture;
 /// `iiswsgi check`: lint rules on packages, their XML, feeds and manifests.
 mod check;
+/// The command line as a shell user meets it: help, version, pipes.
+mod cli;
+/// `iiswsgi doctor` on fixture app folders, each with one misconfiguration.
+mod doctor;
 /// `iiswsgi run` driven by the IIS-emulating client, as IIS would (iis-runtime.md).
 #[cfg(unix)]
 mod iis;
+/// `iiswsgi install` end to end on an unpacked package; `iiswsgi iis` dry runs.
+mod iis_install;
 /// `iiswsgi init` on fixture projects.
 mod init;
 /// `iiswsgi.toml`: valid examples, invalid manifests with line:col, the schema.

@@ -9,8 +9,11 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 mod check;
 mod completions;
+mod doctor;
 mod feed;
+mod iis;
 mod init;
+mod install;
 mod package;
 mod run;
 
@@ -55,6 +58,9 @@ enum Command {
     Run(Box<run::Args>),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish) to stdout.
     Completions(completions::Args),
+    Install(install::Args),
+    Iis(iis::Args),
+    Doctor(doctor::Args),
 }
 
 /// Parses the command line, runs the subcommand and turns its result into an exit code.
@@ -66,6 +72,9 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
+    if !matches!(cli.command, Command::Run(_)) {
+        die_quietly_on_closed_stdout();
+    }
     match cli.command {
         Command::Init(args) => init::run(args),
         Command::Check(args) => check::run(args),
@@ -73,6 +82,21 @@ pub fn main() -> ExitCode {
         Command::Feed(args) => feed::run(args),
         Command::Completions(args) => completions::run(args, &mut Cli::command()),
         Command::Run(args) => run::run(*args),
+        Command::Install(args) => install::run(args),
+        Command::Iis(args) => iis::run(args),
+        Command::Doctor(args) => doctor::run(args),
+    }
+}
+
+/// Makes a printing subcommand end quietly when its reader goes away (`iiswsgi check | head`),
+/// as Unix filters do, instead of panicking on EPIPE. `run` keeps Rust's default (SIGPIPE
+/// ignored): it must see EPIPE on a socket whose peer left and carry on serving.
+fn die_quietly_on_closed_stdout() {
+    #[cfg(unix)]
+    // SAFETY: called once on the main thread before any other thread exists; SIG_DFL is a
+    // valid disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

@@ -15,6 +15,8 @@
 //! <Name>/iiswsgi.toml          the manifest, read by `iiswsgi install` and `iiswsgi run` on the target
 //! <Name>/web.config            a placeholder that serves nothing (every verb denied)
 //! <Name>/web.config.hbs        the template `iiswsgi install` renders into the real web.config
+//! <Name>/iiswsgi-install.stamp marks the folder as not yet installed; `iiswsgi install` finds
+//!                              the folder by it and deletes it when done
 //! ```
 //!
 //! Why the placeholder (§5.3): the real web.config needs the physical path, known only on the
@@ -59,9 +61,19 @@ pub const SAMPLE_PHYSICAL_ROOT: &str = r"C:\inetpub\wwwroot";
 /// runCommand `successReturnCodes`: without it a failed install step goes unreported (§2.3).
 pub const SUCCESS_RETURN_CODES: &str = "0x0";
 
-/// The post-install command line msdeploy runs (runCommand `path`, also the blob's `path`).
-///
-/// Issue #6 owns the final `install` flags; this is the one place that spells them.
+/// The file every package ships in the app folder; `iiswsgi install` finds the folder by it
+/// (runCommand passes no path, msdeploy-webpi.md §8.1) and deletes it once it succeeded.
+pub const INSTALL_STAMP: &str = "iiswsgi-install.stamp";
+
+/// The stamp's content: one comment line, as the original's `iis_install.stamp`.
+pub const INSTALL_STAMP_TEXT: &str =
+    "# iiswsgi: the post-install step (iiswsgi install) has not yet run successfully here.\r\n";
+
+/// The post-install command line msdeploy runs (runCommand `path`, also the blob's `path`):
+/// `"<exe>" install --app-name <Name>`. runCommand gets no app path, so `install` looks for
+/// the IIS application folder holding [`INSTALL_STAMP`] and an iiswsgi.toml named `<Name>`
+/// (WebPI may have renamed the folder, so the name is matched in the manifest, not the path).
+/// This is the one place that spells the flags; `iiswsgi install` parses them.
 pub fn install_command(iiswsgi_exe: &str, app_name: &str) -> String {
     format!("\"{iiswsgi_exe}\" install --app-name {app_name}")
 }
@@ -77,18 +89,31 @@ pub struct FastCgiKey {
 }
 
 impl FastCgiKey {
-    /// The key for the app installed at `physical_path`, served by `iiswsgi_exe`.
+    /// The key for the app installed at `physical_path`, served by `iiswsgi_exe`:
+    /// `run --manifest <physical_path>\iiswsgi.toml`, the manifest path quoted when it holds a
+    /// space. `run` takes the app (`[wsgi] app`, `venv`, …) from that manifest and the app root
+    /// (and default log folder) from its folder, so the arguments both name the app (two apps
+    /// never share a process pool) and are all `run` needs. The separator follows the path's
+    /// own (`\` unless it is a `/`-only path, as on the Linux test machines).
     ///
-    /// Issue #6 owns the final `run` flags; install and package both call this.
+    /// `install` (which registers and renders web.config) and `package` (which renders a
+    /// sample) both call this, so the two can never disagree.
     pub fn for_app(iiswsgi_exe: &str, physical_path: &str) -> Self {
-        let root = if physical_path.contains(' ') {
-            format!("\"{physical_path}\"")
+        let sep = if physical_path.contains('/') && !physical_path.contains('\\') {
+            '/'
         } else {
-            physical_path.to_string()
+            '\\'
+        };
+        let dir = physical_path.trim_end_matches(['\\', '/']);
+        let manifest = format!("{dir}{sep}{}", crate::manifest::FILE_NAME);
+        let manifest = if manifest.contains(' ') {
+            format!("\"{manifest}\"")
+        } else {
+            manifest
         };
         Self {
             full_path: iiswsgi_exe.to_string(),
-            arguments: format!("run --app-root {root}"),
+            arguments: format!("run --manifest {manifest}"),
         }
     }
 
@@ -267,6 +292,10 @@ pub fn plan(manifest: &Manifest, options: &PackageOptions) -> Result<Plan, Packa
         GeneratedFile {
             path: app_folder.join("web.config.hbs")?,
             bytes: Template::WebConfig.source().as_bytes().to_vec(),
+        },
+        GeneratedFile {
+            path: app_folder.join(INSTALL_STAMP)?,
+            bytes: INSTALL_STAMP_TEXT.as_bytes().to_vec(),
         },
     ];
 
@@ -533,7 +562,7 @@ impl Plan {
         })?;
         let root = self.manifest.package_root();
         let pkg = &self.manifest.package;
-        for reserved in ["web.config", "web.config.hbs"] {
+        for reserved in ["web.config", "web.config.hbs", INSTALL_STAMP] {
             if root.join(reserved).exists() && pkg.is_packaged(reserved) {
                 return Err(PackageError::Reserved {
                     path: root.join(reserved),
@@ -695,10 +724,18 @@ download-base-url = "https://dl.example.com/shop/"
         let k = FastCgiKey::for_app(r"C:\iiswsgi.exe", r"C:\inetpub\wwwroot\shop");
         assert_eq!(
             k.script_processor(),
-            r"C:\iiswsgi.exe|run --app-root C:\inetpub\wwwroot\shop"
+            r"C:\iiswsgi.exe|run --manifest C:\inetpub\wwwroot\shop\iiswsgi.toml"
         );
         let k = FastCgiKey::for_app(r"C:\iiswsgi.exe", r"D:\My Sites\shop");
-        assert_eq!(k.arguments, r#"run --app-root "D:\My Sites\shop""#);
+        assert_eq!(
+            k.arguments,
+            r#"run --manifest "D:\My Sites\shop\iiswsgi.toml""#
+        );
+        let k = FastCgiKey::for_app("/usr/bin/iiswsgi", "/srv/www/My Shop/");
+        assert_eq!(
+            k.arguments,
+            r#"run --manifest "/srv/www/My Shop/iiswsgi.toml""#
+        );
     }
 
     #[test]
@@ -713,7 +750,8 @@ download-base-url = "https://dl.example.com/shop/"
                 "Manifest.xml",
                 "Parameters.xml",
                 "ShopApp/web.config",
-                "ShopApp/web.config.hbs"
+                "ShopApp/web.config.hbs",
+                "ShopApp/iiswsgi-install.stamp"
             ]
         );
         assert!(plan.warnings.0.is_empty(), "{:?}", plan.warnings);

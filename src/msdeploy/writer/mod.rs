@@ -412,11 +412,11 @@ mod tests {
     }
 }
 
-#[cfg(test)]
+/// Needs a sparse 2 GiB file, which only the Unix test sets up.
+#[cfg(all(test, unix))]
 mod limit_tests {
     use super::*;
 
-    #[cfg(unix)]
     #[test]
     fn file_over_two_gib_is_refused_before_writing() {
         let dir = tempfile::tempdir().expect("tempdir");

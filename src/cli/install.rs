@@ -1,0 +1,96 @@
+//! `iiswsgi install [APP_DIR]`: the post-install step msdeploy's runCommand runs.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use iiswsgi::iis::install::{self, InstallOptions};
+use iiswsgi::iis::register::Iis;
+use iiswsgi::iis::runner::SystemRunner;
+
+use super::iis::{absolute, print_out, this_exe};
+
+/// Arguments of `iiswsgi install`.
+#[derive(Debug, clap::Args)]
+#[command(
+    about = "Finish installing an app on the server: venv, requirements, web.config, FastCGI registration, ACLs (run by the package)",
+    long_about = "Finish installing an app msdeploy has copied: the step the package's runCommand \
+runs, as administrator.\n\n\
+It finds the app folder (APP_DIR, else APPL_PHYSICAL_PATH, else the IIS application folder that \
+still holds iiswsgi-install.stamp and an iiswsgi.toml for --app-name), creates the venv with \
+the Python this iiswsgi embeds, pip-installs the requirements, runs [package] post-install, \
+registers the FastCGI application (appcmd), writes web.config from the shipped template with \
+this iiswsgi as fullPath, grants the app pool's identity read on the app and Python and write on \
+the writable folders and logs (icacls), and removes the stamp.\n\n\
+Every step is skipped when already done, so running it again changes nothing. On any failure it \
+stops with a message naming the step and exits 1; the stamp stays. Off Windows the IIS and ACL \
+steps are printed, not run.",
+    after_help = "Examples:\n  iiswsgi install C:\\inetpub\\wwwroot\\shop\n  iiswsgi install --app-name Shop          # as the package's runCommand does\n  iiswsgi install --dry-run .               # print every step, change nothing"
+)]
+pub struct Args {
+    /// The app folder, holding iiswsgi.toml (default: found, see above).
+    #[arg(value_name = "APP_DIR")]
+    app_dir: Option<PathBuf>,
+    /// The app's [app] name: which folder to look for, and a check on APP_DIR.
+    #[arg(long, value_name = "NAME")]
+    app_name: Option<String>,
+    /// The Python to create the venv with (default: `py -X.Y` on Windows, `pythonX.Y` or
+    /// `python3` elsewhere, X.Y being the version this iiswsgi embeds).
+    #[arg(long, value_name = "PYTHON")]
+    python: Option<PathBuf>,
+    /// Print every step instead of doing it.
+    #[arg(long)]
+    dry_run: bool,
+    /// Register with IIS Express instead of IIS (no ACLs: it runs as you).
+    #[arg(long)]
+    express: bool,
+    /// The applicationhost.config IIS Express uses (default: the one in your Documents).
+    #[arg(long, value_name = "FILE", requires = "express")]
+    apphostconfig: Option<String>,
+    /// The IIS application as `Site/app` (default: the application serving the folder).
+    #[arg(long, value_name = "SITE/APP")]
+    site: Option<String>,
+    /// The app pool whose identity gets the ACLs (default: the application's pool).
+    #[arg(long, value_name = "NAME")]
+    app_pool: Option<String>,
+    /// The executable IIS starts (default: this iiswsgi).
+    #[arg(long, value_name = "PATH")]
+    iiswsgi_exe: Option<String>,
+}
+
+pub fn run(args: Args) -> ExitCode {
+    let resolved = (|| -> Result<InstallOptions, String> {
+        Ok(InstallOptions {
+            app_dir: args.app_dir.as_deref().map(absolute).transpose()?,
+            appl_physical_path: std::env::var_os("APPL_PHYSICAL_PATH")
+                .filter(|v| !v.is_empty())
+                .map(|v| absolute(std::path::Path::new(&v)))
+                .transpose()?,
+            app_name: args.app_name.clone(),
+            python: args.python.clone(),
+            iiswsgi_exe: this_exe(args.iiswsgi_exe.clone())?,
+            site: args.site.clone(),
+            app_pool: args.app_pool.clone(),
+            dry_run: args.dry_run,
+        })
+    })();
+    let options = match resolved {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let iis = Iis::detect(args.express.then_some(args.apphostconfig), args.dry_run);
+    match install::install(&options, &iis, &mut SystemRunner) {
+        Ok(report) => {
+            print_out(&report);
+            ExitCode::SUCCESS
+        }
+        Err(failure) => {
+            print_out(&failure.report);
+            super::report_error(&failure.error);
+            eprintln!("  ({failure})");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,951 @@
+//! `iiswsgi install [APP_DIR]`: the post-install step msdeploy's runCommand runs on the server
+//! after copying the app (msdeploy-webpi.md §2.3, §5.2, §5.3, §8.1).
+//!
+//! In order, each step skipped when already done, so a second run changes nothing:
+//! 1. find the app folder ([`super::discover`]) and load its `iiswsgi.toml`;
+//! 2. ask the configured Python for its version; it must be the `major.minor` this build
+//!    embeds ([`crate::PYTHON_VERSION`]) and the manifest's `python-version`;
+//! 3. create the venv inside the app folder (`python -m venv`), or keep it when its
+//!    `pyvenv.cfg` says the same `major.minor`;
+//! 4. `pip install -r requirements` (or the project), skipped when the requirements file is
+//!    byte-for-byte what was installed last time (a hash kept in the venv);
+//! 5. run `[package] post-install` commands (every time: they must be idempotent);
+//! 6. create the log folder;
+//! 7. register the `<fastCgi><application>` (appcmd; printed off Windows), with `PATH`
+//!    naming the Python installation so `python3XY.dll` loads, and read it back;
+//! 8. render `web.config` from the `web.config.hbs` the package ships, with this binary as
+//!    `fullPath` and the handler's `scriptProcessor` equal to the registration, check it, and
+//!    replace the placeholder (only when the text differs);
+//! 9. grant the app-pool identity read on the app and Python and write on the writable folders
+//!    and the log folder (icacls; printed off Windows, skipped for IIS Express);
+//! 10. remove the stamp file ([`super::discover::STAMP_FILE`]).
+//!
+//! The FastCGI application is registered before web.config names it, so no request ever
+//! meets a handler whose `scriptProcessor` is not registered yet (0x80070585); until then the
+//! shipped placeholder serves nothing. Any failure stops the run with an error naming the step,
+//! the command and its output, and a non-zero exit, which msdeploy (`successReturnCodes=0x0`)
+//! and WebPI report; the stamp stays, so the next run knows the folder is not done.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sha1::{Digest, Sha1};
+
+use super::acl::{self, Grant, Purpose, Rights};
+use super::appcmd::{AppCmdError, CommandLine};
+use super::discover::{self, DiscoverError, Request, STAMP_FILE};
+use super::python::{self, ProbeError, PyVenvCfg, PythonInfo};
+use super::register::{self, Iis, RegisterError};
+use super::report::{DryRun, Outcome, Planned, Report, Step};
+use super::runner::{self, Runner};
+use crate::check::web_config as web_config_rules;
+use crate::manifest::{Manifest, ManifestError};
+use crate::msdeploy::package::{FastCgiKey, web_config};
+use crate::render::{Template, Templates};
+
+/// The file in the venv recording what `pip install` last installed.
+pub const REQUIREMENTS_MARKER: &str = "iiswsgi-requirements.sha1";
+
+/// The shipped template's name in the app folder.
+pub const WEB_CONFIG_TEMPLATE: &str = "web.config.hbs";
+
+/// Where a replaced hand-written web.config is kept.
+pub const WEB_CONFIG_BACKUP: &str = "web.config.iiswsgi-backup";
+
+/// What `iiswsgi install` was asked (the CLI resolves paths and reads the environment).
+#[derive(Debug, Clone, Default)]
+pub struct InstallOptions {
+    /// The app folder from the command line (absolute).
+    pub app_dir: Option<PathBuf>,
+    /// `APPL_PHYSICAL_PATH`, if set.
+    pub appl_physical_path: Option<PathBuf>,
+    /// `--app-name`: the manifest's `[app] name`, for discovery and as a check.
+    pub app_name: Option<String>,
+    /// `--python`: the interpreter to make the venv with.
+    pub python: Option<PathBuf>,
+    /// The executable IIS starts (`fullPath`): this binary, absolute.
+    pub iiswsgi_exe: String,
+    /// `--site`: `Site/app`, for the app pool lookup.
+    pub site: Option<String>,
+    /// `--app-pool`: the pool whose identity gets the ACLs.
+    pub app_pool: Option<String>,
+    /// `--dry-run`: change nothing, print everything.
+    pub dry_run: bool,
+}
+
+/// Errors of `iiswsgi install`.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    /// The app folder could not be found.
+    #[error(transparent)]
+    Discover(#[from] DiscoverError),
+    /// The manifest cannot be used.
+    #[error("cannot use the manifest")]
+    Manifest(#[from] ManifestError),
+    /// The interpreter could not be asked.
+    #[error("cannot ask Python for its version")]
+    Probe(#[from] ProbeError),
+    /// The interpreter is another version than the build or the manifest wants.
+    #[error(
+        "{python} is Python {found}, but {wanted_by} needs {wanted}; install Python {wanted} \
+         for all users (or pass --python), or use the iiswsgi build for Python {found}"
+    )]
+    PythonVersion {
+        /// The interpreter.
+        python: String,
+        /// Its `major.minor`.
+        found: String,
+        /// The wanted `major.minor`.
+        wanted: String,
+        /// Who wants it.
+        wanted_by: &'static str,
+    },
+    /// There is something to pip install but no venv to put it in.
+    #[error(
+        "{what} must be installed, but iiswsgi.toml names no venv; add `venv = \".venv\"` \
+         to [wsgi] so install creates one in the app folder (installing into the server's \
+         Python would affect every app)"
+    )]
+    NoVenv {
+        /// `requirements.txt`, `the project`.
+        what: String,
+    },
+    /// A command failed.
+    #[error("{step}: {command}\n  exited with {status}:\n{output}")]
+    Command {
+        /// The step.
+        step: &'static str,
+        /// The command line.
+        command: String,
+        /// How it ended.
+        status: String,
+        /// The end of its output.
+        output: String,
+    },
+    /// A command could not be started.
+    #[error("{step}: cannot run {command}")]
+    Spawn {
+        /// The step.
+        step: &'static str,
+        /// The command line.
+        command: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A value appcmd cannot carry.
+    #[error(transparent)]
+    Value(#[from] AppCmdError),
+    /// The web.config template could not be rendered.
+    #[error("cannot render {}", .path.display())]
+    Render {
+        /// The template.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: crate::render::RenderError,
+    },
+    /// The rendered web.config breaks a check rule.
+    #[error("the web.config rendered from {} is not usable:\n{findings}", .path.display())]
+    WebConfig {
+        /// The template.
+        path: PathBuf,
+        /// The errors.
+        findings: String,
+    },
+    /// Registering with IIS failed.
+    #[error(transparent)]
+    Register(#[from] RegisterError),
+    /// A file could not be read or written.
+    #[error("cannot write {}", .path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A failed install: the error and the steps done before it (printed first).
+#[derive(Debug, thiserror::Error)]
+#[error("iiswsgi install failed; the stamp file stays, so the folder is recognised as unfinished")]
+pub struct InstallFailure {
+    /// The steps completed before the failure.
+    pub report: Report,
+    /// What failed.
+    #[source]
+    pub error: InstallError,
+}
+
+/// `iiswsgi install`: see the module docs. `iis` says which IIS and whether IIS commands run;
+/// `runner` runs appcmd and icacls.
+pub fn install(
+    options: &InstallOptions,
+    iis: &Iis,
+    runner: &mut dyn Runner,
+) -> Result<Report, Box<InstallFailure>> {
+    let mut report = Report {
+        title: "iiswsgi install".into(),
+        dry_run: if options.dry_run {
+            Some(DryRun::Requested)
+        } else {
+            iis.dry_run
+        },
+        ..Report::default()
+    };
+    match Installer::run(options, iis, runner, &mut report) {
+        Ok(()) => Ok(report),
+        Err(error) => Err(Box::new(InstallFailure { report, error })),
+    }
+}
+
+struct Installer<'a> {
+    options: &'a InstallOptions,
+    iis: &'a Iis,
+    manifest: Manifest,
+    app_dir: PathBuf,
+    physical: String,
+    site: Option<String>,
+    windows: bool,
+}
+
+impl<'a> Installer<'a> {
+    fn run(
+        options: &'a InstallOptions,
+        iis: &'a Iis,
+        runner: &mut dyn Runner,
+        report: &mut Report,
+    ) -> Result<(), InstallError> {
+        let vdirs = if options.app_dir.is_none()
+            && options.appl_physical_path.is_none()
+            && iis.can_read()
+        {
+            Some(register::read_vdirs(runner, &iis.appcmd)?)
+        } else {
+            None
+        };
+        let found = discover::discover(
+            &Request {
+                argument: options.app_dir.clone(),
+                environment: options.appl_physical_path.clone(),
+                app_name: options.app_name.clone(),
+                vdirs,
+            },
+            runner::process_env,
+        )?;
+        for c in &found.candidates {
+            report.notes.push(format!("looked at {c}"));
+        }
+        let app_dir = found.dir.clone();
+        let manifest = register::load_manifest(&app_dir)?;
+        let physical = register::physical_path_string(&app_dir.display().to_string());
+        report.title = format!("iiswsgi install: {} in {physical}", manifest.app.name);
+        let installer = Installer {
+            options,
+            iis,
+            manifest,
+            app_dir,
+            physical,
+            site: options.site.clone().or(found.site),
+            windows: cfg!(windows),
+        };
+        installer.steps(runner, report)
+    }
+
+    fn dry(&self) -> bool {
+        self.options.dry_run
+    }
+
+    fn steps(&self, runner: &mut dyn Runner, report: &mut Report) -> Result<(), InstallError> {
+        let key = register::key_for(&self.options.iiswsgi_exe, &self.physical)?;
+        let python = self.python()?;
+        report.notes.push(format!(
+            "Python {} at {}",
+            python.version_string(),
+            python.executable
+        ));
+        if let Some(kind) = python::per_user_install(&python.base_prefix) {
+            report.notes.push(format!(
+                "warning: {} is a per-user Python ({kind}); the app-pool identity cannot \
+                 normally see it. Install Python for all users (C:\\Program Files\\Python3XY) \
+                 and run install again",
+                python.base_prefix
+            ));
+        }
+        let venv = self.venv(&python, report)?;
+        self.requirements(venv.as_deref(), &python, report)?;
+        self.post_install(venv.as_deref(), report)?;
+        let log_dir = self.log_dir(report)?;
+
+        let home = venv
+            .as_deref()
+            .and_then(|v| fs_err::read_to_string(v.join("pyvenv.cfg")).ok())
+            .and_then(|t| PyVenvCfg::parse(&t).home)
+            .unwrap_or_else(|| python.base_prefix.clone());
+        let want = register::fastcgi_application(
+            &self.manifest,
+            &key,
+            Path::new(&self.physical),
+            Some(&home),
+            &self.iis.windir,
+        );
+        let iis = if self.dry() {
+            Iis {
+                dry_run: self.iis.dry_run.or(Some(DryRun::Requested)),
+                ..self.iis.clone()
+            }
+        } else {
+            self.iis.clone()
+        };
+        let registered = register::registered_now(&iis, runner)?;
+        let plan = register::plan_fastcgi(&self.iis.appcmd, &want, registered.as_deref())?;
+        report.steps.push(register::fastcgi_step(
+            &iis,
+            runner,
+            &want,
+            plan,
+            format!("PATH starts with {home}, where python3XY.dll lives"),
+        )?);
+
+        self.web_config(&key, report)?;
+        self.acls(&iis, runner, &python, venv.as_deref(), &log_dir, report)?;
+        self.stamp(report)?;
+        Ok(())
+    }
+
+    /// The interpreter: `--python`, else `py -X.Y` on Windows, `pythonX.Y` / `python3`
+    /// elsewhere; checked against the build and the manifest.
+    fn python(&self) -> Result<PythonInfo, InstallError> {
+        let wanted = self
+            .manifest
+            .wsgi
+            .python_version
+            .map(|(a, b)| (u32::from(a), u32::from(b)))
+            .or_else(python::built_for);
+        let info = match &self.options.python {
+            Some(p) => python::probe(p, &[])?,
+            None if self.windows => {
+                let arg = wanted.map_or_else(|| "-3".to_string(), |(a, b)| format!("-{a}.{b}"));
+                python::probe(Path::new("py"), &[arg])?
+            }
+            None => {
+                let named = wanted.map(|(a, b)| PathBuf::from(format!("python{a}.{b}")));
+                match named.as_deref().map(|n| python::probe(n, &[])) {
+                    Some(Ok(info)) => info,
+                    _ => python::probe(Path::new("python3"), &[])?,
+                }
+            }
+        };
+        let found = info.major_minor();
+        let show = |(a, b): (u32, u32)| format!("{a}.{b}");
+        if let Some(built) = python::built_for()
+            && built != found
+        {
+            return Err(InstallError::PythonVersion {
+                python: info.executable.clone(),
+                found: show(found),
+                wanted: show(built),
+                wanted_by: "this iiswsgi build",
+            });
+        }
+        if let Some((a, b)) = self.manifest.wsgi.python_version
+            && (u32::from(a), u32::from(b)) != found
+        {
+            return Err(InstallError::PythonVersion {
+                python: info.executable.clone(),
+                found: show(found),
+                wanted: show((u32::from(a), u32::from(b))),
+                wanted_by: "iiswsgi.toml ([wsgi] python-version)",
+            });
+        }
+        Ok(info)
+    }
+
+    /// What pip installs: the requirements file, else the project itself.
+    fn pip_target(&self) -> Option<(String, Vec<String>, Vec<PathBuf>)> {
+        if let Some(req) = &self.manifest.package.requirements {
+            let path = req.under(&self.app_dir);
+            return Some((
+                req.as_str().to_string(),
+                vec!["-r".into(), path.display().to_string()],
+                vec![path],
+            ));
+        }
+        let files: Vec<PathBuf> = ["pyproject.toml", "setup.py", "setup.cfg"]
+            .iter()
+            .map(|f| self.app_dir.join(f))
+            .filter(|p| p.is_file())
+            .collect();
+        (!files.is_empty()).then(|| {
+            (
+                "the project".to_string(),
+                vec![self.app_dir.display().to_string()],
+                files,
+            )
+        })
+    }
+
+    fn venv(
+        &self,
+        python: &PythonInfo,
+        report: &mut Report,
+    ) -> Result<Option<PathBuf>, InstallError> {
+        let Some(dir) = register::venv_dir(&self.manifest, &self.app_dir) else {
+            if let Some((what, _, _)) = self.pip_target() {
+                return Err(InstallError::NoVenv { what });
+            }
+            report.steps.push(Step::new(
+                "venv",
+                Outcome::Skipped("none configured".into()),
+            ));
+            return Ok(None);
+        };
+        let cfg = fs_err::read_to_string(dir.join("pyvenv.cfg"))
+            .ok()
+            .map(|t| PyVenvCfg::parse(&t));
+        let interpreter = python::venv_python(&dir, self.windows);
+        let mut args = vec!["-m".to_string(), "venv".to_string()];
+        let outcome = match cfg.as_ref().and_then(PyVenvCfg::major_minor) {
+            Some(v) if v == python.major_minor() && interpreter.exists() => {
+                report
+                    .steps
+                    .push(Step::new("venv", Outcome::Unchanged).note(format!(
+                        "{} (Python {}.{})",
+                        dir.display(),
+                        v.0,
+                        v.1
+                    )));
+                return Ok(Some(dir));
+            }
+            Some((a, b)) => {
+                args.push("--clear".into());
+                format!("recreated (it was made by Python {a}.{b})")
+            }
+            None if dir.exists() => {
+                args.push("--clear".into());
+                "recreated (it had no usable pyvenv.cfg or interpreter)".to_string()
+            }
+            None => "created".to_string(),
+        };
+        args.push(dir.display().to_string());
+        let cmd = CommandLine::new(python.executable.clone(), args);
+        let step = Step::new("venv", Outcome::Unchanged).note(dir.display().to_string());
+        if self.dry() {
+            report.steps.push(Step {
+                outcome: Outcome::Planned,
+                ..step.with_commands(vec![Planned::always(cmd)])
+            });
+            return Ok(Some(dir));
+        }
+        run_step("venv", &cmd, None, &[])?;
+        report.steps.push(Step {
+            outcome: Outcome::Changed(outcome),
+            ..step
+        });
+        Ok(Some(dir))
+    }
+
+    fn requirements(
+        &self,
+        venv: Option<&Path>,
+        python: &PythonInfo,
+        report: &mut Report,
+    ) -> Result<(), InstallError> {
+        let (Some(venv), Some((what, pip_args, inputs))) = (venv, self.pip_target()) else {
+            report.steps.push(Step::new(
+                "requirements",
+                Outcome::Skipped("nothing to install".into()),
+            ));
+            return Ok(());
+        };
+        let mut hash = Sha1::new();
+        hash.update(python.version_string().as_bytes());
+        for input in &inputs {
+            let bytes = fs_err::read(input).map_err(|source| InstallError::Io {
+                path: input.clone(),
+                source,
+            })?;
+            hash.update((bytes.len() as u64).to_le_bytes());
+            hash.update(&bytes);
+        }
+        let digest: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        let marker_path = venv.join(REQUIREMENTS_MARKER);
+        let marker = format!("{digest}  {what}\n");
+        let step = Step::new("requirements", Outcome::Unchanged).note(what.clone());
+        if fs_err::read_to_string(&marker_path).ok().as_deref() == Some(marker.as_str()) {
+            report
+                .steps
+                .push(step.note("same as last install (pip not run)"));
+            return Ok(());
+        }
+        let mut args = vec![
+            "-m".to_string(),
+            "pip".into(),
+            "install".into(),
+            "--disable-pip-version-check".into(),
+            "--no-input".into(),
+        ];
+        args.extend(pip_args);
+        let cmd = CommandLine::new(
+            python::venv_python(venv, self.windows)
+                .display()
+                .to_string(),
+            args,
+        );
+        if self.dry() {
+            report.steps.push(Step {
+                outcome: Outcome::Planned,
+                ..step.with_commands(vec![Planned::always(cmd)])
+            });
+            return Ok(());
+        }
+        run_step(
+            "requirements",
+            &cmd,
+            Some(&self.app_dir),
+            &self.venv_env(Some(venv)),
+        )?;
+        write_file(&marker_path, marker.as_bytes())?;
+        report.steps.push(Step {
+            outcome: Outcome::Changed("installed".into()),
+            ..step
+        });
+        Ok(())
+    }
+
+    /// `PATH` with the venv's executables first, and `VIRTUAL_ENV`, as an activated venv.
+    fn venv_env(&self, venv: Option<&Path>) -> Vec<(String, String)> {
+        let Some(venv) = venv else {
+            return Vec::new();
+        };
+        let bin = python::venv_bin(venv, self.windows);
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let joined = std::env::join_paths(std::iter::once(bin).chain(std::env::split_paths(&path)))
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        vec![
+            ("PATH".into(), joined),
+            ("VIRTUAL_ENV".into(), venv.display().to_string()),
+        ]
+    }
+
+    fn post_install(&self, venv: Option<&Path>, report: &mut Report) -> Result<(), InstallError> {
+        let commands = &self.manifest.package.post_install;
+        if commands.is_empty() {
+            report.steps.push(Step::new(
+                "post-install",
+                Outcome::Skipped("no commands".into()),
+            ));
+            return Ok(());
+        }
+        let shell = |c: &str| {
+            if self.windows {
+                CommandLine::new(
+                    "cmd.exe",
+                    vec!["/d".into(), "/s".into(), "/c".into(), c.to_string()],
+                )
+            } else {
+                CommandLine::new("sh", vec!["-c".into(), c.to_string()])
+            }
+        };
+        let planned: Vec<Planned> = commands.iter().map(|c| Planned::always(shell(c))).collect();
+        if self.dry() {
+            report
+                .steps
+                .push(Step::new("post-install", Outcome::Planned).with_commands(planned));
+            return Ok(());
+        }
+        let env = self.venv_env(venv);
+        for p in &planned {
+            run_step("post-install", &p.command, Some(&self.app_dir), &env)?;
+        }
+        report.steps.push(
+            Step::new(
+                "post-install",
+                Outcome::Changed(format!("ran {} command(s)", planned.len())),
+            )
+            .note("post-install commands run on every install; keep them idempotent"),
+        );
+        Ok(())
+    }
+
+    /// The folder `iiswsgi run` logs into: `[run] log-file`'s folder, else `<app>/logs`.
+    fn log_dir(&self, report: &mut Report) -> Result<PathBuf, InstallError> {
+        let dir = match &self.manifest.run.log_file {
+            Some(f) => {
+                let p = Path::new(f);
+                let p = if p.is_absolute() || f.contains(':') {
+                    p.to_path_buf()
+                } else {
+                    self.app_dir.join(p)
+                };
+                p.parent()
+                    .map_or_else(|| self.app_dir.clone(), Path::to_path_buf)
+            }
+            None => self.app_dir.join("logs"),
+        };
+        let step = Step::new("log folder", Outcome::Unchanged).note(dir.display().to_string());
+        if dir.is_dir() {
+            report.steps.push(step);
+        } else if self.dry() {
+            report.steps.push(Step {
+                outcome: Outcome::Planned,
+                ..step.note("would be created")
+            });
+        } else {
+            fs_err::create_dir_all(&dir).map_err(|source| InstallError::Io {
+                path: dir.clone(),
+                source,
+            })?;
+            report.steps.push(Step {
+                outcome: Outcome::Changed("created".into()),
+                ..step
+            });
+        }
+        Ok(dir)
+    }
+
+    fn web_config(&self, key: &FastCgiKey, report: &mut Report) -> Result<(), InstallError> {
+        let template_path = self.app_dir.join(WEB_CONFIG_TEMPLATE);
+        let (template, source_note) = match fs_err::read_to_string(&template_path) {
+            Ok(t) => (
+                t,
+                format!("rendered from the shipped {WEB_CONFIG_TEMPLATE}"),
+            ),
+            Err(_) if !template_path.exists() => (
+                Template::WebConfig.source().to_string(),
+                format!(
+                    "no {WEB_CONFIG_TEMPLATE} in the app folder: rendered from iiswsgi's own template"
+                ),
+            ),
+            Err(source) => {
+                return Err(InstallError::Io {
+                    path: template_path,
+                    source,
+                });
+            }
+        };
+        let text = render_web_config(&template, &self.manifest, key).map_err(|e| match e {
+            RenderOrLint::Render(source) => InstallError::Render {
+                path: template_path.clone(),
+                source,
+            },
+            RenderOrLint::Lint(findings) => InstallError::WebConfig {
+                path: template_path.clone(),
+                findings,
+            },
+        })?;
+        let path = self.app_dir.join("web.config");
+        let step = Step::new("web.config", Outcome::Unchanged)
+            .note(format!("scriptProcessor {}", key.script_processor()))
+            .note(source_note);
+        let current = fs_err::read(&path).ok();
+        if current.as_deref() == Some(text.as_bytes()) {
+            report.steps.push(step);
+            return Ok(());
+        }
+        let foreign = current.as_deref().is_some_and(|bytes| {
+            let t = String::from_utf8_lossy(bytes);
+            !t.contains("Generated by iiswsgi")
+                && !t.contains("iiswsgi:")
+                && !super::webconfig::parse(&t).is_ok_and(|f| f.denies_all_verbs)
+        });
+        if self.dry() {
+            report.steps.push(Step {
+                outcome: Outcome::Planned,
+                ..step.note("would be written")
+            });
+            return Ok(());
+        }
+        let mut step = step;
+        if foreign {
+            let backup = self.app_dir.join(WEB_CONFIG_BACKUP);
+            fs_err::copy(&path, &backup).map_err(|source| InstallError::Io {
+                path: backup.clone(),
+                source,
+            })?;
+            step = step.note(format!(
+                "the previous web.config was not written by iiswsgi; kept as {}",
+                backup.display()
+            ));
+        }
+        write_file(&path, text.as_bytes())?;
+        report.steps.push(Step {
+            outcome: Outcome::Changed("written".into()),
+            ..step
+        });
+        Ok(())
+    }
+
+    /// The app pool whose identity gets the ACLs.
+    fn app_pool(&self, runner: &mut dyn Runner) -> Result<(String, Option<String>), InstallError> {
+        if let Some(pool) = &self.options.app_pool {
+            return Ok((pool.clone(), None));
+        }
+        if !self.iis.can_read() {
+            return Ok((
+                "DefaultAppPool".into(),
+                Some("app pool assumed to be DefaultAppPool; pass --app-pool to choose".into()),
+            ));
+        }
+        let site = match &self.site {
+            Some(s) => s.clone(),
+            None => {
+                let vdirs = register::read_vdirs(runner, &self.iis.appcmd)?;
+                match register::apps_serving(&vdirs, &self.physical, runner::process_env).as_slice()
+                {
+                    [one] => one.clone(),
+                    [] => {
+                        return Err(RegisterError::NoSite {
+                            dir: self.physical.clone(),
+                            name: self.manifest.app.name.to_string(),
+                        }
+                        .into());
+                    }
+                    many => {
+                        return Err(RegisterError::AmbiguousSite {
+                            dir: self.physical.clone(),
+                            apps: many.to_vec(),
+                        }
+                        .into());
+                    }
+                }
+            }
+        };
+        let apps = register::read_apps(runner, &self.iis.appcmd)?;
+        let pool = apps
+            .iter()
+            .find(|a| register::same_dir(super::appcmd::location_of(&a.name), &site))
+            .map(|a| a.app_pool.clone());
+        match pool {
+            Some(p) => Ok((p, Some(format!("app pool of {site}")))),
+            None => Err(RegisterError::NoSite {
+                dir: self.physical.clone(),
+                name: self.manifest.app.name.to_string(),
+            }
+            .into()),
+        }
+    }
+
+    fn grants(
+        &self,
+        account: &str,
+        python: &PythonInfo,
+        venv: Option<&Path>,
+        log_dir: &Path,
+    ) -> Vec<Grant> {
+        let mut grants = vec![Grant {
+            path: self.physical.clone(),
+            account: account.to_string(),
+            rights: Rights::read_execute(),
+            inherit: true,
+            purpose: Purpose::App,
+        }];
+        for entry in &self.manifest.iis.set_acl {
+            if let Some(g) = acl::set_acl_grant(
+                entry,
+                entry.path.under(&self.app_dir).display().to_string(),
+                account,
+            ) {
+                grants.push(g);
+            }
+        }
+        grants.push(Grant {
+            path: log_dir.display().to_string(),
+            account: account.to_string(),
+            rights: Rights::modify(),
+            inherit: true,
+            purpose: Purpose::Log,
+        });
+        if let Some(venv) = venv
+            && !venv.starts_with(&self.app_dir)
+        {
+            grants.push(Grant {
+                path: venv.display().to_string(),
+                account: account.to_string(),
+                rights: Rights::read_execute(),
+                inherit: true,
+                purpose: Purpose::Python,
+            });
+        }
+        let inside_app = Path::new(&python.base_prefix).starts_with(&self.app_dir);
+        if !inside_app {
+            grants.push(Grant {
+                path: python.base_prefix.clone(),
+                account: account.to_string(),
+                rights: Rights::read_execute(),
+                inherit: true,
+                purpose: Purpose::Python,
+            });
+        }
+        grants
+    }
+
+    fn acls(
+        &self,
+        iis: &Iis,
+        runner: &mut dyn Runner,
+        python: &PythonInfo,
+        venv: Option<&Path>,
+        log_dir: &Path,
+        report: &mut Report,
+    ) -> Result<(), InstallError> {
+        if iis.appcmd.is_express() {
+            report.steps.push(Step::new(
+                "ACLs",
+                Outcome::Skipped("IIS Express runs as the current user".into()),
+            ));
+            return Ok(());
+        }
+        let (pool, pool_note) = self.app_pool(runner)?;
+        let account = acl::app_pool_identity(&pool);
+        let mut step = Step::new("ACLs", Outcome::Unchanged).note(format!("for {account}"));
+        if let Some(n) = pool_note {
+            step = step.note(n);
+        }
+        let mut commands = Vec::new();
+        for g in self.grants(&account, python, venv, log_dir) {
+            let cmd = g.command(&iis.icacls);
+            if iis.dry_run.is_some() {
+                commands.push(Planned::when(cmd, g.purpose.to_string()));
+                continue;
+            }
+            let shown = register::run_checked(runner, &g.show_command(&iis.icacls))?;
+            if acl::has_grant(&shown.stdout, &g) {
+                continue;
+            }
+            register::run_checked(runner, &cmd)?;
+            commands.push(Planned::when(cmd, g.purpose.to_string()));
+        }
+        step.outcome = match (iis.dry_run, commands.is_empty()) {
+            (Some(_), _) => Outcome::Planned,
+            (None, true) => Outcome::Unchanged,
+            (None, false) => Outcome::Changed("granted".into()),
+        };
+        report.steps.push(step.with_commands(commands));
+        Ok(())
+    }
+
+    fn stamp(&self, report: &mut Report) -> Result<(), InstallError> {
+        let path = self.app_dir.join(STAMP_FILE);
+        if !path.exists() {
+            report
+                .steps
+                .push(Step::new("stamp", Outcome::Unchanged).note("no stamp file"));
+        } else if self.dry() {
+            report.steps.push(
+                Step::new("stamp", Outcome::Planned)
+                    .note(format!("would remove {}", path.display())),
+            );
+        } else {
+            fs_err::remove_file(&path).map_err(|source| InstallError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            report.steps.push(
+                Step::new("stamp", Outcome::Changed("removed".into()))
+                    .note(path.display().to_string()),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Why a web.config could not be produced.
+#[derive(Debug)]
+pub enum RenderOrLint {
+    /// The template did not render.
+    Render(crate::render::RenderError),
+    /// The result breaks a C rule (rendered errors).
+    Lint(String),
+}
+
+/// Renders a web.config template for `manifest` and `key` and checks it: well-formed, and the
+/// C rules of `iiswsgi check` with the expected `scriptProcessor` (so the handler names the
+/// registration character for character).
+pub fn render_web_config(
+    template: &str,
+    manifest: &Manifest,
+    key: &FastCgiKey,
+) -> Result<String, RenderOrLint> {
+    let text = Templates::render_source(template, &web_config(manifest, key))
+        .map_err(RenderOrLint::Render)?;
+    let root = crate::check::xml::parse(&text)
+        .map_err(|e| RenderOrLint::Lint(format!("not well-formed XML: {e}")))?;
+    let findings = web_config_rules::lint(&root, "web.config", Some(&key.script_processor()));
+    if findings.errors() > 0 {
+        return Err(RenderOrLint::Lint(findings.render_errors()));
+    }
+    Ok(text)
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same folder, then renames it, so
+/// IIS never reads half a web.config.
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), InstallError> {
+    let io = |source| InstallError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.iiswsgi-tmp"));
+    fs_err::write(&tmp, bytes).map_err(io)?;
+    fs_err::rename(&tmp, path).map_err(io)
+}
+
+/// Runs a local command (python, pip, post-install) to completion, with its output kept for
+/// the error message.
+fn run_step(
+    step: &'static str,
+    cmd: &CommandLine,
+    cwd: Option<&Path>,
+    env: &[(String, String)],
+) -> Result<(), InstallError> {
+    let mut c = Command::new(&cmd.program);
+    c.env_remove("PYTHONHOME");
+    match cmd.args.as_slice() {
+        // cmd.exe does not parse its command line like the C runtime: hand it the command
+        // verbatim between the quotes `/s` strips, so quotes inside it survive.
+        #[cfg(windows)]
+        [d, s, slash_c, command]
+            if cmd.program.eq_ignore_ascii_case("cmd.exe") && slash_c.as_str() == "/c" =>
+        {
+            use std::os::windows::process::CommandExt;
+            c.args([d, s, slash_c]).raw_arg(format!("\"{command}\""));
+        }
+        args => {
+            c.args(args);
+        }
+    }
+    if let Some(dir) = cwd {
+        c.current_dir(dir);
+    }
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.output().map_err(|source| InstallError::Spawn {
+        step,
+        command: cmd.display(),
+        source,
+    })?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Err(InstallError::Command {
+        step,
+        command: cmd.display(),
+        status: out.status.to_string(),
+        output: python::tail(&text, 20),
+    })
+}
+
+#[cfg(test)]
+mod tests;

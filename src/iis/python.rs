@@ -1,0 +1,357 @@
+//! Which Python the install step uses and what the app pool will see of it.
+//!
+//! iiswsgi embeds one CPython `major.minor` ([`crate::PYTHON_VERSION`]); under IIS the process
+//! loads `python3XY.dll` at start-up, before any Rust code runs, so a missing DLL shows only as
+//! "the FastCGI process exited unexpectedly" (wsgi-embedding.md §1.7). This module knows:
+//! - `pyvenv.cfg` ([`PyVenvCfg`]), to find the base installation (`home`) of a venv;
+//! - the interpreter layout of a venv on Windows and elsewhere ([`venv_python`]);
+//! - per-user installs (`%LOCALAPPDATA%\Programs\Python`, the Microsoft Store), which the app-pool
+//!   identity can neither find nor read ([`per_user_install`]);
+//! - the DLL name for a version ([`dll_name`]) and where Windows looks for it ([`dll_search`]);
+//! - a probe that asks an interpreter for its facts ([`probe`], the one function here that runs
+//!   a process; [`parse_probe`] reads its output and is pure).
+//!
+//! The `wsgi` module has its own `pyvenv.cfg` reader for `run`, but it is compiled only with the
+//! `python` feature; `install` and `doctor` must work without it, hence this small one.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The keys of a `pyvenv.cfg` that matter here.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PyVenvCfg {
+    /// `home`: the folder of the interpreter that made the venv (on Windows, the installation
+    /// folder, which holds `python3XY.dll`).
+    pub home: Option<String>,
+    /// `version` (venv) or `version_info` (virtualenv, uv), as written.
+    pub version: Option<String>,
+    /// `include-system-site-packages`.
+    pub include_system_site_packages: bool,
+}
+
+impl PyVenvCfg {
+    /// Parses `key = value` lines; keys are case-insensitive and other lines ignored, as
+    /// CPython's `site.py` reads the file.
+    pub fn parse(text: &str) -> Self {
+        let mut cfg = PyVenvCfg::default();
+        let mut version_info = None;
+        for line in text.lines() {
+            let Some((key, value)) = line.split_once('=') else {
+                continue;
+            };
+            let value = value.trim().to_string();
+            match key.trim().to_ascii_lowercase().as_str() {
+                "home" => cfg.home = Some(value),
+                "version" => cfg.version = Some(value),
+                "version_info" => version_info = Some(value),
+                "include-system-site-packages" => {
+                    cfg.include_system_site_packages = value.eq_ignore_ascii_case("true")
+                }
+                _ => {}
+            }
+        }
+        if cfg.version.is_none() {
+            cfg.version = version_info;
+        }
+        cfg
+    }
+
+    /// `major.minor` of [`PyVenvCfg::version`].
+    pub fn major_minor(&self) -> Option<(u32, u32)> {
+        self.version.as_deref().and_then(major_minor)
+    }
+}
+
+/// `"3.11.7"`, `"3.12.1.final.0"`, `"3.11"` → `(3, 11)`.
+pub fn major_minor(version: &str) -> Option<(u32, u32)> {
+    let mut parts = version.trim().split('.');
+    let major = parts.next()?.trim().parse().ok()?;
+    let minor = parts.next()?.trim().parse().ok()?;
+    Some((major, minor))
+}
+
+/// The `major.minor` this build embeds, if it embeds one.
+pub fn built_for() -> Option<(u32, u32)> {
+    crate::PYTHON_VERSION.and_then(major_minor)
+}
+
+/// The interpreter inside a venv: `Scripts\python.exe` on Windows, `bin/python` elsewhere.
+pub fn venv_python(venv: &Path, windows: bool) -> PathBuf {
+    if windows {
+        venv.join("Scripts").join("python.exe")
+    } else {
+        venv.join("bin").join("python")
+    }
+}
+
+/// The folder of executables inside a venv (`Scripts` or `bin`).
+pub fn venv_bin(venv: &Path, windows: bool) -> PathBuf {
+    venv.join(if windows { "Scripts" } else { "bin" })
+}
+
+/// `python311.dll` for `(3, 11)`.
+pub fn dll_name((major, minor): (u32, u32)) -> String {
+    format!("python{major}{minor}.dll")
+}
+
+/// Why a Python installation is invisible to the app pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PerUser {
+    /// "Install for me only": `C:\Users\<u>\AppData\Local\Programs\Python\…`.
+    LocalPrograms,
+    /// The Microsoft Store build: `…\AppData\Local\Microsoft\WindowsApps\…` (an app-execution
+    /// alias other accounts cannot run).
+    Store,
+    /// Somewhere else under a user profile (`C:\Users\<u>\…`).
+    Profile,
+}
+
+impl std::fmt::Display for PerUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PerUser::LocalPrograms => r"installed for one user, under AppData\Local\Programs",
+            PerUser::Store => "the Microsoft Store build",
+            PerUser::Profile => "inside a user profile",
+        })
+    }
+}
+
+/// Whether `path` (Windows syntax, either separator) lies in a user's profile, where the
+/// app-pool identity cannot find or read it (iis-runtime.md §10, wsgi-embedding.md §1.7).
+/// `C:\Users\Public` is not a profile.
+pub fn per_user_install(path: &str) -> Option<PerUser> {
+    let lower = path.replace('/', "\\").to_ascii_lowercase();
+    let after = lower.split_once(r"\users\")?.1;
+    let (user, rest) = after.split_once('\\').unwrap_or((after, ""));
+    if user.is_empty() || user == "public" || user == "default" {
+        return None;
+    }
+    if rest.starts_with(r"appdata\local\programs\") {
+        Some(PerUser::LocalPrograms)
+    } else if rest.starts_with(r"appdata\local\microsoft\windowsapps") {
+        Some(PerUser::Store)
+    } else {
+        Some(PerUser::Profile)
+    }
+}
+
+/// Where a process started by IIS looks for a DLL it imports, in order (standard search
+/// order with SafeDllSearchMode): the executable's folder, System32, the Windows folder, then
+/// `PATH` (the app's `<environmentVariables>` PATH when it has one). The working directory
+/// is left out: IIS does not set a meaningful one.
+pub fn dll_search(exe_dir: &str, windir: &str, path_var: Option<&str>) -> Vec<String> {
+    let mut dirs = vec![
+        exe_dir.to_string(),
+        format!(r"{windir}\System32"),
+        windir.to_string(),
+    ];
+    if let Some(p) = path_var {
+        dirs.extend(
+            p.split(';')
+                .map(str::trim)
+                .filter(|d| !d.is_empty())
+                .map(str::to_string),
+        );
+    }
+    dirs
+}
+
+/// What an interpreter says about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PythonInfo {
+    /// The interpreter that was asked (as given).
+    pub interpreter: PathBuf,
+    /// `sys.version_info[:3]`.
+    pub version: (u32, u32, u32),
+    /// `sys.executable`.
+    pub executable: String,
+    /// `sys.prefix`.
+    pub prefix: String,
+    /// `sys.base_prefix`: the installation (a venv's `home` parent on Unix, `home` on Windows).
+    pub base_prefix: String,
+}
+
+impl PythonInfo {
+    /// `(major, minor)`.
+    pub fn major_minor(&self) -> (u32, u32) {
+        (self.version.0, self.version.1)
+    }
+
+    /// `3.11.7`.
+    pub fn version_string(&self) -> String {
+        format!("{}.{}.{}", self.version.0, self.version.1, self.version.2)
+    }
+}
+
+/// The code [`probe`] runs: one line of tab-separated facts.
+pub const PROBE_CODE: &str = "import sys; print('iiswsgi-probe', '%d.%d.%d' % sys.version_info[:3], sys.executable, sys.prefix, sys.base_prefix, sep='\\t')";
+
+/// Reads [`PROBE_CODE`]'s output.
+pub fn parse_probe(interpreter: &Path, stdout: &str) -> Option<PythonInfo> {
+    let line = stdout.lines().find(|l| l.starts_with("iiswsgi-probe\t"))?;
+    let mut f = line.split('\t').skip(1);
+    let version = f.next()?;
+    let mut v = version.split('.').map(|p| p.parse::<u32>().ok());
+    let version = (v.next()??, v.next()??, v.next()??);
+    Some(PythonInfo {
+        interpreter: interpreter.to_path_buf(),
+        version,
+        executable: f.next()?.to_string(),
+        prefix: f.next()?.to_string(),
+        base_prefix: f.next()?.to_string(),
+    })
+}
+
+/// Why an interpreter could not be asked.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// It could not be started.
+    #[error("cannot run {}", .interpreter.display())]
+    Spawn {
+        /// The interpreter.
+        interpreter: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// It ran but did not answer.
+    #[error("{} did not answer the version probe (exit {status}): {stderr}", .interpreter.display())]
+    NoAnswer {
+        /// The interpreter.
+        interpreter: PathBuf,
+        /// Its exit status.
+        status: String,
+        /// The end of its stderr.
+        stderr: String,
+    },
+}
+
+/// Runs `interpreter [launcher_args…] -c PROBE_CODE` and reads the answer. `launcher_args` is
+/// for the Windows `py` launcher (`-3.11`).
+pub fn probe(interpreter: &Path, launcher_args: &[String]) -> Result<PythonInfo, ProbeError> {
+    let out = Command::new(interpreter)
+        .args(launcher_args)
+        .args(["-c", PROBE_CODE])
+        .env_remove("PYTHONHOME")
+        .output()
+        .map_err(|source| ProbeError::Spawn {
+            interpreter: interpreter.to_path_buf(),
+            source,
+        })?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    match parse_probe(interpreter, &stdout) {
+        Some(info) if out.status.success() => Ok(info),
+        _ => Err(ProbeError::NoAnswer {
+            interpreter: interpreter.to_path_buf(),
+            status: out.status.to_string(),
+            stderr: tail(&String::from_utf8_lossy(&out.stderr), 5),
+        }),
+    }
+}
+
+/// The last `n` lines of `text`, trimmed, for error messages.
+pub fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.trim_end().lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    mod pyvenv_cfg {
+        use super::*;
+
+        #[test]
+        fn stdlib_venv_keys_are_read_case_insensitively() {
+            let cfg = PyVenvCfg::parse(
+                "Home = C:\\Program Files\\Python311\r\ninclude-system-site-packages = TRUE\r\nversion = 3.11.7\r\n",
+            );
+            assert_eq!(cfg.home.as_deref(), Some(r"C:\Program Files\Python311"));
+            assert_eq!(cfg.major_minor(), Some((3, 11)));
+            assert!(cfg.include_system_site_packages);
+        }
+
+        #[test]
+        fn virtualenv_version_info_is_the_fallback() {
+            let cfg = PyVenvCfg::parse("home = /usr/bin\nversion_info = 3.12.1.final.0\n");
+            assert_eq!(cfg.major_minor(), Some((3, 12)));
+        }
+
+        #[test]
+        fn garbage_lines_are_ignored() {
+            let cfg = PyVenvCfg::parse("[section]\nno equals here\n=\n");
+            assert_eq!(cfg, PyVenvCfg::default());
+        }
+    }
+
+    mod per_user {
+        use super::*;
+
+        #[test]
+        fn local_programs_python_is_per_user() {
+            assert_eq!(
+                per_user_install(r"C:\Users\bob\AppData\Local\Programs\Python\Python311"),
+                Some(PerUser::LocalPrograms)
+            );
+        }
+
+        #[test]
+        fn store_python_is_per_user() {
+            assert_eq!(
+                per_user_install(r"c:\users\Bob\AppData\Local\Microsoft\WindowsApps\python.exe"),
+                Some(PerUser::Store)
+            );
+        }
+
+        #[test]
+        fn program_files_and_public_are_visible_to_the_pool() {
+            assert_eq!(per_user_install(r"C:\Program Files\Python311"), None);
+            assert_eq!(per_user_install(r"C:\Users\Public\Python311"), None);
+            assert_eq!(per_user_install("/usr/lib/python3.11"), None);
+        }
+
+        #[test]
+        fn anything_else_in_a_profile_is_per_user() {
+            assert_eq!(
+                per_user_install(r"C:\Users\bob\venvs\shop"),
+                Some(PerUser::Profile)
+            );
+        }
+    }
+
+    #[test]
+    fn dll_search_puts_exe_dir_and_system_first_then_path() {
+        assert_eq!(
+            dll_search(
+                r"C:\Program Files\iiswsgi",
+                r"C:\Windows",
+                Some(r"C:\Python311; ;C:\Tools")
+            ),
+            [
+                r"C:\Program Files\iiswsgi",
+                r"C:\Windows\System32",
+                r"C:\Windows",
+                r"C:\Python311",
+                r"C:\Tools"
+            ]
+        );
+    }
+
+    #[test]
+    fn probe_output_is_parsed() {
+        let info = parse_probe(
+            Path::new("py"),
+            "noise\niiswsgi-probe\t3.11.7\tC:\\Python311\\python.exe\tC:\\Python311\tC:\\Python311\r\n",
+        )
+        .expect("parsed");
+        assert_eq!(info.version, (3, 11, 7));
+        assert_eq!(info.base_prefix, r"C:\Python311");
+        assert_eq!(parse_probe(Path::new("py"), "iiswsgi-probe\tx\n"), None);
+    }
+
+    #[test]
+    fn dll_name_has_no_dot_between_major_and_minor() {
+        assert_eq!(dll_name((3, 11)), "python311.dll");
+    }
+}
