@@ -238,3 +238,51 @@ fn installed_binary_serves_flask_hello_from_its_own_venv_through_iis() {
         venv.display()
     );
 }
+
+/// `iis enable` run by the binary in a venv registers that binary as `fullPath` and, with a
+/// manifest that names no venv, puts that venv's Python on the FastCGI `PATH` (off Windows the
+/// appcmd lines are printed, a dry run).
+#[test]
+fn iis_enable_registers_the_binary_and_the_python_of_its_venv() {
+    let it = installed();
+    let dir = tempfile::tempdir().expect("tempdir");
+    for entry in std::fs::read_dir(flask_hello()).expect("examples/flask-hello") {
+        let path = entry.expect("entry").path();
+        if path.is_file() {
+            let name = path.file_name().expect("file name");
+            std::fs::copy(&path, dir.path().join(name)).expect("copy the example");
+        }
+    }
+    let out = Command::new(&it.bin)
+        .args(["iis", "enable"])
+        .arg(dir.path())
+        .args(["--physical-path", r"C:\inetpub\wwwroot\hello"])
+        .args(["--site", "Default Web Site/hello"])
+        .output()
+        .expect("iiswsgi iis enable");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let exe = it.bin.canonicalize().expect("canonical binary");
+    assert!(
+        text.contains(&format!("[fullPath='{}',", exe.display())),
+        "fullPath is this binary\n{text}"
+    );
+    let venv = canonical(&it.venv);
+    let cfg = std::fs::read_to_string(venv.join("pyvenv.cfg")).expect("pyvenv.cfg");
+    let home = cfg
+        .lines()
+        .find_map(|l| l.split_once('=').filter(|(k, _)| k.trim() == "home"))
+        .map(|(_, v)| v.trim().to_owned())
+        .expect("home in pyvenv.cfg");
+    assert!(
+        text.contains(&format!(
+            "Python DLL folder from {}",
+            venv.join("pyvenv.cfg").display()
+        )) && text.contains(&format!("name='PATH',value='{home};")),
+        "PATH names the Python of the binary's venv ({home})\n{text}"
+    );
+}
