@@ -1015,20 +1015,16 @@ mod boundary {
 
 mod nginx {
     use super::*;
+    use crate::support::peers::Proc;
     use std::process::{Command, Stdio};
 
     /// A private nginx on a loopback port, proxying to `socket` with keep-conn
     /// (`fastcgi-protocol.md` §11.3).
     struct Nginx {
-        child: std::process::Child,
+        /// Stopped by its own Drop (SIGTERM to the master, SIGKILL to the group, reap), so the
+        /// worker never outlives the test.
+        _proc: Proc,
         port: u16,
-    }
-
-    impl Drop for Nginx {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
     }
 
     fn free_port() -> u16 {
@@ -1070,18 +1066,15 @@ mod nginx {
         );
         let conf_path = dir.join("nginx.conf");
         std::fs::write(&conf_path, conf).expect("conf");
-        let child = Command::new(nginx)
-            .arg("-p")
+        let mut cmd = Command::new(nginx);
+        cmd.arg("-p")
             .arg(dir)
             .arg("-e")
             .arg(dir.join("nginx.err"))
             .arg("-c")
             .arg(&conf_path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn nginx");
+            .stdin(Stdio::null());
+        let proc = Proc::spawn("nginx", dir, cmd, vec![dir.join("nginx.err")]);
         let start = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
@@ -1090,7 +1083,7 @@ mod nginx {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        Nginx { child, port }
+        Nginx { _proc: proc, port }
     }
 
     fn curl(args: &[&str]) -> String {

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::fcgi_client::{self as fc, Server};
 use crate::support::iis_client::{IisApp, IisProcess, IisRequest};
+use crate::support::peers::Proc;
 
 mod conformance;
 mod frameworks;
@@ -382,17 +383,12 @@ impl Gateway for IisGateway {
 /// `iiswsgi run --listen unix:...`.
 pub struct NginxGateway {
     pub server: Option<Server>,
-    nginx: std::process::Child,
+    /// Stopped by its own Drop: SIGTERM to the master (which stops its worker), then SIGKILL
+    /// to the group, then reap. A bare `Child::kill` left nginx's worker orphaned.
+    _nginx: Proc,
     port: u16,
     log: PathBuf,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for NginxGateway {
-    fn drop(&mut self) {
-        let _ = self.nginx.kill();
-        let _ = self.nginx.wait();
-    }
 }
 
 fn free_port() -> u16 {
@@ -453,18 +449,15 @@ impl NginxGateway {
             .into_iter()
             .find(|p| Path::new(p).exists())
             .expect("nginx is not installed: run .ci/setup");
-        let child = Command::new(nginx)
-            .arg("-p")
+        let mut cmd = Command::new(nginx);
+        cmd.arg("-p")
             .arg(dir.path())
             .arg("-e")
             .arg(dir.path().join("nginx.err"))
             .arg("-c")
             .arg(&conf_path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn nginx");
+            .stdin(Stdio::null());
+        let nginx = Proc::spawn("nginx", dir.path(), cmd, vec![dir.path().join("nginx.err")]);
         let start = Instant::now();
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
@@ -475,7 +468,7 @@ impl NginxGateway {
         }
         NginxGateway {
             server: Some(server),
-            nginx: child,
+            _nginx: nginx,
             port,
             log,
             _dir: dir,
