@@ -22,6 +22,7 @@ pub mod msdeploy;
 pub mod render;
 pub mod server;
 pub mod transport;
+pub mod venv;
 pub mod webpi;
 #[cfg(feature = "python")]
 pub mod wsgi;

@@ -5,7 +5,7 @@
 use std::error::Error;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 mod check;
 mod completions;
@@ -34,8 +34,18 @@ A typical first run, in your project's folder:
   iiswsgi check iiswsgi.toml
   iiswsgi package           # dist/<Name>-<version>.zip, ready for msdeploy or IIS Manager";
 
-/// `--version` output: the crate version and the CPython this build embeds (from `build.rs`).
+/// `--version`'s first line: the crate version and the CPython this build embeds (from
+/// `build.rs`). Scripts may parse it; [`long_version`] adds lines after it.
 const LONG_VERSION: &str = env!("IISWSGI_LONG_VERSION");
+
+/// `--version` output: [`LONG_VERSION`], then the venv `run` would use without a manifest.
+fn long_version() -> String {
+    let flag = std::env::var_os("IISWSGI_VENV")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from);
+    let venv = iiswsgi::venv::describe(flag, iiswsgi::venv::this_venv());
+    format!("{LONG_VERSION}\n{venv}")
+}
 
 #[derive(Debug, Subcommand)]
 enum Command {
@@ -55,7 +65,13 @@ enum Command {
 
 /// Parses the command line, runs the subcommand and turns its result into an exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // The long version names this binary's venv, known only at run time; clap keeps a
+    // `&'static str` without its `string` feature, and this string lives as long as the process.
+    let command = Cli::command().long_version(&*long_version().leak());
+    let cli = match Cli::from_arg_matches(&command.get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     if !matches!(cli.command, Command::Run(_)) {
         die_quietly_on_closed_stdout();
     }

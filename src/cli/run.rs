@@ -111,7 +111,8 @@ pub struct WsgiArgs {
     app: Option<String>,
 
     /// The virtual environment (or full Python installation) to run in. It must be made by
-    /// the Python minor this build embeds. Default: `[wsgi] venv` of --manifest.
+    /// the Python minor this build embeds. Default: `[wsgi] venv` of --manifest, else the venv
+    /// whose bin/ (Scripts\) folder holds this binary (where `pip install iiswsgi` puts it).
     #[arg(long, value_name = "DIR", env = "IISWSGI_VENV")]
     venv: Option<PathBuf>,
 
@@ -202,14 +203,18 @@ mod wsgi {
     use iiswsgi::manifest::{Manifest, Venv as ManifestVenv};
     use iiswsgi::server::{self, RunOptions};
     use iiswsgi::transport::Kind;
+    use iiswsgi::venv::{self, VenvSource};
     use iiswsgi::wsgi::{self, AppSpec, Mode, Options, ReloadOptions, Runtime, ServerLog};
 
     use super::{WsgiArgs, absolute};
 
+    /// The venv `run` uses and where that choice came from; `None`: the build's interpreter.
+    type Chosen = Option<(PathBuf, VenvSource)>;
+
     /// Starts Python inside the server's application factory (on the main thread, after the
     /// log and the transport are set up), serves, then finalises Python on the same thread.
     pub(super) fn serve(options: RunOptions, args: WsgiArgs) -> ExitCode {
-        let prepared = match prepare(&options, args) {
+        let (prepared, chosen) = match prepare(&options, args) {
             Ok(p) => p,
             Err(message) => {
                 eprintln!("error: {message}");
@@ -218,6 +223,13 @@ mod wsgi {
         };
         let mut runtime: Option<Runtime> = None;
         let result = server::run(options, |info| {
+            match &chosen {
+                Some((dir, source)) => log::info!("venv: {} ({source})", dir.display()),
+                None => log::info!(
+                    "venv: none (no --venv, no [wsgi] venv, and this binary is not in a \
+                     venv's bin/Scripts folder): the interpreter iiswsgi was built against"
+                ),
+            }
             let mut wsgi_options = prepared;
             // §3.8: IIS and web-server-spawned processes are one of several processes with one
             // request thread; `--listen` is one process serving one request at a time.
@@ -246,7 +258,8 @@ mod wsgi {
         }
     }
 
-    fn prepare(run: &RunOptions, args: WsgiArgs) -> Result<Options, String> {
+    /// The WSGI options, and which venv was chosen and why (logged once the log is open).
+    fn prepare(run: &RunOptions, args: WsgiArgs) -> Result<(Options, Chosen), String> {
         let manifest = match &run.manifest {
             Some(path) => Some(Manifest::load(path).map_err(|e| error_chain(&e))?),
             None => None,
@@ -280,15 +293,14 @@ mod wsgi {
         }
         let spec: AppSpec = app.parse().map_err(|e| format!("--app: {e}"))?;
         let mut options = Options::new(spec);
-        options.venv = match (
-            args.venv.as_deref(),
-            wsgi.and_then(|(w, base)| w.venv.as_ref().zip(Some(base))),
-        ) {
-            (Some(dir), _) => Some(absolute(dir)?),
-            (None, Some((ManifestVenv::InApp(rel), base))) => Some(rel.under(base)),
-            (None, Some((ManifestVenv::Absolute(dir), _))) => Some(PathBuf::from(dir)),
-            (None, None) => None,
-        };
+        let flag = args.venv.as_deref().map(absolute).transpose()?;
+        let from_manifest = wsgi.and_then(|(w, base)| match w.venv.as_ref()? {
+            ManifestVenv::InApp(rel) => Some(rel.under(base)),
+            ManifestVenv::Absolute(dir) => Some(PathBuf::from(dir)),
+        });
+        // Explicit choices win; otherwise the venv this binary was pip-installed into.
+        let chosen = venv::choose(flag, from_manifest, venv::this_venv());
+        options.venv = chosen.as_ref().map(|(dir, _)| dir.clone());
         options.chdir = match args.chdir.as_deref() {
             Some(dir) => Some(absolute(dir)?),
             None => run.app_root.clone(),
@@ -322,7 +334,7 @@ mod wsgi {
             .clone()
             .filter(|_| !pattern.is_empty())
             .map(|root| ReloadOptions { root, pattern });
-        Ok(options)
+        Ok((options, chosen))
     }
 
     fn error_chain(err: &dyn std::error::Error) -> String {

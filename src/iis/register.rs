@@ -522,6 +522,14 @@ pub fn venv_home(manifest: &Manifest, app_dir: &Path) -> Option<(PathBuf, PyVenv
     Some((dir, PyVenvCfg::parse(&text)))
 }
 
+/// The venv `iiswsgi_exe` itself sits in (pip-installed into `<venv>\Scripts\`), with its
+/// `pyvenv.cfg`: `run` serves that venv when the manifest names none, so its Python must load.
+pub fn exe_venv_home(iiswsgi_exe: &str) -> Option<(PathBuf, PyVenvCfg)> {
+    let dir = crate::venv::venv_of_executable(Path::new(iiswsgi_exe))?;
+    let text = fs_err::read_to_string(dir.join("pyvenv.cfg")).ok()?;
+    Some((dir, PyVenvCfg::parse(&text)))
+}
+
 /// What `iiswsgi iis enable|disable` was asked (paths resolved by the CLI).
 #[derive(Debug, Clone)]
 pub struct IisOptions {
@@ -655,7 +663,9 @@ pub fn enable(
         ..Report::default()
     };
 
-    let (home, home_note) = match venv_home(&manifest, &options.app_dir) {
+    let venv =
+        venv_home(&manifest, &options.app_dir).or_else(|| exe_venv_home(&options.iiswsgi_exe));
+    let (home, home_note) = match venv {
         Some((dir, cfg)) if cfg.home.is_some() => (
             cfg.home.clone(),
             format!(
