@@ -6,12 +6,68 @@
 //! module only answers "which venv is that, and who chose it"; checking that the venv's Python
 //! matches the embedded one is `wsgi::venv`'s job, at start-up.
 //!
-//! Python-free and small: path tests and one `is_file`, so `iis` and the CLI can use it in
-//! builds without the `python` feature. Main items: [`venv_of_executable`], [`this_venv`],
-//! [`choose`].
+//! It also holds the one `pyvenv.cfg` reader ([`PyVenvCfg`]) that `wsgi` (the start-up check)
+//! and `iis` (install, doctor, the DLL's folder) share.
+//!
+//! Python-free and small: path tests, one `is_file` and a text parser, so `iis` and the CLI can
+//! use it in builds without the `python` feature. Main items: [`venv_of_executable`],
+//! [`this_venv`], [`choose`], [`PyVenvCfg`].
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+
+/// The keys of a `pyvenv.cfg` that matter to iiswsgi.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PyVenvCfg {
+    /// `home`: the folder of the interpreter that made the venv (on Windows, the installation
+    /// folder, which holds `python3XY.dll`).
+    pub home: Option<String>,
+    /// `version` (stdlib venv) or `version_info` (virtualenv, uv), as written.
+    pub version: Option<String>,
+    /// `include-system-site-packages`.
+    pub include_system_site_packages: bool,
+}
+
+impl PyVenvCfg {
+    /// Parses `key = value` lines; keys are case-insensitive and other lines ignored, as
+    /// CPython's `site.py` reads the file.
+    pub fn parse(text: &str) -> Self {
+        let mut cfg = PyVenvCfg::default();
+        let mut version_info = None;
+        for line in text.lines() {
+            let Some((key, value)) = line.split_once('=') else {
+                continue;
+            };
+            let value = value.trim().to_string();
+            match key.trim().to_ascii_lowercase().as_str() {
+                "home" => cfg.home = Some(value),
+                "version" => cfg.version = Some(value),
+                "version_info" => version_info = Some(value),
+                "include-system-site-packages" => {
+                    cfg.include_system_site_packages = value.eq_ignore_ascii_case("true")
+                }
+                _ => {}
+            }
+        }
+        if cfg.version.is_none() {
+            cfg.version = version_info;
+        }
+        cfg
+    }
+
+    /// `major.minor` of [`PyVenvCfg::version`].
+    pub fn major_minor(&self) -> Option<(u32, u32)> {
+        self.version.as_deref().and_then(major_minor)
+    }
+}
+
+/// `"3.11.7"`, `"3.12.1.final.0"`, `"3.11"` → `(3, 11)`.
+pub fn major_minor(version: &str) -> Option<(u32, u32)> {
+    let mut parts = version.trim().split('.');
+    let major = parts.next()?.trim().parse().ok()?;
+    let minor = parts.next()?.trim().parse().ok()?;
+    Some((major, minor))
+}
 
 /// Names of the folder a venv keeps its executables in: `bin` (POSIX, and MSYS2/mingw Pythons
 /// on Windows) and `Scripts` (CPython on Windows, any case since NTFS ignores it).

@@ -3,7 +3,8 @@
 //! iiswsgi embeds one CPython `major.minor` ([`crate::PYTHON_VERSION`]); under IIS the process
 //! loads `python3XY.dll` at start-up, before any Rust code runs, so a missing DLL shows only as
 //! "the FastCGI process exited unexpectedly" (wsgi-embedding.md §1.7). This module knows:
-//! - `pyvenv.cfg` ([`PyVenvCfg`]), to find the base installation (`home`) of a venv;
+//! - `pyvenv.cfg` ([`PyVenvCfg`], re-exported from [`crate::venv`]), to find a venv's base
+//!   installation (`home`);
 //! - the interpreter layout of a venv on Windows and elsewhere ([`venv_python`]);
 //! - per-user installs (`%LOCALAPPDATA%\Programs\Python`, the Microsoft Store), which the app-pool
 //!   identity can neither find nor read ([`per_user_install`]);
@@ -11,64 +12,12 @@
 //! - a probe that asks an interpreter for its facts ([`probe`], the one function here that runs
 //!   a process; [`parse_probe`] reads its output and is pure).
 //!
-//! The `wsgi` module has its own `pyvenv.cfg` reader for `run`, but it is compiled only with the
-//! `python` feature; `install` and `doctor` must work without it, hence this small one.
+//! The `pyvenv.cfg` reader itself lives in [`crate::venv`], shared with `run`'s start-up check.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The keys of a `pyvenv.cfg` that matter here.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PyVenvCfg {
-    /// `home`: the folder of the interpreter that made the venv (on Windows, the installation
-    /// folder, which holds `python3XY.dll`).
-    pub home: Option<String>,
-    /// `version` (venv) or `version_info` (virtualenv, uv), as written.
-    pub version: Option<String>,
-    /// `include-system-site-packages`.
-    pub include_system_site_packages: bool,
-}
-
-impl PyVenvCfg {
-    /// Parses `key = value` lines; keys are case-insensitive and other lines ignored, as
-    /// CPython's `site.py` reads the file.
-    pub fn parse(text: &str) -> Self {
-        let mut cfg = PyVenvCfg::default();
-        let mut version_info = None;
-        for line in text.lines() {
-            let Some((key, value)) = line.split_once('=') else {
-                continue;
-            };
-            let value = value.trim().to_string();
-            match key.trim().to_ascii_lowercase().as_str() {
-                "home" => cfg.home = Some(value),
-                "version" => cfg.version = Some(value),
-                "version_info" => version_info = Some(value),
-                "include-system-site-packages" => {
-                    cfg.include_system_site_packages = value.eq_ignore_ascii_case("true")
-                }
-                _ => {}
-            }
-        }
-        if cfg.version.is_none() {
-            cfg.version = version_info;
-        }
-        cfg
-    }
-
-    /// `major.minor` of [`PyVenvCfg::version`].
-    pub fn major_minor(&self) -> Option<(u32, u32)> {
-        self.version.as_deref().and_then(major_minor)
-    }
-}
-
-/// `"3.11.7"`, `"3.12.1.final.0"`, `"3.11"` → `(3, 11)`.
-pub fn major_minor(version: &str) -> Option<(u32, u32)> {
-    let mut parts = version.trim().split('.');
-    let major = parts.next()?.trim().parse().ok()?;
-    let minor = parts.next()?.trim().parse().ok()?;
-    Some((major, minor))
-}
+pub use crate::venv::{PyVenvCfg, major_minor};
 
 /// The `major.minor` this build embeds, if it embeds one.
 pub fn built_for() -> Option<(u32, u32)> {

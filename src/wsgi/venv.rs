@@ -10,53 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-/// The parsed keys of a `pyvenv.cfg` that matter to us.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PyVenvCfg {
-    /// `home`: the directory of the interpreter that created the venv.
-    pub home: Option<String>,
-    /// `version` (stdlib venv) or `version_info` (virtualenv, uv), as written.
-    pub version: Option<String>,
-    /// `include-system-site-packages`.
-    pub include_system_site_packages: bool,
-}
-
-impl PyVenvCfg {
-    /// Parses `key = value` lines; keys are case-insensitive, other lines are ignored, as
-    /// CPython's `site.py` does.
-    pub fn parse(text: &str) -> PyVenvCfg {
-        let mut cfg = PyVenvCfg::default();
-        let mut version_info = None;
-        for line in text.lines() {
-            let Some((key, value)) = line.split_once('=') else {
-                continue;
-            };
-            let key = key.trim().to_ascii_lowercase();
-            let value = value.trim().to_string();
-            match key.as_str() {
-                "home" => cfg.home = Some(value),
-                "version" => cfg.version = Some(value),
-                "version_info" => version_info = Some(value),
-                "include-system-site-packages" => {
-                    cfg.include_system_site_packages = value.eq_ignore_ascii_case("true")
-                }
-                _ => {}
-            }
-        }
-        if cfg.version.is_none() {
-            cfg.version = version_info;
-        }
-        cfg
-    }
-}
-
-/// `"3.11.7"`, `"3.12.1.final.0"`, `"3.11"` → `(3, 11)`.
-pub fn major_minor(version: &str) -> Option<(u32, u32)> {
-    let mut parts = version.trim().split('.');
-    let major = parts.next()?.parse().ok()?;
-    let minor = parts.next()?.parse().ok()?;
-    Some((major, minor))
-}
+pub use crate::venv::{PyVenvCfg, major_minor};
 
 /// The environment the interpreter is configured for.
 #[derive(Debug, Clone, PartialEq, Eq)]
