@@ -24,7 +24,7 @@ use std::fmt;
 use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
 
-use crate::manifest::{FastCgi, Handler};
+use crate::manifest::FastCgi;
 
 /// appcmd of full IIS, as cmd.exe would expand it.
 pub const IIS_APPCMD: &str = r"%windir%\system32\inetsrv\appcmd.exe";
@@ -344,39 +344,10 @@ impl fmt::Display for Difference {
     }
 }
 
-/// A handler mapping (`system.webServer/handlers/add`), as written to the app's web.config.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HandlerMapping {
-    /// `name`.
-    pub name: String,
-    /// `path`.
-    pub path: String,
-    /// `verb` (comma list).
-    pub verb: String,
-    /// `scriptProcessor`: `fullPath|arguments`.
-    pub script_processor: String,
-    /// `resourceType`.
-    pub resource_type: String,
-    /// `requireAccess`.
-    pub require_access: String,
-    /// `responseBufferLimit`.
-    pub response_buffer_limit: u32,
-}
-
-impl HandlerMapping {
-    /// The mapping for the manifest's `[iis.handler]` pointing at `script_processor`.
-    pub fn new(handler: &Handler, script_processor: String) -> Self {
-        Self {
-            name: handler.name.clone(),
-            path: handler.path.clone(),
-            verb: handler.verbs.join(","),
-            script_processor,
-            resource_type: handler.resource_type.as_str().to_string(),
-            require_access: handler.require_access.as_str().to_string(),
-            response_buffer_limit: handler.response_buffer_limit,
-        }
-    }
-}
+/// A handler mapping (`system.webServer/handlers/add`): the very element the web.config template
+/// renders, so the registration and the file cannot disagree (their `scriptProcessor` must match
+/// character for character, or IIS answers 0x80070585).
+pub use crate::render::HandlerElement as HandlerMapping;
 
 /// Which appcmd, and which applicationHost.config it edits.
 #[derive(Debug, Clone, PartialEq, Eq)]

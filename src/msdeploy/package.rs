@@ -125,20 +125,11 @@ impl FastCgiKey {
 
 /// The context of the installed web.config for `manifest` with FastCGI `key`.
 pub fn web_config(manifest: &Manifest, key: &FastCgiKey) -> WebConfig {
-    let h = &manifest.iis.handler;
     let rf = &manifest.iis.request_filtering;
     WebConfig {
         iiswsgi_version: crate::VERSION.to_string(),
         app_name: manifest.app.name.to_string(),
-        handler: HandlerElement {
-            name: h.name.clone(),
-            path: h.path.clone(),
-            verb: h.verbs.join(","),
-            script_processor: key.script_processor(),
-            resource_type: h.resource_type.as_str().to_string(),
-            require_access: h.require_access.as_str().to_string(),
-            response_buffer_limit: h.response_buffer_limit,
-        },
+        handler: HandlerElement::new(&manifest.iis.handler, key.script_processor()),
         request_filtering: RequestFilteringElement {
             allow_double_escaping: rf.allow_double_escaping,
             max_allowed_content_length: rf.max_allowed_content_length,

@@ -127,6 +127,22 @@ pub struct HandlerElement {
     pub response_buffer_limit: u32,
 }
 
+impl HandlerElement {
+    /// The mapping for the manifest's `[iis.handler]` pointing at `script_processor`
+    /// (`fullPath|arguments`): what both web.config and the appcmd registration use.
+    pub fn new(handler: &crate::manifest::Handler, script_processor: String) -> Self {
+        Self {
+            name: handler.name.clone(),
+            path: handler.path.clone(),
+            verb: handler.verbs.join(","),
+            script_processor,
+            resource_type: handler.resource_type.as_str().to_string(),
+            require_access: handler.require_access.as_str().to_string(),
+            response_buffer_limit: handler.response_buffer_limit,
+        }
+    }
+}
+
 /// `<requestFiltering>` values.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RequestFilteringElement {
