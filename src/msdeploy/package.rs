@@ -290,13 +290,7 @@ pub fn plan(manifest: &Manifest, options: &PackageOptions) -> Result<Plan, Packa
         },
     ];
 
-    let base = options.base_url.clone().or_else(|| {
-        manifest
-            .feed
-            .download_base_url
-            .as_ref()
-            .map(|u| u.as_str().to_string())
-    });
+    let base = webpi::download_base(options.base_url.as_deref(), manifest);
     let installer_url = match &base {
         Some(b) => webpi::installer_url(b, &zip_name),
         None => {

@@ -88,6 +88,18 @@ pub fn file_size_kib(bytes: u64) -> u64 {
     bytes.div_ceil(1024)
 }
 
+/// Where the zips are downloaded from: `--base-url` beats `[feed] download-base-url`
+/// (msdeploy-webpi.md §8.4: the command line, then iiswsgi.toml, then nothing).
+pub fn download_base(cli: Option<&str>, manifest: &crate::manifest::Manifest) -> Option<String> {
+    cli.map(str::to_string).or_else(|| {
+        manifest
+            .feed
+            .download_base_url
+            .as_ref()
+            .map(|u| u.as_str().to_string())
+    })
+}
+
 /// `base` (ending in `/` or not) joined with a file name, percent-encoding what a URL path
 /// cannot hold.
 pub fn installer_url(base: &str, file_name: &str) -> String {
@@ -314,13 +326,7 @@ pub fn build_feed(packages: &[PathBuf], options: &FeedOptions) -> Result<FeedRep
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let base = options.base_url.clone().or_else(|| {
-            manifest
-                .feed
-                .download_base_url
-                .as_ref()
-                .map(|u| u.as_str().to_string())
-        });
+        let base = download_base(options.base_url.as_deref(), manifest);
         let url = match &base {
             Some(b) => installer_url(b, &file_name),
             None => file_url(&std::path::absolute(path).unwrap_or_else(|_| path.clone())),
