@@ -10,12 +10,16 @@
 use std::sync::{Mutex, PoisonError};
 
 use pyo3::PyTraverseError;
-use pyo3::exceptions::{PyOSError, PyValueError};
+#[cfg(unix)]
+use pyo3::exceptions::PyOSError;
+use pyo3::exceptions::PyValueError;
 use pyo3::gc::PyVisit;
 use pyo3::intern;
 use pyo3::prelude::*;
 
-use super::response::{Ending, Exchange, PumpError, deliver_err};
+use super::response::{Ending, Exchange};
+#[cfg(unix)]
+use super::response::{PumpError, deliver_err};
 
 /// `environ["wsgi.file_wrapper"]`.
 #[pyclass(frozen, module = "iiswsgi", name = "FileWrapper")]

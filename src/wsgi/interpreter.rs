@@ -12,7 +12,9 @@
 //! requests and no thread state is created per request.
 
 use std::cell::RefCell;
-use std::ffi::{CStr, CString};
+use std::ffi::CStr;
+#[cfg(unix)]
+use std::ffi::CString;
 use std::mem::MaybeUninit;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -66,6 +66,7 @@ pub(super) enum DeliverError {
 }
 
 /// Why [`Exchange::pump`] stopped early.
+#[cfg(unix)]
 #[derive(Debug)]
 pub(super) enum PumpError {
     /// Sending failed.
@@ -74,6 +75,7 @@ pub(super) enum PumpError {
     Read(std::io::Error),
 }
 
+#[cfg(unix)]
 impl From<DeliverError> for PumpError {
     fn from(e: DeliverError) -> PumpError {
         PumpError::Deliver(e)
@@ -81,6 +83,7 @@ impl From<DeliverError> for PumpError {
 }
 
 /// How much the file fast path reads per system call.
+#[cfg(unix)]
 const PUMP_CHUNK: usize = 256 * 1024;
 
 /// How a complete response ended.
@@ -320,7 +323,9 @@ impl Exchange {
 
     /// Streams from `read` (called with the interpreter released, the lock held) until it
     /// returns 0 or the declared length is reached, then ends the response: the file fast path.
-    /// `add_length` is the Content-Length to add if the app declared none.
+    /// `add_length` is the Content-Length to add if the app declared none. Unix only: the
+    /// fast path reads a file descriptor (`pread`); elsewhere files go through `read()`.
+    #[cfg(unix)]
     pub(super) fn pump(
         &self,
         py: Python<'_>,
