@@ -335,6 +335,13 @@ pub fn format_line(
 
 static LOGGER: std::sync::OnceLock<Logger> = std::sync::OnceLock::new();
 
+/// This process's id, read once: `std::process::id` is a system call each time, and every
+/// request formats its error id with it. (iiswsgi never forks after start-up.)
+pub fn pid() -> u32 {
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *PID.get_or_init(std::process::id)
+}
+
 /// Opens the log and installs it as the process's [`log`] backend. Never fails: if nothing
 /// opens, records are discarded and [`Destination::Discarded`] is returned. Calling it twice
 /// keeps the first logger.
@@ -342,7 +349,7 @@ pub fn init(config: &LogConfig) -> Destination {
     let (sink, destination) = open_sink(config);
     let logger = Logger {
         sink: Mutex::new(sink),
-        pid: std::process::id(),
+        pid: pid(),
         pool: std::env::var("APP_POOL_ID").unwrap_or_default(),
         level: config.level,
     };
@@ -419,7 +426,7 @@ impl RequestScope {
     /// A short id to show a user in an error page and to log next to the details:
     /// `<pid in hex>-<request number>`, unique across the processes sharing one log.
     pub fn error_id(&self) -> String {
-        format!("{:x}-{}", std::process::id(), self.id)
+        format!("{:x}-{}", pid(), self.id)
     }
 }
 

@@ -481,6 +481,13 @@ impl Conn {
                     if let Err(e) = r {
                         return Pumped::Framing(e);
                     }
+                    // A short read drained the socket for now. Under edge-triggered epoll any
+                    // later arrival raises a new event, so the read that could only answer
+                    // EAGAIN is skipped (one system call per request). Sockets only: mio's
+                    // Windows pipe signals readiness differently.
+                    if cfg!(unix) && n < scratch.len() {
+                        self.flags.readable = false;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.flags.readable = false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

@@ -79,7 +79,7 @@ impl Request {
 
     /// A short id to show in an error page and log next to the details: `<pid hex>-<log_id>`.
     pub fn error_id(&self) -> String {
-        format!("{:x}-{}", std::process::id(), self.log_id)
+        format!("{:x}-{}", crate::logging::pid(), self.log_id)
     }
 }
 
