@@ -373,10 +373,27 @@ struct HttpPeer {
 impl Drop for HttpPeer {
     fn drop(&mut self) {
         for c in [&mut self.child, &mut self.nginx] {
-            let _ = c.kill();
-            let _ = c.wait();
+            stop(c);
         }
     }
+}
+
+/// SIGTERM, up to 5 s to exit, then SIGKILL. A bare SIGKILL left nginx's worker (and a
+/// server's own workers) orphaned under pid 1 after every run.
+fn stop(child: &mut Child) {
+    // SAFETY: a plain kill(2) on our own child, which is not reaped yet.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(5) {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 fn free_port() -> u16 {
