@@ -11,19 +11,23 @@
 #   ROUNDS=3 DURATION=5s bench/fastcgi.sh
 #   CARGO_FLAGS=--no-default-features bench/fastcgi.sh   # build without the Python feature
 #
-# Scenarios (both backends are ONE process each):
-#   serial  wrk -t1 -c1: one request at a time; the C responder is single-threaded, as in
-#           libfcgi's examples.
-#   c8      wrk -t2 -c8: eight client connections, so nginx keeps up to eight upstream
+# Scenarios:
+#   serial  wrk -t1 -c1: one request at a time. Both backends are one single-threaded process
+#           (the C responder as in libfcgi's examples): the like-for-like comparison.
+#   c8-one  wrk -t2 -c8: eight client connections, so nginx keeps up to eight upstream
 #           connections. A single-threaded libfcgi responder cannot serve that (it blocks on
 #           one idle kept-alive connection while the others wait), so the C responder runs 8
-#           threads, one per connection: libfcgi at its best. iiswsgi stays one process that
+#           threads, one per connection: libfcgi at its best. iiswsgi stays ONE process that
 #           runs one application call at a time over all its connections.
+#   c8      as c8-one, but iiswsgi runs as 8 processes sharing one listening socket on fd 0
+#           (the lighttpd bin-path / spawn-fcgi / IIS maxInstances model): 8 workers each side.
+# Rows pair adjacent runs (iiswsgi then C), so each row's ratio shares machine conditions;
+# the verdict uses the median of those per-round ratios.
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-10s}
-SCENARIOS=${SCENARIOS:-"serial c8"}
+SCENARIOS=${SCENARIOS:-"serial c8-one c8"}
 CARGO_FLAGS=${CARGO_FLAGS:-}
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -56,13 +60,36 @@ wait_for() { # wait_for <what> <command...>
   echo "timed out waiting for $what" >&2; exit 1
 }
 
-# start_pair <scenario> <c threads>: both backends and one nginx with a port for each.
+# start_pair <scenario> <C threads> <iiswsgi processes>: both backends and one nginx with a
+# port for each.
 start_pair() {
-  local scenario=$1 threads=$2
+  local scenario=$1 threads=$2 procs=$3
   local dir="$work/$scenario"
   mkdir -p "$dir"/{t_body,t_fcgi,t_proxy,t_scgi,t_uwsgi}
-  "$iiswsgi" run --diagnostic=hello --listen "unix:$dir/iiswsgi.sock" \
-    --log "$dir/iiswsgi.log" --log-level warn </dev/null >"$dir/iiswsgi.out" 2>&1 &
+  local serve=("$iiswsgi" run --diagnostic=hello --log "$dir/iiswsgi.log" --log-level warn)
+  if [ "$procs" -gt 1 ]; then
+    # N processes inheriting one listening socket as fd 0, as lighttpd or spawn-fcgi start them.
+    python3 - "$dir/iiswsgi.sock" "$procs" "${serve[@]}" >"$dir/iiswsgi.out" 2>&1 <<'PY' &
+import os, signal, socket, subprocess, sys
+path, n, cmd = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+sock = socket.socket(socket.AF_UNIX)
+sock.bind(path)
+os.chmod(path, 0o666)
+sock.listen(128)
+procs = [subprocess.Popen(cmd, stdin=sock.fileno()) for _ in range(n)]
+# Block the stop signals only now (children must not inherit the mask), wait for one, then
+# stop and reap the workers: no waiting inside a signal handler.
+stop = {signal.SIGTERM, signal.SIGINT}
+signal.pthread_sigmask(signal.SIG_BLOCK, stop)
+signal.sigwait(stop)
+for p in procs:
+    p.terminate()
+for p in procs:
+    p.wait()
+PY
+  else
+    "${serve[@]}" --listen "unix:$dir/iiswsgi.sock" </dev/null >"$dir/iiswsgi.out" 2>&1 &
+  fi
   pids+=($!)
   if [ "$threads" -gt 1 ]; then
     "$work/c-responder" --listen "$dir/c.sock" --threads "$threads" </dev/null >"$dir/c.out" 2>&1 &
@@ -145,38 +172,40 @@ run_wrk() {
 median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.2f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 
 echo "== machine: $(nproc) CPUs, $(uname -sr); nginx $(nginx -v 2>&1 | cut -d/ -f2), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
-echo "== iiswsgi: $("$iiswsgi" --version | head -1) (release${CARGO_FLAGS:+ $CARGO_FLAGS}), run --diagnostic=hello, one process"
+echo "== iiswsgi: $("$iiswsgi" --version | head -1) (release${CARGO_FLAGS:+ $CARGO_FLAGS}), run --diagnostic=hello"
+echo "== C: bench/c-responder/hello.c against $(dpkg-query -W -f='libfcgi ${Version}' libfcgi0ldbl 2>/dev/null || echo libfcgi), cc -O2"
 echo "== rounds: $ROUNDS x $DURATION per backend, interleaved (iiswsgi, C, iiswsgi, C, ...)"
 
 for scenario in $SCENARIOS; do
   case $scenario in
-    serial) wrk_args=(-t1 -c1); threads=1 ;;
-    c8) wrk_args=(-t2 -c8); threads=8 ;;
+    serial) wrk_args=(-t1 -c1); threads=1; procs=1 ;;
+    c8-one) wrk_args=(-t2 -c8); threads=8; procs=1 ;;
+    c8) wrk_args=(-t2 -c8); threads=8; procs=8 ;;
     *) echo "unknown scenario $scenario" >&2; exit 1 ;;
   esac
-  start_pair "$scenario" "$threads"
+  start_pair "$scenario" "$threads" "$procs"
   echo
-  echo "== scenario $scenario: wrk ${wrk_args[*]}; C responder threads: $threads"
+  echo "== scenario $scenario: wrk ${wrk_args[*]}; iiswsgi processes: $procs; C responder threads: $threads"
   # Warm both paths (connections, page cache) before measuring.
-  wrk -t1 -c1 -d1s "http://127.0.0.1:$port_i/hello" >/dev/null
-  wrk -t1 -c1 -d1s "http://127.0.0.1:$port_c/hello" >/dev/null
-  printf '%-6s %14s %10s %14s %10s\n' round "iiswsgi req/s" "p99 ms" "C req/s" "p99 ms"
-  : >"$work/i.rps"; : >"$work/c.rps"; : >"$work/i.p99"; : >"$work/c.p99"
+  wrk "${wrk_args[@]}" -d1s "http://127.0.0.1:$port_i/hello" >/dev/null
+  wrk "${wrk_args[@]}" -d1s "http://127.0.0.1:$port_c/hello" >/dev/null
+  printf '%-6s %14s %10s %14s %10s %8s\n' round "iiswsgi req/s" "p99 ms" "C req/s" "p99 ms" ratio
+  : >"$work/i.rps"; : >"$work/c.rps"; : >"$work/i.p99"; : >"$work/c.p99"; : >"$work/ratio"
   for round in $(seq 1 "$ROUNDS"); do
     read -r i_rps i_p99 i_err < <(run_wrk "$port_i" "${wrk_args[@]}")
     read -r c_rps c_p99 c_err < <(run_wrk "$port_c" "${wrk_args[@]}")
     [ "$i_err" = 0 ] || echo "   iiswsgi: $i_err non-2xx responses or socket errors in round $round" >&2
     [ "$c_err" = 0 ] || echo "   C: $c_err non-2xx responses or socket errors in round $round" >&2
-    printf '%-6s %14s %10s %14s %10s\n' "$round" "$i_rps" "$i_p99" "$c_rps" "$c_p99"
+    ratio=$(awk -v a="$i_rps" -v b="$c_rps" 'BEGIN {printf "%.2f", a/b}')
+    printf '%-6s %14s %10s %14s %10s %8s\n' "$round" "$i_rps" "$i_p99" "$c_rps" "$c_p99" "$ratio"
     echo "$i_rps" >>"$work/i.rps"; echo "$c_rps" >>"$work/c.rps"
-    echo "$i_p99" >>"$work/i.p99"; echo "$c_p99" >>"$work/c.p99"
+    echo "$i_p99" >>"$work/i.p99"; echo "$c_p99" >>"$work/c.p99"; echo "$ratio" >>"$work/ratio"
   done
-  i_med=$(median <"$work/i.rps"); c_med=$(median <"$work/c.rps")
-  i_p99=$(median <"$work/i.p99"); c_p99=$(median <"$work/c.p99")
-  printf '%-6s %14s %10s %14s %10s\n' median "$i_med" "$i_p99" "$c_med" "$c_p99"
-  ratio=$(awk -v a="$i_med" -v b="$c_med" 'BEGIN {printf "%.2f", a/b}')
+  printf '%-6s %14s %10s %14s %10s %8s\n' median "$(median <"$work/i.rps")" "$(median <"$work/i.p99")" \
+    "$(median <"$work/c.rps")" "$(median <"$work/c.p99")" "$(median <"$work/ratio")"
+  ratio=$(median <"$work/ratio")
   verdict=$(awk -v r="$ratio" 'BEGIN {print (r >= 1.0) ? "meets" : "BELOW"}')
-  echo "iiswsgi/C req/s ratio ($scenario): ${ratio}x ($verdict the 1.0x target)"
+  echo "iiswsgi/C req/s, median of per-round ratios ($scenario): ${ratio}x ($verdict the 1.0x target)"
   if grep -qE '\[(error|crit|alert|emerg)\]' "$work/$scenario/nginx.err"; then
     echo "nginx logged errors:" >&2; grep -E '\[(error|crit|alert|emerg)\]' "$work/$scenario/nginx.err" | head -5 >&2
   fi
