@@ -640,6 +640,38 @@ pub fn registered_now(
     }
 }
 
+/// What `iis enable` and `iis disable` act on: the app's manifest, its physical path as IIS
+/// will see it, the FastCGI key that names it, and the report they fill in.
+struct Target {
+    manifest: Manifest,
+    /// `--physical-path`, else the app folder, trailing separators trimmed.
+    physical: String,
+    key: FastCgiKey,
+    report: Report,
+}
+
+/// Resolves the [`Target`] of `iis <verb>` from the options.
+fn target(options: &IisOptions, iis: &Iis, verb: &str) -> Result<Target, IisError> {
+    let manifest = load_manifest(&options.app_dir)?;
+    let given = options
+        .physical_path
+        .clone()
+        .unwrap_or_else(|| options.app_dir.display().to_string());
+    let key = key_for(&options.iiswsgi_exe, &given).map_err(RegisterError::from)?;
+    let physical = physical_path_string(&given);
+    let report = Report {
+        title: format!("iiswsgi iis {verb}: {} in {physical}", manifest.app.name),
+        dry_run: iis.dry_run,
+        ..Report::default()
+    };
+    Ok(Target {
+        manifest,
+        physical,
+        key,
+        report,
+    })
+}
+
 /// `iiswsgi iis enable`: registers the app's FastCGI application (with PATH for the Python
 /// DLL) and its handler mapping; re-running changes nothing.
 pub fn enable(
@@ -647,21 +679,12 @@ pub fn enable(
     iis: &Iis,
     runner: &mut dyn Runner,
 ) -> Result<Report, IisError> {
-    let manifest = load_manifest(&options.app_dir)?;
-    let physical = options
-        .physical_path
-        .clone()
-        .unwrap_or_else(|| options.app_dir.display().to_string());
-    let key = key_for(&options.iiswsgi_exe, &physical).map_err(RegisterError::from)?;
-    let mut report = Report {
-        title: format!(
-            "iiswsgi iis enable: {} in {}",
-            manifest.app.name,
-            physical_path_string(&physical)
-        ),
-        dry_run: iis.dry_run,
-        ..Report::default()
-    };
+    let Target {
+        manifest,
+        physical,
+        key,
+        mut report,
+    } = target(options, iis, "enable")?;
 
     let venv =
         venv_home(&manifest, &options.app_dir).or_else(|| exe_venv_home(&options.iiswsgi_exe));
@@ -692,7 +715,7 @@ pub fn enable(
     let want = fastcgi_application(
         &manifest,
         &key,
-        Path::new(&physical_path_string(&physical)),
+        Path::new(&physical),
         home.as_deref(),
         &iis.windir,
     );
@@ -703,13 +726,7 @@ pub fn enable(
         .steps
         .push(fastcgi_step(iis, runner, &want, plan, home_note)?);
 
-    let (location, location_note) = resolve_location(
-        iis,
-        runner,
-        options,
-        &manifest,
-        &physical_path_string(&physical),
-    )?;
+    let (location, location_note) = resolve_location(iis, runner, options, &manifest, &physical)?;
     let handler = HandlerMapping::new(&manifest.iis.handler, key.script_processor());
     let facts = read_web_config(&options.app_dir)?;
     let (outcome, commands) = plan_handler(&iis.appcmd, &location, &handler, facts.as_ref())
@@ -774,21 +791,12 @@ pub fn disable(
     iis: &Iis,
     runner: &mut dyn Runner,
 ) -> Result<Report, IisError> {
-    let manifest = load_manifest(&options.app_dir)?;
-    let physical = options
-        .physical_path
-        .clone()
-        .unwrap_or_else(|| options.app_dir.display().to_string());
-    let key = key_for(&options.iiswsgi_exe, &physical).map_err(RegisterError::from)?;
-    let mut report = Report {
-        title: format!(
-            "iiswsgi iis disable: {} in {}",
-            manifest.app.name,
-            physical_path_string(&physical)
-        ),
-        dry_run: iis.dry_run,
-        ..Report::default()
-    };
+    let Target {
+        manifest,
+        physical,
+        key,
+        mut report,
+    } = target(options, iis, "disable")?;
     let registered = registered_now(iis, runner)?;
     let plan = plan_fastcgi_removal(
         &iis.appcmd,
@@ -811,13 +819,7 @@ pub fn disable(
             .with_commands(plan.commands),
     );
 
-    let (location, location_note) = resolve_location(
-        iis,
-        runner,
-        options,
-        &manifest,
-        &physical_path_string(&physical),
-    )?;
+    let (location, location_note) = resolve_location(iis, runner, options, &manifest, &physical)?;
     let name = &manifest.iis.handler.name;
     let facts = read_web_config(&options.app_dir)?;
     let present = facts.as_ref().is_some_and(|f| f.handler(name).is_some());
