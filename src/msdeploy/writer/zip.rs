@@ -508,28 +508,15 @@ fn pack_spooled(
     scratch.input.resize(IO_BUF, 0);
     scratch.output.clear();
     z.reset();
-    let mut file = fs_err::File::open(path).map_err(read_error(path))?;
-    let mut crc = crc32fast::Hasher::new();
-    let mut total = 0u64;
-    loop {
-        let n = read_some(&mut file, &mut scratch.input).map_err(read_error(path))?;
-        if n == 0 {
-            break;
+    let output = &mut scratch.output;
+    let (total, crc) = stream_file(path, &mut scratch.input, |chunk| {
+        deflate(z, chunk, output, FlushCompress::None).map_err(read_error(path))?;
+        if output.len() >= IO_BUF {
+            spool.write_all(output).map_err(spool_err)?;
+            output.clear();
         }
-        total += n as u64;
-        crc.update(&scratch.input[..n]);
-        deflate(
-            z,
-            &scratch.input[..n],
-            &mut scratch.output,
-            FlushCompress::None,
-        )
-        .map_err(read_error(path))?;
-        if scratch.output.len() >= IO_BUF {
-            spool.write_all(&scratch.output).map_err(spool_err)?;
-            scratch.output.clear();
-        }
-    }
+        Ok(())
+    })?;
     deflate(z, &[], &mut scratch.output, FlushCompress::Finish).map_err(read_error(path))?;
     spool.write_all(&scratch.output).map_err(spool_err)?;
     scratch.output.clear();
@@ -538,7 +525,6 @@ fn pack_spooled(
             path: path.to_path_buf(),
         });
     }
-    let crc = crc.finalize();
     let mut method = METHOD_DEFLATED;
     let mut compressed = z.total_out();
     if compressed >= size {
@@ -547,19 +533,10 @@ fn pack_spooled(
         compressed = size;
         spool.set_len(0).map_err(spool_err)?;
         spool.seek(SeekFrom::Start(0)).map_err(spool_err)?;
-        let mut file = fs_err::File::open(path).map_err(read_error(path))?;
-        let mut again = crc32fast::Hasher::new();
-        let mut total = 0u64;
-        loop {
-            let n = read_some(&mut file, &mut scratch.input).map_err(read_error(path))?;
-            if n == 0 {
-                break;
-            }
-            total += n as u64;
-            again.update(&scratch.input[..n]);
-            spool.write_all(&scratch.input[..n]).map_err(spool_err)?;
-        }
-        if total != size || again.finalize() != crc {
+        let (total, again) = stream_file(path, &mut scratch.input, |chunk| {
+            spool.write_all(chunk).map_err(spool_err)
+        })?;
+        if total != size || again != crc {
             return Err(PackageError::FileChanged {
                 path: path.to_path_buf(),
             });
@@ -573,6 +550,28 @@ fn pack_spooled(
         size,
         body: Body::Spool(spool),
     })
+}
+
+/// Reads the file at `path` through `buf` into `sink`, chunk by chunk, and returns how many
+/// bytes it held and their CRC-32: the one read loop behind the deflated and the stored body.
+fn stream_file(
+    path: &Path,
+    buf: &mut [u8],
+    mut sink: impl FnMut(&[u8]) -> Result<(), PackageError>,
+) -> Result<(u64, u32), PackageError> {
+    let mut file = fs_err::File::open(path).map_err(read_error(path))?;
+    let mut crc = crc32fast::Hasher::new();
+    let mut total = 0u64;
+    loop {
+        let n = read_some(&mut file, buf).map_err(read_error(path))?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        crc.update(&buf[..n]);
+        sink(&buf[..n])?;
+    }
+    Ok((total, crc.finalize()))
 }
 
 /// Reads until `buf` is full or the file ends (fewer syscalls and deflate calls than `read`).
