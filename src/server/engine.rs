@@ -232,6 +232,7 @@ where
         requests: 0,
         stop: None,
         scratch: vec![0; READ_CHUNK],
+        turn: Vec::new(),
     };
     let endpoint = transport
         .take_endpoint()
@@ -571,6 +572,8 @@ struct Engine<'a, A> {
     requests: u64,
     stop: Option<StopReason>,
     scratch: Vec<u8>,
+    /// The connections to service this turn, reused so the loop allocates nothing per request.
+    turn: Vec<Token>,
 }
 
 impl<A: Application> Engine<'_, A> {
@@ -633,10 +636,13 @@ impl<A: Application> Engine<'_, A> {
                 }
             }
             self.accept();
-            let tokens: Vec<Token> = self.conns.keys().copied().collect();
-            for t in tokens {
+            let mut turn = std::mem::take(&mut self.turn);
+            turn.clear();
+            turn.extend(self.conns.keys().copied());
+            for &t in &turn {
                 self.service(t);
             }
+            self.turn = turn;
             if let Some(at) = self.next_ready()
                 && let Some(t) = self.fifo.remove(at)
             {
@@ -652,12 +658,10 @@ impl<A: Application> Engine<'_, A> {
     /// call while other connections have requests waiting (fastcgi-protocol §4 case 19).
     fn next_ready(&self) -> Option<usize> {
         let cap = self.opts.queued_body_bytes;
-        let mut seen: Vec<Token> = Vec::new();
         for (i, &t) in self.fifo.iter().enumerate() {
-            if seen.contains(&t) {
-                continue; // a connection's requests run in order
+            if self.fifo.range(..i).any(|&earlier| earlier == t) {
+                continue; // a connection's requests run in order: only its first may run
             }
-            seen.push(t);
             let Some(conn) = self.conns.get(&t) else {
                 return Some(i); // run_job discards it
             };
