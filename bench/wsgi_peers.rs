@@ -17,7 +17,7 @@
 #[path = "../tests/support/fcgi_client.rs"]
 mod fcgi_client;
 
-use std::io::{Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -39,7 +39,19 @@ fn bench_dir() -> PathBuf {
 
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-    if v.is_empty() { 0.0 } else { v[v.len() / 2] }
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 0 => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+        n => v[n / 2],
+    }
+}
+
+/// CPU time (user + system) the process has used so far, from `/proc/PID/schedstat`, in µs.
+fn cpu_us(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/schedstat"))
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(0.0, |ns| ns / 1000.0)
 }
 
 fn rss_kib(pid: u32) -> u64 {
@@ -56,7 +68,12 @@ fn rss_kib(pid: u32) -> u64 {
 struct IisPeer {
     child: Child,
     pipe: UnixStream,
+    /// The read side, buffered as IIS's overlapped reads are: one read takes in whatever the
+    /// process wrote, not one record header at a time.
+    reader: BufReader<UnixStream>,
     params: Vec<(String, Vec<u8>)>,
+    /// The request id, 1..=255 then wrapping to 1, as IIS counts.
+    id: u16,
 }
 
 impl Drop for IisPeer {
@@ -165,10 +182,13 @@ impl Setup {
                 *v = self.site.path().display().to_string().into_bytes();
             }
         }
+        let reader = BufReader::with_capacity(64 << 10, ours.try_clone().expect("clone pipe"));
         IisPeer {
             child,
             pipe: ours,
+            reader,
             params,
+            id: 0,
         }
     }
 }
@@ -187,9 +207,14 @@ impl IisPeer {
                 _ => {}
             }
         }
-        let bytes = fc::request_bytes(1, true, &params, body, 65535);
-        self.pipe.write_all(&bytes).expect("write request");
-        fc::read_reply(&mut self.pipe, 1).expect("reply")
+        self.id = self.id % 255 + 1;
+        // BEGIN_REQUEST goes out as its own 16-byte write, then PARAMS, the empty PARAMS and
+        // STDIN in one (iis-runtime.md §4.1).
+        let bytes = fc::request_bytes(self.id, true, &params, body, 65535);
+        let (begin, rest) = bytes.split_at(16);
+        self.pipe.write_all(begin).expect("write BEGIN_REQUEST");
+        self.pipe.write_all(rest).expect("write request");
+        fc::read_reply(&mut self.reader, self.id).expect("reply")
     }
 
     fn hello(&mut self) {
@@ -216,7 +241,7 @@ fn print_table(title: &str, unit: &str, rows: &[(String, Vec<f64>)], better_high
     for r in 0..rounds {
         print!("{:>12}", format!("round {}", r + 1));
     }
-    println!("{:>12}{:>10}", format!("median {unit}"), "vs first");
+    println!("{:>14}{:>10}", format!("median {unit}"), "vs first");
     let mut first = None;
     for (name, values) in rows {
         print!("  {name:<24}");
@@ -233,7 +258,7 @@ fn print_table(title: &str, unit: &str, rows: &[(String, Vec<f64>)], better_high
             0.0
         };
         println!(
-            "{m:>12.1}{:>9.2}x",
+            "{m:>14.1}{:>9.2}x",
             if rows.len() > 1 { ratio } else { 1.0 }
         );
     }
@@ -250,6 +275,8 @@ fn iis_mode(setup: &Setup, rounds: u64) {
         .collect();
     let mut cold: Vec<(String, Vec<f64>)> =
         rps.iter().map(|(n, _)| (n.clone(), Vec::new())).collect();
+    let mut cpu: Vec<(String, Vec<f64>)> =
+        rps.iter().map(|(n, _)| (n.clone(), Vec::new())).collect();
     for _ in 0..rounds {
         for (i, kind) in kinds.iter().enumerate() {
             let start = Instant::now();
@@ -264,11 +291,13 @@ fn iis_mode(setup: &Setup, rounds: u64) {
             } else {
                 4_000
             };
+            let cpu_before = cpu_us(peer.pid());
             let start = Instant::now();
             for _ in 0..n {
                 peer.hello();
             }
             rps[i].1.push(n as f64 / start.elapsed().as_secs_f64());
+            cpu[i].1.push((cpu_us(peer.pid()) - cpu_before) / n as f64);
         }
     }
     print_table(
@@ -276,6 +305,12 @@ fn iis_mode(setup: &Setup, rounds: u64) {
         "req/s",
         &rps,
         true,
+    );
+    print_table(
+        "CPU the serving process spends per request, user + system (µs; 'vs first' = peer / iiswsgi)",
+        "µs",
+        &cpu,
+        false,
     );
     print_table(
         "cold start, spawn to first response (ms; 'vs first' = peer / iiswsgi)",
