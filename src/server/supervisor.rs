@@ -45,8 +45,10 @@ pub const QUICK_DEATH: Duration = Duration::from_secs(1);
 /// The longest backoff between restarts of a worker that keeps dying quickly.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Clean exits within [`QUICK_DEATH`] in a row after which even those are delayed.
+#[cfg(unix)]
 const CLEAN_EXITS_BEFORE_BACKOFF: u32 = 5;
 /// The first backoff delay; it doubles with each further quick death in a row.
+#[cfg(unix)]
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 
 /// The worker processes to run.
@@ -175,6 +177,7 @@ pub fn supervise(
 }
 
 /// The delay before restarting a worker after `quick` quick deaths in a row (≥ 1).
+#[cfg(unix)]
 fn backoff(quick: u32) -> Duration {
     let doublings = quick.saturating_sub(1).min(16);
     FIRST_BACKOFF
@@ -680,6 +683,7 @@ mod tests {
         );
     }
 
+    #[cfg(unix)]
     #[test]
     fn backoff_doubles_from_100ms_and_is_capped() {
         assert_eq!(backoff(1), Duration::from_millis(100));
