@@ -352,7 +352,13 @@ mod unix {
                 self.slots[n].child = Some(child);
             }
             let mut deadline: Option<Instant> = None;
+            let mut note: Option<Note> = None;
             loop {
+                // Signals before exits: Ctrl-C reaches the workers too, and their clean exits
+                // must not be taken for reloads and replaced.
+                while let Some(n) = note.take().or_else(|| notes.try_recv().ok()) {
+                    self.on_note(n, &mut deadline);
+                }
                 let now = Instant::now();
                 self.reap(deadline.is_none(), now);
                 if deadline.is_none() {
@@ -388,21 +394,10 @@ mod unix {
                     .map_or(Duration::from_secs(1), |w| w.saturating_duration_since(now))
                     .min(Duration::from_secs(1));
                 match notes.recv_timeout(timeout) {
-                    Ok(Note::Stop(name)) if deadline.is_none() => {
-                        log::info!(
-                            "{name}: stopping {} worker(s) (SIGTERM; they finish their current \
-                             request, SIGKILL after {:?})",
-                            self.running(),
-                            self.workers.grace
-                        );
-                        deadline = Some(self.stop_all(Instant::now()));
-                    }
-                    Ok(Note::Restart) if deadline.is_none() => self.restart_all(),
-                    Ok(_) | Err(mpsc::RecvTimeoutError::Timeout) => {}
-                    Err(mpsc::RecvTimeoutError::Disconnected) => {
-                        // No signal thread any more: poll.
-                        std::thread::sleep(timeout);
-                    }
+                    Ok(n) => note = Some(n),
+                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    // No signal thread any more: poll.
+                    Err(mpsc::RecvTimeoutError::Disconnected) => std::thread::sleep(timeout),
                 }
             }
             if let Some(status) = self.fatal.take() {
@@ -412,6 +407,26 @@ mod unix {
                 started: self.started,
                 reason: SupervisorStop::Signal,
             })
+        }
+
+        /// Acts on a signal: stop (once), restart (unless stopping); SIGCHLD only wakes.
+        fn on_note(&mut self, note: Note, deadline: &mut Option<Instant>) {
+            if deadline.is_some() {
+                return;
+            }
+            match note {
+                Note::Stop(name) => {
+                    log::info!(
+                        "{name}: stopping {} worker(s) (SIGTERM; they finish their current \
+                         request, SIGKILL after {:?})",
+                        self.running(),
+                        self.workers.grace
+                    );
+                    *deadline = Some(self.stop_all(Instant::now()));
+                }
+                Note::Restart => self.restart_all(),
+                Note::Child => {}
+            }
         }
 
         /// Starts worker `n` (0-based): this binary, the worker arguments, the socket on fd 0.

@@ -269,6 +269,26 @@ fn worker_exiting_zero_at_max_requests_is_replaced_at_once() {
     );
 }
 
+#[cfg(target_os = "linux")]
+#[test]
+fn sigkilled_supervisor_leaves_no_worker_behind() {
+    let mut s = Supervised::start("procsorphan", &["--diagnostic", "--processes", "2"], 2);
+    let workers = s.workers();
+    // SAFETY: plain syscall on our own child.
+    unsafe {
+        libc::kill(s.pid() as libc::pid_t, libc::SIGKILL);
+    }
+    s.proc.wait_exit(Duration::from_secs(5)).expect("killed");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while workers.iter().any(|&p| alive(p)) {
+        assert!(
+            Instant::now() < deadline,
+            "orphaned workers {workers:?} still run"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn sighup_replaces_every_worker_without_closing_the_socket() {
     let mut s = Supervised::start("procshup", &["--diagnostic", "--processes", "2"], 2);
