@@ -20,7 +20,8 @@
 #           threads, one per connection: libfcgi at its best. iiswsgi stays ONE process that
 #           runs one application call at a time over all its connections.
 #   c8      as c8-one, but iiswsgi runs as 8 processes sharing one listening socket on fd 0
-#           (the lighttpd bin-path / spawn-fcgi / IIS maxInstances model): 8 workers each side.
+#           (`run --processes 8`: the lighttpd bin-path / spawn-fcgi / IIS maxInstances model):
+#           8 workers each side.
 # Rows pair adjacent runs (iiswsgi then C), so each row's ratio shares machine conditions;
 # the verdict uses the median of those per-round ratios.
 set -euo pipefail
@@ -68,25 +69,10 @@ start_pair() {
   mkdir -p "$dir"/{t_body,t_fcgi,t_proxy,t_scgi,t_uwsgi}
   local serve=("$iiswsgi" run --diagnostic=hello --log "$dir/iiswsgi.log" --log-level warn)
   if [ "$procs" -gt 1 ]; then
-    # N processes inheriting one listening socket as fd 0, as lighttpd or spawn-fcgi start them.
-    python3 - "$dir/iiswsgi.sock" "$procs" "${serve[@]}" >"$dir/iiswsgi.out" 2>&1 <<'PY' &
-import os, signal, socket, subprocess, sys
-path, n, cmd = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-sock = socket.socket(socket.AF_UNIX)
-sock.bind(path)
-os.chmod(path, 0o666)
-sock.listen(128)
-procs = [subprocess.Popen(cmd, stdin=sock.fileno()) for _ in range(n)]
-# Block the stop signals only now (children must not inherit the mask), wait for one, then
-# stop and reap the workers: no waiting inside a signal handler.
-stop = {signal.SIGTERM, signal.SIGINT}
-signal.pthread_sigmask(signal.SIG_BLOCK, stop)
-signal.sigwait(stop)
-for p in procs:
-    p.terminate()
-for p in procs:
-    p.wait()
-PY
+    # N worker processes sharing one listening socket (each gets it on fd 0, as lighttpd or
+    # spawn-fcgi start them), started and supervised by iiswsgi itself.
+    "${serve[@]}" --processes "$procs" --listen "unix:$dir/iiswsgi.sock" \
+      </dev/null >"$dir/iiswsgi.out" 2>&1 &
   else
     "${serve[@]}" --listen "unix:$dir/iiswsgi.sock" </dev/null >"$dir/iiswsgi.out" 2>&1 &
   fi

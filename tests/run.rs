@@ -17,6 +17,9 @@ use std::time::{Duration, Instant};
 
 use rustix::process::Signal;
 
+/// `--processes N`: the supervisor and its workers sharing one socket (`run/processes.rs`).
+mod processes;
+
 use crate::support::fcgi_client::{
     self as fc, Cgi, Reply, Server, diag_value, exchange, fnv1a64, iis_params, nginx_params,
 };

@@ -5,10 +5,12 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use iiswsgi::iis::environ::{EnvironOptions, OriginalUrlPolicy, normalise_prefix};
 use iiswsgi::logging::{DEFAULT_KEEP, DEFAULT_MAX_BYTES, LogConfig};
 use iiswsgi::server::diagnostic::{Diagnostic, DiagnosticMode};
+use iiswsgi::server::supervisor::{self, Workers};
 use iiswsgi::server::{self, RunOptions};
 use iiswsgi::transport::ListenAddr;
 
@@ -96,6 +98,20 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     max_requests: Option<u64>,
 
+    /// Worker processes sharing the listening socket (--listen, or a listening socket on
+    /// fd 0). With N > 1 this process only supervises: it starts N copies of itself,
+    /// restarts any that exit (at once after a reload or --max-requests, with backoff after a
+    /// crash), and on SIGTERM/SIGINT stops them all; SIGHUP restarts them. Ignored, with a
+    /// warning in the log, under IIS (use the FastCGI application's maxInstances).
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    processes: u32,
+
+    /// With --processes: how long workers may finish their requests after SIGTERM before
+    /// they are killed.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    graceful_timeout: u64,
+
     #[command(flatten)]
     wsgi: WsgiArgs,
 }
@@ -137,6 +153,11 @@ pub struct WsgiArgs {
 pub fn run(mut args: Args) -> ExitCode {
     let mode = args.diagnostic.as_deref().and_then(DiagnosticMode::parse);
     let wsgi = std::mem::take(&mut args.wsgi);
+    let workers = (args.processes > 1).then(|| Workers {
+        processes: args.processes,
+        grace: Duration::from_secs(args.graceful_timeout),
+        args: supervisor::worker_args(std::env::args_os()),
+    });
     let options = match options(args) {
         Ok(o) => o,
         Err(message) => {
@@ -144,6 +165,13 @@ pub fn run(mut args: Args) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(workers) = workers {
+        match supervisor::supervise(&options, &workers) {
+            Ok(Some(_)) => return ExitCode::SUCCESS,
+            Err(e) => return super::report_error(&e),
+            Ok(None) => {} // IIS or Windows: one process, as the log says
+        }
+    }
     let Some(mode) = mode else {
         return wsgi::serve(options, wsgi);
     };

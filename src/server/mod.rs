@@ -40,6 +40,7 @@ mod engine;
 mod exchange;
 mod options;
 mod signals;
+pub mod supervisor;
 
 pub use engine::{RunError, RunReport, ServerInfo, StopHandle, StopReason, run};
 pub use options::RunOptions;

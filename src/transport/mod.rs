@@ -456,6 +456,58 @@ fn bind(addr: &ListenAddr) -> Result<Transport, TransportError> {
     }
 }
 
+/// A listening socket shared by worker processes (`iiswsgi run --processes N`): bound by the
+/// supervisor or inherited on its fd 0, and handed to every worker as *its* fd 0, so each
+/// worker takes the "listening socket on fd 0" path (lighttpd `bin-path`, spawn-fcgi).
+#[cfg(unix)]
+#[derive(Debug)]
+pub struct SharedListener {
+    /// [`Kind::Unix`], [`Kind::Tcp`] (bound here) or [`Kind::StdinListener`] (inherited).
+    pub kind: Kind,
+    /// A human description for the log.
+    pub description: String,
+    fd: std::os::fd::OwnedFd,
+    created_socket: Option<PathBuf>,
+}
+
+#[cfg(unix)]
+impl SharedListener {
+    /// A new descriptor for the socket, close-on-exec, to become a worker's fd 0.
+    pub fn for_worker(&self) -> io::Result<std::os::fd::OwnedFd> {
+        self.fd.try_clone()
+    }
+
+    /// Removes the unix socket file the supervisor bound, if any (at clean exit).
+    pub fn cleanup(&mut self) {
+        if let Some(p) = self.created_socket.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// Opens the listening socket worker processes share: binds `listen` when given, otherwise
+/// takes over the listening socket on fd 0. `Ok(None)` when fd 0 is one connected stream
+/// (IIS's pipe, a socketpair): there is nothing to share, one process serves it.
+#[cfg(unix)]
+pub fn open_shared(listen: Option<&ListenAddr>) -> Result<Option<SharedListener>, TransportError> {
+    let Some(addr) = listen else {
+        return unix::shared_from_stdin();
+    };
+    let mut transport = bind(addr)?;
+    let created_socket = transport.created_socket.take();
+    let fd = match transport.take_endpoint() {
+        Some(Endpoint::Listener(Listener::Unix(l))) => std::os::fd::OwnedFd::from(l),
+        Some(Endpoint::Listener(Listener::Tcp(l, _))) => std::os::fd::OwnedFd::from(l),
+        _ => return Err(TransportError::Unsupported("sharing this transport")),
+    };
+    Ok(Some(SharedListener {
+        kind: transport.kind,
+        description: transport.description,
+        fd,
+        created_socket,
+    }))
+}
+
 fn from_stdin() -> Result<Transport, TransportError> {
     #[cfg(unix)]
     return unix::from_stdin();

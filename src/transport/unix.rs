@@ -151,6 +151,50 @@ pub(super) fn from_stdin() -> Result<Transport, TransportError> {
     Ok(transport)
 }
 
+/// The supervisor's side of a listening socket on fd 0 (`--processes N` under lighttpd
+/// `bin-path` or spawn-fcgi): takes it over like [`from_stdin`] without wrapping it.
+/// `Ok(None)` when fd 0 is a connected stream (IIS): nothing to share.
+pub(super) fn shared_from_stdin() -> Result<Option<super::SharedListener>, TransportError> {
+    let stdin = io::stdin();
+    let family = match classify(stdin.as_fd()) {
+        FdKind::Other(what) => return Err(TransportError::StdinUnusable { what: what.into() }),
+        FdKind::Connected(_) => return Ok(None),
+        FdKind::Listening(family) => family,
+    };
+    let fd = take_over_stdin(stdin.as_fd()).map_err(TransportError::Stdin)?;
+    // Through std's types only to name the socket for the log.
+    let (fd, description) = match family {
+        Family::Unix => {
+            let l = StdUnixListener::from(fd);
+            let name = l
+                .local_addr()
+                .ok()
+                .and_then(|a| a.as_pathname().map(|p| p.display().to_string()))
+                .unwrap_or_else(|| "(unnamed)".into());
+            (
+                OwnedFd::from(l),
+                format!("fd 0: listening unix socket {name}"),
+            )
+        }
+        Family::Inet => {
+            let l = std::net::TcpListener::from(fd);
+            let name = l
+                .local_addr()
+                .map_or_else(|_| "?".to_owned(), |a| a.to_string());
+            (
+                OwnedFd::from(l),
+                format!("fd 0: listening TCP socket {name}"),
+            )
+        }
+    };
+    Ok(Some(super::SharedListener {
+        kind: Kind::StdinListener,
+        description,
+        fd,
+        created_socket: None,
+    }))
+}
+
 /// Moves `fd` (fd 0) to a new close-on-exec descriptor and opens `/dev/null` on fd 0, so that
 /// children cannot inherit the transport and nothing that reads stdin eats protocol bytes.
 fn take_over_stdin(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
