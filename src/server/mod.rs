@@ -136,4 +136,12 @@ pub trait Application: Send + Sync {
         body: &mut dyn Body,
         response: &mut dyn Response,
     ) -> Outcome;
+
+    /// Runs `serve`, one worker thread's whole life (its event loop, many requests), on that
+    /// thread. With `--threads N > 1` the server calls it once on each of its N worker
+    /// threads; never with one thread. The default just calls `serve`; the WSGI bridge
+    /// overrides it to attach the thread to Python for its whole life.
+    fn run_worker(&self, serve: &mut (dyn FnMut() + Send)) {
+        serve();
+    }
 }
