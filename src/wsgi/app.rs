@@ -324,7 +324,7 @@ impl Application for WsgiApp {
     /// it waits for I/O, and takes the GIL only inside [`Application::handle`].
     fn run_worker(&self, serve: &mut (dyn FnMut() + Send)) {
         interpreter::pin_thread();
-        Python::attach(|py| py.detach(|| serve()));
+        Python::attach(|py| py.detach(serve));
     }
 }
 
