@@ -372,6 +372,43 @@ mod fd0_listener {
     }
 
     #[test]
+    fn listening_socket_on_fd0_is_served_by_several_threads() {
+        let dir = temp_dir("fd0-threads");
+        let path = dir.path().join("lgw.sock");
+        let listener = UnixListener::bind(&path).expect("bind");
+        let server = Server::spawn_on(
+            OwnedFd::from(listener),
+            &[
+                "--diagnostic",
+                "--threads",
+                "2",
+                "--log",
+                &log_arg(dir.path()),
+            ],
+            &[],
+        );
+        let mut conns: Vec<UnixStream> = (0..4)
+            .map(|_| UnixStream::connect(&path).expect("connect"))
+            .collect();
+        for (n, s) in conns.iter_mut().enumerate() {
+            s.set_read_timeout(Some(Duration::from_secs(20)))
+                .expect("timeout");
+            let uri = format!("/{n}");
+            let r = exchange(s, 1, false, &nginx_params("GET", &uri, None), b"");
+            assert_eq!(shown(&r.cgi().text(), "PATH_INFO"), uri);
+        }
+        server.signal(Signal::TERM);
+        let (status, out, err) = server.wait(Duration::from_secs(10));
+        let log = read_log(dir.path());
+        assert!(
+            status.success() && out.is_empty() && err.is_empty(),
+            "{log}"
+        );
+        assert!(log.contains("serving with 2 request threads"), "{log}");
+        assert!(log.contains("exiting after 4 request(s)"), "{log}");
+    }
+
+    #[test]
     fn listening_tcp_socket_on_fd0_is_iis_tcp_mode() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
