@@ -375,6 +375,43 @@ mod fd0_listener {
     }
 
     #[test]
+    fn listening_socket_on_fd0_is_served_by_several_threads() {
+        let dir = temp_dir("fd0-threads");
+        let path = dir.path().join("lgw.sock");
+        let listener = UnixListener::bind(&path).expect("bind");
+        let server = Server::spawn_on(
+            OwnedFd::from(listener),
+            &[
+                "--diagnostic",
+                "--threads",
+                "2",
+                "--log",
+                &log_arg(dir.path()),
+            ],
+            &[],
+        );
+        let mut conns: Vec<UnixStream> = (0..4)
+            .map(|_| UnixStream::connect(&path).expect("connect"))
+            .collect();
+        for (n, s) in conns.iter_mut().enumerate() {
+            s.set_read_timeout(Some(Duration::from_secs(20)))
+                .expect("timeout");
+            let uri = format!("/{n}");
+            let r = exchange(s, 1, false, &nginx_params("GET", &uri, None), b"");
+            assert_eq!(shown(&r.cgi().text(), "PATH_INFO"), uri);
+        }
+        server.signal(Signal::TERM);
+        let (status, out, err) = server.wait(Duration::from_secs(10));
+        let log = read_log(dir.path());
+        assert!(
+            status.success() && out.is_empty() && err.is_empty(),
+            "{log}"
+        );
+        assert!(log.contains("serving with 2 request threads"), "{log}");
+        assert!(log.contains("exiting after 4 request(s)"), "{log}");
+    }
+
+    #[test]
     fn listening_tcp_socket_on_fd0_is_iis_tcp_mode() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -712,6 +749,40 @@ mod listen {
     }
 
     #[test]
+    fn threads_share_max_requests_and_exit_zero_after_the_last_response() {
+        let l = start(&[
+            "--threads",
+            "3",
+            "--max-requests",
+            "6",
+            "--log-level",
+            "debug",
+        ]);
+        for n in 0..6 {
+            let mut s = connect(&l.socket);
+            let uri = format!("/{n}");
+            let reply = exchange(&mut s, 1, false, &nginx_params("GET", &uri, None), b"");
+            assert_eq!(reply.cgi().status, 200);
+        }
+        let (status, ..) = l.server.wait(Duration::from_secs(10));
+        let log = read_log(l.dir.path());
+        assert!(status.success(), "{log}");
+        assert!(log.contains("serving with 3 request threads"), "{log}");
+        assert!(
+            log.contains("exiting after 6 request(s): the request limit was reached"),
+            "{log}"
+        );
+        // Request ids in the log stay unique across threads.
+        let mut ids: Vec<u64> = log
+            .lines()
+            .filter(|l| l.contains("(FastCGI id 1)"))
+            .filter_map(|l| l.split(" req=").nth(1)?.split(' ').next()?.parse().ok())
+            .collect();
+        ids.sort_unstable();
+        assert_eq!(ids, [1, 2, 3, 4, 5, 6], "{log}");
+    }
+
+    #[test]
     fn mount_point_rebuilds_paths_from_request_uri() {
         let l = start(&["--mount", "/app"]);
         let mut s = connect(&l.socket);
@@ -772,6 +843,19 @@ mod boundary {
         PathBuf,
         std::thread::JoinHandle<server::RunReport>,
     ) {
+        serve_threads(app, requests, 1)
+    }
+
+    /// [`serve`] with `threads` request threads.
+    fn serve_threads<A: Application + 'static>(
+        app: A,
+        requests: u64,
+        threads: usize,
+    ) -> (
+        tempfile::TempDir,
+        PathBuf,
+        std::thread::JoinHandle<server::RunReport>,
+    ) {
         let dir = temp_dir("boundary");
         let socket = dir.path().join("app.sock");
         let options = RunOptions {
@@ -784,6 +868,7 @@ mod boundary {
                 ..Default::default()
             },
             drain_time: Duration::from_secs(5),
+            threads,
             ..RunOptions::default()
         };
         let handle = std::thread::spawn(move || {
@@ -984,6 +1069,72 @@ mod boundary {
         assert_eq!(reply.cgi().body, b"bye");
         let report = handle.join().expect("join");
         assert_eq!(report.reason, server::StopReason::AppExit);
+    }
+
+    /// Sleeps 0.2 s per request, noting the thread; counts `run_worker` calls.
+    #[derive(Default)]
+    struct Sleeper {
+        workers: std::sync::atomic::AtomicUsize,
+        threads: std::sync::Mutex<Vec<std::thread::ThreadId>>,
+    }
+    impl Application for Sleeper {
+        fn handle(&self, _: &Request, _: &mut dyn Body, r: &mut dyn Response) -> Outcome {
+            std::thread::sleep(Duration::from_millis(200));
+            self.threads
+                .lock()
+                .expect("lock")
+                .push(std::thread::current().id());
+            let _ = r.start("200 OK", &[]);
+            let _ = r.write_final(b"slept");
+            Outcome::Complete
+        }
+
+        fn run_worker(&self, serve: &mut (dyn FnMut() + Send)) {
+            self.workers
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            serve();
+        }
+    }
+
+    #[test]
+    fn threads_serve_concurrently_through_run_worker_and_share_the_request_limit() {
+        let app = std::sync::Arc::new(Sleeper::default());
+        struct Shared(std::sync::Arc<Sleeper>);
+        impl Application for Shared {
+            fn handle(&self, q: &Request, b: &mut dyn Body, r: &mut dyn Response) -> Outcome {
+                self.0.handle(q, b, r)
+            }
+            fn run_worker(&self, serve: &mut (dyn FnMut() + Send)) {
+                self.0.run_worker(serve)
+            }
+        }
+        let (_dir, socket, handle) = serve_threads(Shared(app.clone()), 8, 4);
+        let start = Instant::now();
+        for _ in 0..2 {
+            std::thread::scope(|s| {
+                for _ in 0..4 {
+                    s.spawn(|| {
+                        let mut c = connect(&socket);
+                        let reply =
+                            exchange(&mut c, 1, false, &nginx_params("GET", "/", None), b"");
+                        assert_eq!(reply.cgi().body, b"slept");
+                    });
+                }
+            });
+        }
+        let elapsed = start.elapsed();
+        let report = handle.join().expect("join");
+        assert_eq!(report.requests, 8, "counted over all workers");
+        assert_eq!(report.reason, server::StopReason::MaxRequests);
+        assert_eq!(app.workers.load(std::sync::atomic::Ordering::SeqCst), 4);
+        let threads: std::collections::HashSet<_> =
+            app.threads.lock().expect("lock").iter().copied().collect();
+        assert!(threads.len() >= 2, "{threads:?}");
+        assert!(!threads.contains(&std::thread::current().id()));
+        assert!(
+            elapsed < Duration::from_millis(1200),
+            "8 × 0.2 s on 4 threads took {elapsed:?}"
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //!
 //! Modules: `conformance` (the PEP 3333 checklist of wsgi-embedding.md §7, apps in
 //! `tests/conformance/apps/`), `lifecycle` (venv selection, a refused venv, import failure,
-//! reload, SystemExit, atexit), `frameworks` (Flask and Django from PyPI in a cached venv).
+//! reload, SystemExit, atexit), `threads` (`--threads N`), `frameworks` (Flask and Django from PyPI in a cached venv).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -28,6 +28,7 @@ use crate::support::peers::Proc;
 mod conformance;
 mod frameworks;
 mod lifecycle;
+mod threads;
 
 /// `tests/conformance/apps`.
 fn apps_dir() -> PathBuf {

@@ -26,6 +26,8 @@ mode, lighttpd bin-path, spawn-fcgi, mod_fcgid). With --listen, iiswsgi binds a 
 Nothing is ever written to stdout or stderr while serving: IIS would turn it into a 500. The \
 log goes to --log, else <app root>/logs/iiswsgi.log, else <temp dir>/iiswsgi.log.
 
+Under IIS a process serves one request at a time on one thread (IIS runs maxInstances processes). Behind other servers, --threads N (or `[run] threads` of --manifest) runs N request threads, each with its own event loop accepting from the shared socket; they help I/O-bound apps (the GIL lets one thread run Python at a time).
+
 First step when IIS reports \"The FastCGI process exited unexpectedly\": register \
 `iiswsgi run --diagnostic` and browse to the site; the page shows what iiswsgi receives.";
 
@@ -94,7 +96,8 @@ pub struct Args {
           value_parser = clap::value_parser!(u32).range(1..))]
     max_conns: u32,
 
-    /// Exit gracefully after N requests (the web server starts a fresh process).
+    /// Exit gracefully after N requests (the web server starts a fresh process), counted over
+    /// all request threads.
     #[arg(long, value_name = "N")]
     max_requests: Option<u64>,
 
@@ -111,6 +114,12 @@ pub struct Args {
     /// they are killed.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     graceful_timeout: u64,
+    /// Request threads when serving a socket (--listen, or a listening socket on stdin),
+    /// 1–1024; each accepts connections for itself and keeps them. Ignored under IIS (one
+    /// request thread per process). Default: `[run] threads` of --manifest, else 1.
+    #[arg(long, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    threads: Option<u16>,
 
     #[command(flatten)]
     wsgi: WsgiArgs,
@@ -158,6 +167,7 @@ pub fn run(mut args: Args) -> ExitCode {
         grace: Duration::from_secs(args.graceful_timeout),
         args: supervisor::worker_args(std::env::args_os()),
     });
+    let threads_flag = args.threads;
     let options = match options(args) {
         Ok(o) => o,
         Err(message) => {
@@ -173,11 +183,29 @@ pub fn run(mut args: Args) -> ExitCode {
         }
     }
     let Some(mode) = mode else {
-        return wsgi::serve(options, wsgi);
+        return wsgi::serve(options, wsgi, threads_flag);
     };
-    match server::run(options, |info| Ok(Diagnostic::new(mode, info))) {
+    match server::run(options, |info| {
+        note_threads(info, threads_flag.map(usize::from));
+        Ok(Diagnostic::new(mode, info))
+    }) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => super::report_error(&e),
+    }
+}
+
+/// Under IIS (one connection on stdin) there is one request thread whatever was asked: say so
+/// once, at info level when `--threads` asked for more (`explicit`), else at debug level.
+fn note_threads(info: &server::ServerInfo, explicit: Option<usize>) {
+    if !info.single_connection {
+        return;
+    }
+    match explicit {
+        Some(n) if n > 1 => log::info!(
+            "--threads {n} ignored: over IIS's single connection requests run one at a time on \
+             one thread (IIS runs maxInstances processes)"
+        ),
+        _ => log::debug!("one request thread (IIS's single connection)"),
     }
 }
 
@@ -217,6 +245,7 @@ fn options(raw: Args) -> Result<RunOptions, String> {
         manifest,
         max_conns: raw.max_conns,
         max_requests: raw.max_requests,
+        threads: raw.threads.map_or(1, usize::from),
         ..RunOptions::default()
     })
 }
@@ -241,16 +270,28 @@ mod wsgi {
 
     /// Starts Python inside the server's application factory (on the main thread, after the
     /// log and the transport are set up), serves, then finalises Python on the same thread.
-    pub(super) fn serve(options: RunOptions, args: WsgiArgs) -> ExitCode {
-        let (prepared, chosen) = match prepare(&options, args) {
+    pub(super) fn serve(
+        mut options: RunOptions,
+        args: WsgiArgs,
+        threads_flag: Option<u16>,
+    ) -> ExitCode {
+        let (prepared, chosen, manifest_threads) = match prepare(&options, args) {
             Ok(p) => p,
             Err(message) => {
                 eprintln!("error: {message}");
                 return ExitCode::from(2);
             }
         };
+        // `--threads` wins over `[run] threads`; without either, one thread.
+        if threads_flag.is_none()
+            && let Some(n) = manifest_threads
+        {
+            options.threads = usize::from(n);
+        }
+        let threads = options.threads;
         let mut runtime: Option<Runtime> = None;
         let result = server::run(options, |info| {
+            super::note_threads(info, threads_flag.map(usize::from));
             match &chosen {
                 Some((dir, source)) => log::info!("venv: {} ({source})", dir.display()),
                 None => log::info!(
@@ -259,11 +300,16 @@ mod wsgi {
                 ),
             }
             let mut wsgi_options = prepared;
-            // §3.8: IIS and web-server-spawned processes are one of several processes with one
-            // request thread; `--listen` is one process serving one request at a time.
+            // §3.8: IIS (one connection) is one of several processes with one request thread;
+            // a web-server-spawned listener on stdin is one of several processes; `--listen` is
+            // one process. Sockets get `threads` request threads.
             wsgi_options.mode = match info.kind {
-                Kind::StdinConnection | Kind::StdinListener => Mode::SPAWNED,
-                Kind::Unix | Kind::Tcp => Mode::socket(1, 1),
+                Kind::StdinConnection => Mode::SPAWNED,
+                Kind::StdinListener => Mode {
+                    multithread: threads > 1,
+                    ..Mode::SPAWNED
+                },
+                Kind::Unix | Kind::Tcp => Mode::socket(threads, 1),
             };
             let started = wsgi::start(&wsgi_options, Arc::new(ServerLog))?;
             let app = started.app();
@@ -286,8 +332,9 @@ mod wsgi {
         }
     }
 
-    /// The WSGI options, and which venv was chosen and why (logged once the log is open).
-    fn prepare(run: &RunOptions, args: WsgiArgs) -> Result<(Options, Chosen), String> {
+    /// The WSGI options, which venv was chosen and why (logged once the log is open), and the
+    /// manifest's `[run] threads`.
+    fn prepare(run: &RunOptions, args: WsgiArgs) -> Result<(Options, Chosen, Option<u16>), String> {
         let manifest = match &run.manifest {
             Some(path) => Some(Manifest::load(path).map_err(|e| error_chain(&e))?),
             None => None,
@@ -362,7 +409,8 @@ mod wsgi {
             .clone()
             .filter(|_| !pattern.is_empty())
             .map(|root| ReloadOptions { root, pattern });
-        Ok((options, chosen))
+        let threads = manifest.as_ref().map(|m| m.run.threads);
+        Ok((options, chosen, threads))
     }
 
     fn error_chain(err: &dyn std::error::Error) -> String {
@@ -386,7 +434,7 @@ mod wsgi {
 
     use super::WsgiArgs;
 
-    pub(super) fn serve(_options: RunOptions, _args: WsgiArgs) -> ExitCode {
+    pub(super) fn serve(_options: RunOptions, _args: WsgiArgs, _threads: Option<u16>) -> ExitCode {
         eprintln!(
             "error: this build has no Python (built without the `python` feature); use \
              `iiswsgi run --diagnostic` to check the FastCGI side"

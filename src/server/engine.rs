@@ -6,7 +6,7 @@ use std::fmt;
 use std::io::{self, Read, Write};
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -191,9 +191,17 @@ where
     A: Application,
     F: FnOnce(&ServerInfo) -> Result<A, Box<dyn std::error::Error + Send + Sync>>,
 {
-    let poll = Poll::new().map_err(RunError::Poll)?;
-    let waker = mio::Waker::new(poll.registry(), WAKER).map_err(RunError::Poll)?;
-    let shutdown = Shutdown::new(waker);
+    let single = info.single_connection;
+    // IIS's single connection is served by one thread; a listener by `threads` loops.
+    let workers = if single { 1 } else { options.threads.max(1) };
+    let mut polls = Vec::with_capacity(workers);
+    let mut wakers = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        let poll = Poll::new().map_err(RunError::Poll)?;
+        wakers.push(mio::Waker::new(poll.registry(), WAKER).map_err(RunError::Poll)?);
+        polls.push(poll);
+    }
+    let shutdown = Shutdown::new(wakers);
     signals::install(&shutdown);
 
     let info = ServerInfo {
@@ -204,7 +212,6 @@ where
 
     let under_iis = std::env::var_os("APP_POOL_ID").is_some()
         || std::env::var_os(crate::iis::shutdown::PIPE_NAME_VAR).is_some();
-    let single = info.single_connection;
     let mut codec_config = if single {
         fastcgi::Config::iis()
     } else {
@@ -214,50 +221,216 @@ where
         // IIS fails the request on a type-11 record (iis-runtime §4.2), whatever the transport.
         codec_config.unknown_type_replies = false;
     }
-
-    let mut engine = Engine {
-        app: &app,
-        opts: options,
-        poll,
-        events: Events::with_capacity(256),
-        listener: None,
-        listener_ready: false,
-        conns: HashMap::new(),
-        fifo: VecDeque::new(),
-        next_token: FIRST_CONN,
-        shutdown,
-        single,
-        codec_config,
-        transport_name: info.kind.name(),
-        requests: 0,
-        stop: None,
-        scratch: vec![0; READ_CHUNK],
-        turn: Vec::new(),
-    };
     let endpoint = transport
         .take_endpoint()
         .ok_or_else(|| RunError::Poll(io::Error::other("the transport was already served")))?;
+    let setup = Setup {
+        app: &app,
+        opts: options,
+        shutdown: &shutdown,
+        single,
+        codec_config,
+        transport_name: info.kind.name(),
+    };
     match endpoint {
-        Endpoint::Connection(stream) => {
-            engine
-                .add_conn(stream, "the IIS connection on stdin".into())
-                .map_err(RunError::Poll)?;
-        }
-        Endpoint::Listener(mut l) => {
-            engine
-                .poll
-                .registry()
-                .register(&mut l, LISTENER, Interest::READABLE)
-                .map_err(RunError::Poll)?;
-            engine.listener = Some(l);
-            engine.listener_ready = true;
+        Endpoint::Listener(l) if workers > 1 => serve_threads(&setup, polls, l),
+        endpoint => {
+            let poll = polls
+                .pop()
+                .ok_or_else(|| RunError::Poll(io::Error::other("no poller")))?;
+            let mut engine = setup.engine(poll, None);
+            match endpoint {
+                Endpoint::Connection(stream) => {
+                    engine
+                        .add_conn(stream, "the IIS connection on stdin".into())
+                        .map_err(RunError::Poll)?;
+                }
+                Endpoint::Listener(l) => engine.listen(l).map_err(RunError::Poll)?,
+            }
+            let reason = engine.serve()?;
+            Ok(RunReport {
+                requests: engine.requests,
+                reason,
+            })
         }
     }
-    let reason = engine.serve()?;
-    Ok(RunReport {
-        requests: engine.requests,
-        reason,
-    })
+}
+
+/// What every event loop of a run shares.
+struct Setup<'a, A> {
+    app: &'a A,
+    opts: &'a RunOptions,
+    shutdown: &'a Arc<Shutdown>,
+    single: bool,
+    codec_config: fastcgi::Config,
+    transport_name: &'static str,
+}
+
+impl<'a, A: Application> Setup<'a, A> {
+    /// An event loop on `poll`; `workers` is `Some` for one of several worker threads.
+    fn engine(&self, poll: Poll, workers: Option<Workers<'a>>) -> Engine<'a, A> {
+        let max_conns = match &workers {
+            // The process-wide connection cap, split between the loops.
+            Some(w) => (self.opts.max_conns as usize).div_ceil(w.count).max(1),
+            None => self.opts.max_conns as usize,
+        };
+        Engine {
+            app: self.app,
+            opts: self.opts,
+            poll,
+            events: Events::with_capacity(256),
+            listener: None,
+            listener_ready: false,
+            conns: HashMap::new(),
+            fifo: VecDeque::new(),
+            next_token: FIRST_CONN,
+            shutdown: Arc::clone(self.shutdown),
+            single: self.single,
+            codec_config: self.codec_config.clone(),
+            transport_name: self.transport_name,
+            requests: 0,
+            stop: None,
+            scratch: vec![0; READ_CHUNK],
+            turn: Vec::new(),
+            max_conns,
+            workers,
+        }
+    }
+}
+
+/// What a worker thread's loop shares with the other workers.
+struct Workers<'a> {
+    /// How many loops serve the listener.
+    count: usize,
+    /// Requests started by all workers, when `max_requests` is set (only then: a single loop
+    /// counts in a plain field).
+    started: Option<&'a AtomicU64>,
+    /// Since when this loop has seen the listener ready without accepting (see
+    /// `Engine::accept_at`).
+    ready_since: Option<Instant>,
+}
+
+/// `--threads N`: N event loops, one per worker thread, each with its own poller and its own
+/// handle on the listening socket, accepting for itself (a connection stays with the loop that
+/// accepted it). The calling thread only waits; the shutdown flag, the request count and the
+/// log's request ids are process-wide.
+fn serve_threads<A: Application>(
+    setup: &Setup<'_, A>,
+    polls: Vec<Poll>,
+    listener: Listener,
+) -> Result<RunReport, RunError> {
+    let count = polls.len();
+    let mut listeners = Vec::with_capacity(count);
+    for _ in 1..count {
+        listeners.push(listener.try_clone().map_err(RunError::Poll)?);
+    }
+    listeners.push(listener);
+    let started = AtomicU64::new(0);
+    let started = setup.opts.max_requests.map(|_| &started);
+    log::info!("serving with {count} request threads");
+    let results: Vec<Result<RunReport, RunError>> = std::thread::scope(|scope| {
+        let mut handles = Vec::with_capacity(count);
+        for (i, (poll, listener)) in polls.into_iter().zip(listeners).enumerate() {
+            let workers = Workers {
+                count,
+                started,
+                ready_since: None,
+            };
+            let spawned = std::thread::Builder::new()
+                .name(format!("iiswsgi-worker-{}", i + 1))
+                .spawn_scoped(scope, move || worker(setup, poll, listener, workers));
+            match spawned {
+                Ok(h) => handles.push(h),
+                Err(e) => {
+                    log::error!("cannot start request thread {}: {e}", i + 1);
+                    setup.shutdown.trigger(Trigger::App);
+                    break;
+                }
+            }
+        }
+        let spawned = handles.len();
+        let mut results: Vec<_> = handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(RunError::Poll(io::Error::other(
+                        "a request thread panicked",
+                    )))
+                })
+            })
+            .collect();
+        if spawned < count {
+            results.push(Err(RunError::Poll(io::Error::other(
+                "cannot start the request threads",
+            ))));
+        }
+        results
+    });
+    let mut requests = 0;
+    let mut first = None;
+    for r in results {
+        let report = r?;
+        requests += report.requests;
+        first.get_or_insert(report.reason);
+    }
+    // The process-wide trigger says why all stopped; a loop's own reason otherwise.
+    let reason = match setup.shutdown.requested() {
+        Some(Trigger::Signal) => StopReason::Signal,
+        Some(Trigger::ShutdownEvent) => StopReason::ShutdownEvent,
+        Some(Trigger::MaxRequests) => StopReason::MaxRequests,
+        Some(Trigger::App) => first.unwrap_or(StopReason::AppExit),
+        _ => first.unwrap_or(StopReason::AppExit),
+    };
+    Ok(RunReport { requests, reason })
+}
+
+/// One worker thread: its event loop, inside [`Application::run_worker`]. A failing loop
+/// stops the others.
+fn worker<'a, A: Application>(
+    setup: &Setup<'a, A>,
+    poll: Poll,
+    listener: Listener,
+    workers: Workers<'a>,
+) -> Result<RunReport, RunError> {
+    /// Stops the other workers if this one unwinds.
+    struct StopOthers<'s>(&'s Shutdown);
+    impl Drop for StopOthers<'_> {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                self.0.trigger(Trigger::App);
+            }
+        }
+    }
+    let _guard = StopOthers(setup.shutdown);
+    let mut engine = setup.engine(poll, Some(workers));
+    let mut listener = Some(listener);
+    let mut result = None;
+    setup.app.run_worker(&mut || {
+        let Some(l) = listener.take() else {
+            return; // `run_worker` must call `serve` once; a second call has nothing to do.
+        };
+        result = Some(
+            engine
+                .listen(l)
+                .map_err(RunError::Poll)
+                .and_then(|()| engine.serve()),
+        );
+    });
+    let result = result.unwrap_or_else(|| {
+        Err(RunError::Poll(io::Error::other(
+            "the application did not run the request thread",
+        )))
+    });
+    match result {
+        Ok(reason) => Ok(RunReport {
+            requests: engine.requests,
+            reason,
+        }),
+        Err(e) => {
+            setup.shutdown.trigger(Trigger::App);
+            Err(e)
+        }
+    }
 }
 
 /// Readiness remembered per connection (mio is edge-triggered: a flag stays set until a
@@ -574,9 +747,23 @@ struct Engine<'a, A> {
     scratch: Vec<u8>,
     /// The connections to service this turn, reused so the loop allocates nothing per request.
     turn: Vec<Token>,
+    /// Most connections this loop holds at once.
+    max_conns: usize,
+    /// `Some` when this loop is one of several worker threads.
+    workers: Option<Workers<'a>>,
 }
 
 impl<A: Application> Engine<'_, A> {
+    /// Watches `l` for connections to accept.
+    fn listen(&mut self, mut l: Listener) -> io::Result<()> {
+        self.poll
+            .registry()
+            .register(&mut l, LISTENER, Interest::READABLE)?;
+        self.listener = Some(l);
+        self.listener_ready = true;
+        Ok(())
+    }
+
     fn add_conn(&mut self, mut stream: Stream, peer: String) -> io::Result<()> {
         let token = Token(self.next_token);
         self.next_token += 1;
@@ -602,6 +789,7 @@ impl<A: Application> Engine<'_, A> {
                 self.begin_shutdown(match t {
                     Trigger::ShutdownEvent => StopReason::ShutdownEvent,
                     Trigger::App => StopReason::AppExit,
+                    Trigger::MaxRequests => StopReason::MaxRequests,
                     _ => StopReason::Signal,
                 });
             }
@@ -675,8 +863,28 @@ impl<A: Application> Engine<'_, A> {
         None
     }
 
+    /// When a worker thread may accept the next connection (`None`: single loop, or nothing
+    /// to accept). A worker accepts one connection per turn, and one that already holds `k`
+    /// connections lets the listener stay ready for `k` ms first, so that a burst of new
+    /// connections goes to the workers holding none (a connection stays with the worker that
+    /// accepted it, so two on one worker are served one after the other).
+    fn accept_at(&self) -> Option<Instant> {
+        let w = self.workers.as_ref()?;
+        if !self.listener_ready || self.listener.is_none() || self.conns.len() >= self.max_conns {
+            return None;
+        }
+        let held = self.conns.len() as u32;
+        Some(w.ready_since.map_or_else(Instant::now, |since| {
+            since + Duration::from_millis(1) * held
+        }))
+    }
+
     fn next_deadline(&self) -> Option<Instant> {
-        self.conns.values().filter_map(|c| c.closing).min()
+        let closing = self.conns.values().filter_map(|c| c.closing).min();
+        match self.accept_at() {
+            Some(at) => Some(closing.map_or(at, |c| c.min(at))),
+            None => closing,
+        }
     }
 
     fn begin_shutdown(&mut self, reason: StopReason) {
@@ -690,7 +898,21 @@ impl<A: Application> Engine<'_, A> {
     }
 
     fn accept(&mut self) {
-        while self.listener_ready && self.conns.len() < self.opts.max_conns as usize {
+        if let Some(w) = self.workers.as_mut() {
+            if !self.listener_ready {
+                w.ready_since = None;
+                return;
+            }
+            let now = Instant::now();
+            let since = *w.ready_since.get_or_insert(now);
+            if !self.conns.is_empty()
+                && now < since + Duration::from_millis(1) * self.conns.len() as u32
+            {
+                return;
+            }
+            w.ready_since = None;
+        }
+        while self.listener_ready && self.conns.len() < self.max_conns {
             let Some(listener) = &self.listener else {
                 return;
             };
@@ -699,6 +921,11 @@ impl<A: Application> Engine<'_, A> {
                     log::debug!("connection from {peer}");
                     if let Err(e) = self.add_conn(stream, peer) {
                         log::warn!("cannot watch a new connection: {e}");
+                    }
+                    if let Some(w) = self.workers.as_mut() {
+                        // One per turn: see `accept_at`. More may be waiting.
+                        w.ready_since = Some(Instant::now());
+                        return;
                     }
                 }
                 Ok(Accepted::Refused(addr)) => {
@@ -810,6 +1037,11 @@ impl<A: Application> Engine<'_, A> {
             return;
         };
         self.requests += 1;
+        // Several workers share the limit; one loop counts alone, with no atomic per request.
+        let counted = match self.workers.as_ref().and_then(|w| w.started) {
+            Some(started) => started.fetch_add(1, Ordering::Relaxed) + 1,
+            None => self.requests,
+        };
         let scope = RequestScope::begin();
         let id = job.id;
         let aborted = job.aborted;
@@ -889,14 +1121,20 @@ impl<A: Application> Engine<'_, A> {
         let (conn, fate) = exchange.finish(outcome, self.single, &error_id);
         if outcome == Outcome::Exit {
             self.stop.get_or_insert(StopReason::AppExit);
+            if self.workers.is_some() {
+                self.shutdown.trigger(Trigger::App); // the other workers stop too
+            }
         }
         drop(scope);
         self.after_job(t, conn, fate);
         if let Some(max) = self.opts.max_requests
-            && self.requests >= max
+            && counted >= max
             && self.stop.is_none()
         {
             self.begin_shutdown(StopReason::MaxRequests);
+            if self.workers.is_some() {
+                self.shutdown.trigger(Trigger::MaxRequests);
+            }
         }
     }
 

@@ -8,15 +8,28 @@
 //!
 //! # Threads and order
 //!
-//! One application call runs at a time, on the thread that called [`run`] (under IIS that is
-//! the main thread, which the Python bridge needs: `threading.main_thread()` is the request
-//! thread and `signal.signal` works). Many connections may be open (nginx keeps a pool):
-//! readiness I/O watches every idle connection, complete requests wait in a FIFO, and the
-//! server never blocks on an idle keep-alive connection while another has a request waiting.
-//! While the application runs, its body reads and response writes wait only on its own
-//! connection (with timeouts); readiness seen meanwhile on other connections is remembered.
-//! A future `--threads N` (issue #5) would run N such loops' application calls on workers fed
-//! by the same FIFO; [`Application`] is `Send + Sync` for that reason.
+//! An event loop runs one application call at a time. Many connections may be open (nginx
+//! keeps a pool): readiness I/O watches every idle connection, complete requests wait in a
+//! FIFO, and the loop never blocks on an idle keep-alive connection while another has a
+//! request waiting. While the application runs, its body reads and response writes wait only
+//! on its own connection (with timeouts); readiness seen meanwhile on other connections is
+//! remembered.
+//!
+//! With one thread ([`RunOptions::threads`] = 1, and always over IIS's single connection) the
+//! loop runs on the thread that called [`run`] (under IIS the main thread, which the Python
+//! bridge needs: `threading.main_thread()` is the request thread and `signal.signal` works).
+//!
+//! With `--threads N` on a listening socket, N worker threads each run their own loop (own
+//! poller, own duplicate of the listening socket), inside [`Application::run_worker`], and
+//! accept for themselves, like uWSGI threads sharing an accept socket; the calling thread only
+//! waits for them. A connection stays with the loop that accepted it, so requests on one
+//! connection are served in order by one thread; a loop accepts one connection per turn and,
+//! if it already holds some, lets the others pick first. What is per process stays so: the
+//! shutdown flag (SIGTERM/SIGINT, IIS's event, [`StopHandle`]) wakes every loop, and each
+//! finishes its current request before returning; [`Outcome::Exit`] in one worker stops them
+//! all; `max_requests` counts over all workers (an atomic only then: one loop counts in a
+//! plain field); log request ids (`req=N`) are process-wide. [`Application`] is
+//! `Send + Sync` for that reason.
 //!
 //! # What the server guarantees an application
 //!
@@ -137,4 +150,12 @@ pub trait Application: Send + Sync {
         body: &mut dyn Body,
         response: &mut dyn Response,
     ) -> Outcome;
+
+    /// Runs `serve`, one worker thread's whole life (its event loop, many requests), on that
+    /// thread. With `--threads N > 1` the server calls it once on each of its N worker
+    /// threads; never with one thread. The default just calls `serve`; the WSGI bridge
+    /// overrides it to attach the thread to Python for its whole life.
+    fn run_worker(&self, serve: &mut (dyn FnMut() + Send)) {
+        serve();
+    }
 }

@@ -25,8 +25,12 @@ pub struct RunOptions {
     /// `FCGI_MAX_CONNS`/`FCGI_MAX_REQS` answer to `GET_VALUES`. Default 64.
     pub max_conns: u32,
     /// Exit gracefully after this many requests (like IIS `instanceMaxRequests`, gunicorn
-    /// `max_requests`); `None` never.
+    /// `max_requests`), counted over all worker threads; `None` never.
     pub max_requests: Option<u64>,
+    /// Request threads when serving a listening socket (`--listen`, or one on fd 0): each
+    /// runs its own event loop and accepts from the shared socket. Over IIS's single
+    /// connection there is always one. Default 1.
+    pub threads: usize,
     /// Longest wait for the next body bytes while the app reads the body. Default 60 s.
     pub read_timeout: Duration,
     /// Longest wait for the peer to accept response bytes. Default 60 s.
@@ -53,6 +57,7 @@ impl Default for RunOptions {
             manifest: None,
             max_conns: 64,
             max_requests: None,
+            threads: 1,
             read_timeout: Duration::from_secs(60),
             write_timeout: Duration::from_secs(60),
             drain_bytes: 64 * 1024 * 1024,

@@ -1,6 +1,7 @@
 //! Graceful-shutdown triggers: SIGTERM/SIGINT on Unix, IIS's `_FCGI_SHUTDOWN_EVENT_` on
-//! Windows. Each sets one flag and wakes the event loop; the loop stops accepting, finishes the
-//! current request and returns. The watcher threads never run application code.
+//! Windows. Each sets one flag and wakes every event loop (one per worker thread); each loop
+//! stops accepting, finishes its current request and returns. The watcher threads never run
+//! application code.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -12,22 +13,25 @@ pub(crate) enum Trigger {
     None = 0,
     Signal = 1,
     ShutdownEvent = 2,
-    /// The application asked to stop ([`super::StopHandle`]).
+    /// The application asked to stop ([`super::StopHandle`]), or a worker thread failed.
     App = 3,
+    /// The workers together served `max_requests`.
+    MaxRequests = 4,
 }
 
-/// The flag the triggers set and the loop reads.
+/// The flag the triggers set and the loops read: one per process, shared by the workers.
 #[derive(Debug)]
 pub(crate) struct Shutdown {
     trigger: AtomicU8,
-    waker: mio::Waker,
+    /// One per event loop.
+    wakers: Vec<mio::Waker>,
 }
 
 impl Shutdown {
-    pub(crate) fn new(waker: mio::Waker) -> Arc<Self> {
+    pub(crate) fn new(wakers: Vec<mio::Waker>) -> Arc<Self> {
         Arc::new(Shutdown {
             trigger: AtomicU8::new(Trigger::None as u8),
-            waker,
+            wakers,
         })
     }
 
@@ -38,7 +42,9 @@ impl Shutdown {
             Ordering::SeqCst,
             Ordering::SeqCst,
         );
-        let _ = self.waker.wake();
+        for waker in &self.wakers {
+            let _ = waker.wake();
+        }
     }
 
     pub(crate) fn requested(&self) -> Option<Trigger> {
@@ -46,6 +52,7 @@ impl Shutdown {
             1 => Some(Trigger::Signal),
             2 => Some(Trigger::ShutdownEvent),
             3 => Some(Trigger::App),
+            4 => Some(Trigger::MaxRequests),
             _ => None,
         }
     }

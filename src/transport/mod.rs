@@ -347,6 +347,31 @@ impl Listener {
             }
         }
     }
+
+    /// A second handle on the same listening socket (a duplicated descriptor), so several
+    /// worker threads can each register it with their own poller and accept from it.
+    pub fn try_clone(&self) -> io::Result<Listener> {
+        match self {
+            #[cfg(unix)]
+            Listener::Unix(l) => {
+                use std::os::fd::AsFd;
+                let fd = l.as_fd().try_clone_to_owned()?;
+                Ok(Listener::Unix(mio::net::UnixListener::from_std(
+                    std::os::unix::net::UnixListener::from(fd),
+                )))
+            }
+            Listener::Tcp(l, allow) => {
+                #[cfg(unix)]
+                let owned = std::os::fd::AsFd::as_fd(l).try_clone_to_owned()?;
+                #[cfg(windows)]
+                let owned = std::os::windows::io::AsSocket::as_socket(l).try_clone_to_owned()?;
+                Ok(Listener::Tcp(
+                    mio::net::TcpListener::from_std(std::net::TcpListener::from(owned)),
+                    allow.clone(),
+                ))
+            }
+        }
+    }
 }
 
 impl Source for Listener {

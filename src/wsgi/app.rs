@@ -317,6 +317,15 @@ impl Application for WsgiApp {
             other => other,
         }
     }
+
+    /// A worker thread (`--threads N`) is attached to Python for its whole life
+    /// (wsgi-embedding §4): one thread state, made here and kept, so `threading.local` is per
+    /// worker and each request's `attach` only takes the GIL. The loop itself runs detached:
+    /// it waits for I/O, and takes the GIL only inside [`Application::handle`].
+    fn run_worker(&self, serve: &mut (dyn FnMut() + Send)) {
+        interpreter::pin_thread();
+        Python::attach(|py| py.detach(serve));
+    }
 }
 
 /// The app behind an `Arc`, as `iiswsgi run` shares it with the server.
@@ -328,6 +337,10 @@ impl Application for Arc<WsgiApp> {
         response: &mut dyn Response,
     ) -> Outcome {
         WsgiApp::handle(self, request, body, response)
+    }
+
+    fn run_worker(&self, serve: &mut (dyn FnMut() + Send)) {
+        WsgiApp::run_worker(self, serve)
     }
 }
 
