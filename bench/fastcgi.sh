@@ -51,7 +51,7 @@ trap cleanup EXIT
 echo "== build"
 (cd "$root" && cargo build --release --quiet $CARGO_FLAGS)
 iiswsgi="$root/target/release/iiswsgi"
-cc -O2 -pthread -o "$work/c-responder" "$root/bench/c-responder/hello.c" -lfcgi
+cc -O2 -pthread -o "$work/c-responder" "${C_SOURCE:-$root/bench/c-responder/hello.c}" -lfcgi
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -182,7 +182,7 @@ for scenario in $SCENARIOS; do
     read -r c_rps c_p99 c_err < <(run_wrk "$port_c" "${wrk_args[@]}")
     [ "$i_err" = 0 ] || echo "   iiswsgi: $i_err non-2xx responses or socket errors in round $round" >&2
     [ "$c_err" = 0 ] || echo "   C: $c_err non-2xx responses or socket errors in round $round" >&2
-    ratio=$(awk -v a="$i_rps" -v b="$c_rps" 'BEGIN {printf "%.2f", a/b}')
+    ratio=$(awk -v a="$i_rps" -v b="$c_rps" 'BEGIN {if (b > 0) printf "%.2f", a/b; else print "nan"}')
     printf '%-6s %14s %10s %14s %10s %8s\n' "$round" "$i_rps" "$i_p99" "$c_rps" "$c_p99" "$ratio"
     echo "$i_rps" >>"$work/i.rps"; echo "$c_rps" >>"$work/c.rps"
     echo "$i_p99" >>"$work/i.p99"; echo "$c_p99" >>"$work/c.p99"; echo "$ratio" >>"$work/ratio"
@@ -190,7 +190,7 @@ for scenario in $SCENARIOS; do
   printf '%-6s %14s %10s %14s %10s %8s\n' median "$(median <"$work/i.rps")" "$(median <"$work/i.p99")" \
     "$(median <"$work/c.rps")" "$(median <"$work/c.p99")" "$(median <"$work/ratio")"
   ratio=$(median <"$work/ratio")
-  verdict=$(awk -v r="$ratio" 'BEGIN {print (r >= 1.0) ? "meets" : "BELOW"}')
+  verdict=$(awk -v r="$ratio" 'BEGIN {print (r != "nan" && r + 0 >= 1.0) ? "meets" : "BELOW"}')
   echo "iiswsgi/C req/s, median of per-round ratios ($scenario): ${ratio}x ($verdict the 1.0x target)"
   if grep -qE '\[(error|crit|alert|emerg)\]' "$work/$scenario/nginx.err"; then
     echo "nginx logged errors:" >&2; grep -E '\[(error|crit|alert|emerg)\]' "$work/$scenario/nginx.err" | head -5 >&2
