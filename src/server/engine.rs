@@ -343,7 +343,7 @@ impl Conn {
 
     /// Whether more input should be read now: the codec wants it and no waiting request has
     /// buffered more body than the cap (backpressure until it runs).
-    fn want_read(&self, queued_cap: usize) -> bool {
+    pub(super) fn want_read(&self, queued_cap: usize) -> bool {
         !self.eof
             && self.codec.wants_input()
             && self
