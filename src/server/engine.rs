@@ -18,7 +18,8 @@ use super::options::RunOptions;
 use super::signals::{self, Shutdown, Trigger};
 use super::{Application, Outcome, Request};
 use crate::fastcgi::{self, Event, Params, Rejection};
-use crate::iis::environ::{self, Notes};
+use crate::iis::environ::{self, Mode, Notes};
+use crate::iis::identity::AppIdentity;
 use crate::logging::{self, Destination, RequestScope};
 use crate::transport::{self, Accepted, Endpoint, Kind, Listener, Stream, TransportError};
 
@@ -233,6 +234,7 @@ where
         stop: None,
         scratch: vec![0; READ_CHUNK],
         turn: Vec::new(),
+        identity: AppIdentity::configured(options.app_root.as_deref()),
     };
     let endpoint = transport
         .take_endpoint()
@@ -574,6 +576,8 @@ struct Engine<'a, A> {
     scratch: Vec<u8>,
     /// The connections to service this turn, reused so the loop allocates nothing per request.
     turn: Vec<Token>,
+    /// The IIS application this process serves (iis-runtime §12 item 12).
+    identity: AppIdentity,
 }
 
 impl<A: Application> Engine<'_, A> {
@@ -846,13 +850,30 @@ impl<A: Application> Engine<'_, A> {
             JobKind::Request(params) => {
                 let raw = params.to_pairs();
                 exchange.conn.codec.recycle_params(params);
-                match environ::normalise(&raw, &self.opts.environ) {
+                let identity = &mut self.identity;
+                let checked = environ::normalise(&raw, &self.opts.environ).map(|env| {
+                    let wrong_app = match env.mode {
+                        Mode::Iis => identity.check(&env.params).err(),
+                        Mode::Generic => None,
+                    };
+                    (env, wrong_app)
+                });
+                match checked {
                     Err(e) => {
                         log::info!("answered 400: {e}");
                         let _ = exchange.respond_plain(e.status(), &e.to_string());
                         Outcome::Complete
                     }
-                    Ok(env) => {
+                    Ok((_, Some(mismatch))) => {
+                        // Another IIS application's request: never reaches this app.
+                        log::error!("error id {error_id}: {mismatch}");
+                        let _ = exchange.respond_plain(
+                            "500 Internal Server Error",
+                            &format!("Internal Server Error (error id {error_id})"),
+                        );
+                        Outcome::Complete
+                    }
+                    Ok((env, None)) => {
                         log_notes_once(env.notes);
                         if log::log_enabled!(log::Level::Debug) {
                             let method = env.get(b"REQUEST_METHOD").unwrap_or_default();
