@@ -379,6 +379,18 @@ fn open_sink(config: &LogConfig) -> (Sink, Destination) {
     (Sink::Discard, Destination::Discarded)
 }
 
+/// Where the installed logger writes now: the file (its path, which rotation keeps), stderr,
+/// or nowhere. `None` before [`init`]. The WSGI bridge points Python's `faulthandler` there.
+pub fn destination() -> Option<Destination> {
+    let logger = LOGGER.get()?;
+    let sink = logger.sink.lock().unwrap_or_else(|p| p.into_inner());
+    Some(match &*sink {
+        Sink::File(f) => Destination::File(f.path.clone()),
+        Sink::Stderr => Destination::Stderr,
+        Sink::Discard => Destination::Discarded,
+    })
+}
+
 /// Writes one record at `level` whatever the configured filter says is irrelevant here:
 /// it is for text the app printed (`sys.stdout`, `sys.stderr`, `wsgi.errors`), which is
 /// logged as INFO or WARNING by the WSGI bridge and must not be lost to filtering.

@@ -188,7 +188,7 @@ mod client {
 /// Against `iiswsgi run --diagnostic`.
 mod iiswsgi {
     use super::*;
-    use crate::support::peers::{diagnostic_value, fnv1a64};
+    use crate::support::peers::{diagnostic_value, fnv1a64, iiswsgi_log};
 
     fn start(label: &str, app: IisApp) -> (Sandbox, IisProcess) {
         let sandbox = Sandbox::new(label);
@@ -313,6 +313,77 @@ mod iiswsgi {
             assert_eq!(shown(&response, "SCRIPT_NAME"), script_name, "{url}");
             assert_eq!(shown(&response, "PATH_INFO"), path_info, "{url}");
         }
+        process.close_pipe_and_expect_clean_exit();
+    }
+
+    /// iis-runtime §12 item 12: two IIS applications that share one FastCGI registration
+    /// share its processes. A request for the other one is answered 500 without reaching the
+    /// app, with one log line naming both paths and the fix; the process serves on.
+    #[test]
+    fn request_for_another_application_sharing_the_pool_gets_500_and_the_process_serves_on() {
+        let (sandbox, mut process) = start("iis-shared-pool", IisApp::sub("/shop"));
+        let pid = process.pid();
+        ok(&process.send(&IisRequest::get("/shop/cart")));
+
+        process.app = IisApp::sub("/blog");
+        let wrong = process.send(&IisRequest::get("/blog/post"));
+        assert_eq!(wrong.cgi.status, 500, "{}", wrong.cgi.text());
+        let text = wrong.cgi.text();
+        assert!(text.contains("error id"), "{text}");
+        assert!(
+            diagnostic_value(&wrong.cgi.body, "PATH_INFO").is_none(),
+            "the app was called: {text}"
+        );
+        assert_eq!((wrong.protocol_status, wrong.app_status), (0, 0));
+        let error_id = text
+            .split("error id ")
+            .nth(1)
+            .map(|t| t.trim_end_matches([')', '\n']).to_owned())
+            .expect("error id");
+        let log = std::fs::read_to_string(iiswsgi_log(sandbox.path())).unwrap_or_default();
+        let lines: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("another application"))
+            .collect();
+        assert_eq!(lines.len(), 1, "{log}");
+        for needle in [
+            error_id.as_str(),
+            "/LM/W3SVC/1/ROOT/blog",
+            r"C:\inetpub\wwwroot\blog\",
+            "/LM/W3SVC/1/ROOT/shop",
+            r"C:\inetpub\wwwroot\shop\",
+            "share one FastCGI application",
+            "arguments",
+        ] {
+            assert!(lines[0].contains(needle), "{needle} missing: {}", lines[0]);
+        }
+
+        // The physical path alone differing is a mismatch too.
+        process.app = IisApp {
+            physical_path: r"D:\sites\shop".into(),
+            ..IisApp::sub("/shop")
+        };
+        assert_eq!(process.send(&IisRequest::get("/shop/x")).cgi.status, 500);
+
+        process.app = IisApp::sub("/shop");
+        ok(&process.send(&IisRequest::get("/shop/after")));
+        assert_eq!(process.pid(), pid, "the same process serves on");
+        process.close_pipe_and_expect_clean_exit();
+    }
+
+    #[test]
+    fn same_application_with_other_case_and_trailing_backslash_is_served() {
+        let (_sandbox, mut process) = start("iis-same-app", IisApp::sub("/shop"));
+        ok(&process.send(&IisRequest::get("/shop/a")));
+        process.app = IisApp {
+            virtual_path: "/SHOP".into(),
+            // The client adds IIS's trailing `\`, so this one ends in two.
+            physical_path: r"c:\INETPUB\wwwroot\Shop\".into(),
+            ..IisApp::sub("/shop")
+        };
+        let response = process.send(&IisRequest::get("/SHOP/b"));
+        ok(&response);
+        assert_eq!(shown(&response, "PATH_INFO"), "/b");
         process.close_pipe_and_expect_clean_exit();
     }
 

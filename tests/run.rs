@@ -1071,6 +1071,189 @@ mod boundary {
         assert_eq!(report.reason, server::StopReason::AppExit);
     }
 
+    /// `/slow` streams up to 200 chunks of 1 KiB, one every 20 ms, and records how its
+    /// writes ended; any other path answers `quick` at once.
+    #[derive(Default, Clone)]
+    struct SlowStream {
+        written: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+        failed: std::sync::Arc<std::sync::Mutex<Option<std::io::ErrorKind>>>,
+    }
+    impl Application for SlowStream {
+        fn handle(&self, req: &Request, _: &mut dyn Body, r: &mut dyn Response) -> Outcome {
+            if req.param(b"PATH_INFO") != Some(b"/slow") {
+                let _ = r.start("200 OK", &[]);
+                let _ = r.write_final(b"quick");
+                return Outcome::Complete;
+            }
+            let _ = r.start("200 OK", &[(b"Content-Type", b"text/plain")]);
+            for _ in 0..200 {
+                if let Err(e) = r.write(&[b'x'; 1024]) {
+                    *self.failed.lock().expect("lock") = Some(e.kind());
+                    return Outcome::Aborted;
+                }
+                self.written
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Outcome::Complete
+        }
+    }
+
+    /// Reads records until `n` non-empty STDOUT records of request `id` arrived.
+    fn read_stdout_records(s: &mut UnixStream, id: u16, n: usize) {
+        let mut seen = 0;
+        while seen < n {
+            let rec = fc::read_record(s).expect("read").expect("record");
+            assert_eq!((rec.id, rec.kind), (id, fc::STDOUT), "{rec:?}");
+            if !rec.content.is_empty() {
+                seen += 1;
+            }
+        }
+    }
+
+    #[test]
+    fn abort_request_mid_response_fails_the_next_write_and_ends_the_request_complete() {
+        let app = SlowStream::default();
+        let (_dir, socket, handle) = serve(app.clone(), 2);
+        let mut s = connect(&socket);
+        s.write_all(&fc::request_bytes(
+            1,
+            true,
+            &nginx_params("GET", "/slow", None),
+            b"",
+            8192,
+        ))
+        .expect("write");
+        read_stdout_records(&mut s, 1, 3);
+        // While request 1 streams: a GET_VALUES, the abort, then a pipelined request 2. The
+        // server reads them all while writing; request 2 must be kept for later.
+        let mut late = fc::record(
+            fc::GET_VALUES,
+            0,
+            &fc::pairs(&[("FCGI_MPXS_CONNS", "")], false),
+            0,
+        );
+        late.extend(fc::record(fc::ABORT_REQUEST, 1, &[], 0));
+        late.extend(fc::request_bytes(
+            2,
+            true,
+            &nginx_params("GET", "/quick", None),
+            b"",
+            8192,
+        ));
+        let aborted_at = Instant::now();
+        s.write_all(&late).expect("write");
+        let mut records = Vec::new();
+        let end = loop {
+            let rec = fc::read_record(&mut s).expect("read").expect("record");
+            if rec.kind == fc::END_REQUEST {
+                break rec;
+            }
+            records.push(rec);
+        };
+        let took = aborted_at.elapsed();
+        assert_eq!(end.id, 1);
+        // iis-runtime §12 item 5: app status 0, REQUEST_COMPLETE, after an empty STDOUT.
+        assert_eq!(end.content, [0, 0, 0, 0, 0, 0, 0, 0]);
+        let last = records.last().expect("records before END_REQUEST");
+        assert_eq!((last.kind, last.id, last.content.len()), (fc::STDOUT, 1, 0));
+        assert!(
+            records.iter().any(|r| r.kind == fc::GET_VALUES_RESULT),
+            "GET_VALUES answered while the response streamed: {records:?}"
+        );
+        assert!(took < Duration::from_secs(2), "the abort took {took:?}");
+        assert_eq!(
+            *app.failed.lock().expect("lock"),
+            Some(std::io::ErrorKind::ConnectionAborted)
+        );
+        let written = app.written.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(written < 20, "{written} chunks written after the abort");
+        // The pipelined request read during the response is served next, on the same
+        // connection.
+        let reply = fc::read_reply(&mut s, 2).expect("reply to request 2");
+        assert_eq!(reply.cgi().body, b"quick");
+        assert_eq!(handle.join().expect("join").requests, 2);
+    }
+
+    #[test]
+    fn abort_request_mid_body_fails_the_read_and_keeps_the_connection() {
+        /// Reads the body until it fails; records how.
+        #[derive(Default, Clone)]
+        struct Reader(std::sync::Arc<std::sync::Mutex<Option<std::io::ErrorKind>>>);
+        impl Application for Reader {
+            fn handle(&self, req: &Request, body: &mut dyn Body, r: &mut dyn Response) -> Outcome {
+                if req.param(b"PATH_INFO") == Some(b"/upload") {
+                    let mut sink = Vec::new();
+                    if let Err(e) = body.read_to_end(&mut sink) {
+                        *self.0.lock().expect("lock") = Some(e.kind());
+                        return Outcome::Aborted;
+                    }
+                }
+                let _ = r.start("200 OK", &[]);
+                let _ = r.write_final(b"next");
+                Outcome::Complete
+            }
+        }
+        let app = Reader::default();
+        let (_dir, socket, handle) = serve(app.clone(), 2);
+        let mut s = connect(&socket);
+        // More than the queued-body cap (1 MiB), so the app starts before the body ends.
+        let sent = vec![b'u'; 1_200_000];
+        let mut bytes = fc::request_bytes(
+            1,
+            true,
+            &nginx_params("POST", "/upload", Some(2_000_000)),
+            &sent,
+            65535,
+        );
+        bytes.truncate(bytes.len() - 8); // no empty STDIN: the body is still coming
+        s.write_all(&bytes).expect("write");
+        std::thread::sleep(Duration::from_millis(100));
+        s.write_all(&fc::record(fc::ABORT_REQUEST, 1, &[], 0))
+            .expect("abort");
+        let reply = fc::read_reply(&mut s, 1).expect("END_REQUEST for the aborted request");
+        assert_eq!((reply.app_status, reply.protocol_status), (0, 0));
+        assert!(reply.stdout.is_empty(), "{:?}", reply.cgi().text());
+        assert_eq!(
+            *app.0.lock().expect("lock"),
+            Some(std::io::ErrorKind::ConnectionAborted)
+        );
+        let reply = exchange(&mut s, 2, true, &nginx_params("GET", "/next", None), b"");
+        assert_eq!(reply.cgi().body, b"next");
+        assert_eq!(handle.join().expect("join").requests, 2);
+    }
+
+    #[test]
+    fn peer_hang_up_mid_response_fails_the_next_write_and_the_server_serves_on() {
+        let app = SlowStream::default();
+        let (_dir, socket, handle) = serve(app.clone(), 2);
+        let mut s = connect(&socket);
+        s.write_all(&fc::request_bytes(
+            1,
+            true,
+            &nginx_params("GET", "/slow", None),
+            b"",
+            8192,
+        ))
+        .expect("write");
+        read_stdout_records(&mut s, 1, 2);
+        // nginx on a client abort: shut the whole connection.
+        drop(s);
+        let start = Instant::now();
+        while app.failed.lock().expect("lock").is_none() {
+            assert!(
+                start.elapsed() < Duration::from_secs(2),
+                "the hang-up was not noticed"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(app.written.load(std::sync::atomic::Ordering::SeqCst) < 20);
+        let mut s = connect(&socket);
+        let reply = exchange(&mut s, 1, true, &nginx_params("GET", "/quick", None), b"");
+        assert_eq!(reply.cgi().body, b"quick");
+        assert_eq!(handle.join().expect("join").requests, 2);
+    }
+
     /// Sleeps 0.2 s per request, noting the thread; counts `run_worker` calls.
     #[derive(Default)]
     struct Sleeper {

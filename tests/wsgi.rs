@@ -323,6 +323,15 @@ impl IisGateway {
             reply.stderr.is_empty(),
             "FCGI_STDERR must stay empty under IIS"
         );
+        // iis-runtime §12 item 5: every request, aborted ones included, ends with an empty
+        // STDOUT and END_REQUEST{REQUEST_COMPLETE}.
+        assert_eq!(reply.protocol_status, 0, "protocol status REQUEST_COMPLETE");
+        let n = reply.records.len();
+        assert!(
+            n >= 2 && reply.records[n - 2] == (fc::STDOUT, 0),
+            "an empty STDOUT precedes END_REQUEST: {:?}",
+            reply.records
+        );
         let (head, body) = split_head(&reply.stdout).unwrap_or((&reply.stdout, &[]));
         let mut headers = parse_head(head);
         let status = headers
@@ -364,6 +373,10 @@ impl Gateway for IisGateway {
         assert!(
             resp.body.len() < 200 * 1024,
             "the abort stopped the response"
+        );
+        assert!(
+            resp.complete,
+            "an aborted request ends with END_REQUEST app status 0"
         );
     }
 

@@ -18,7 +18,8 @@ use super::options::RunOptions;
 use super::signals::{self, Shutdown, Trigger};
 use super::{Application, Outcome, Request};
 use crate::fastcgi::{self, Event, Params, Rejection};
-use crate::iis::environ::{self, Notes};
+use crate::iis::environ::{self, Mode, Notes};
+use crate::iis::identity::AppIdentity;
 use crate::logging::{self, Destination, RequestScope};
 use crate::transport::{self, Accepted, Endpoint, Kind, Listener, Stream, TransportError};
 
@@ -294,6 +295,7 @@ impl<'a, A: Application> Setup<'a, A> {
             turn: Vec::new(),
             max_conns,
             workers,
+            identity: AppIdentity::configured(self.opts.app_root.as_deref()),
         }
     }
 }
@@ -516,7 +518,7 @@ impl Conn {
 
     /// Whether more input should be read now: the codec wants it and no waiting request has
     /// buffered more body than the cap (backpressure until it runs).
-    fn want_read(&self, queued_cap: usize) -> bool {
+    pub(super) fn want_read(&self, queued_cap: usize) -> bool {
         !self.eof
             && self.codec.wants_input()
             && self
@@ -751,6 +753,8 @@ struct Engine<'a, A> {
     max_conns: usize,
     /// `Some` when this loop is one of several worker threads.
     workers: Option<Workers<'a>>,
+    /// The IIS application this process serves (iis-runtime §12 item 12).
+    identity: AppIdentity,
 }
 
 impl<A: Application> Engine<'_, A> {
@@ -1078,13 +1082,30 @@ impl<A: Application> Engine<'_, A> {
             JobKind::Request(params) => {
                 let raw = params.to_pairs();
                 exchange.conn.codec.recycle_params(params);
-                match environ::normalise(&raw, &self.opts.environ) {
+                let identity = &mut self.identity;
+                let checked = environ::normalise(&raw, &self.opts.environ).map(|env| {
+                    let wrong_app = match env.mode {
+                        Mode::Iis => identity.check(&env.params).err(),
+                        Mode::Generic => None,
+                    };
+                    (env, wrong_app)
+                });
+                match checked {
                     Err(e) => {
                         log::info!("answered 400: {e}");
                         let _ = exchange.respond_plain(e.status(), &e.to_string());
                         Outcome::Complete
                     }
-                    Ok(env) => {
+                    Ok((_, Some(mismatch))) => {
+                        // Another IIS application's request: never reaches this app.
+                        log::error!("error id {error_id}: {mismatch}");
+                        let _ = exchange.respond_plain(
+                            "500 Internal Server Error",
+                            &format!("Internal Server Error (error id {error_id})"),
+                        );
+                        Outcome::Complete
+                    }
+                    Ok((env, None)) => {
                         log_notes_once(env.notes);
                         if log::log_enabled!(log::Level::Debug) {
                             let method = env.get(b"REQUEST_METHOD").unwrap_or_default();

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::io::{self, IoSlice, Read, Write};
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Buf;
 use mio::{Events, Poll, Token};
@@ -66,21 +66,49 @@ impl Waiter<'_> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
-            for ev in self.events.iter() {
-                let t = ev.token();
-                if t == token {
-                    flags.note(ev);
-                } else if t == LISTENER {
-                    *self.listener_ready = true;
-                } else if t != WAKER
-                    && let Some(c) = self.others.get_mut(&t)
-                {
-                    c.flags.note(ev);
-                }
+            self.note_events(token, flags);
+        }
+    }
+
+    /// Collects the readiness already reported, without waiting: one `epoll_wait` with a zero
+    /// timeout (on Windows this is also what completes the pipe's overlapped reads).
+    fn peek(&mut self, token: Token, flags: &mut Flags) -> io::Result<()> {
+        match self.poll.poll(self.events, Some(Duration::ZERO)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        self.note_events(token, flags);
+        Ok(())
+    }
+
+    /// Records the last poll's events: `token`'s in `flags`, the others' in their own flags.
+    fn note_events(&mut self, token: Token, flags: &mut Flags) {
+        for ev in self.events.iter() {
+            let t = ev.token();
+            if t == token {
+                flags.note(ev);
+            } else if t == LISTENER {
+                *self.listener_ready = true;
+            } else if t != WAKER
+                && let Some(c) = self.others.get_mut(&t)
+            {
+                c.flags.note(ev);
             }
         }
     }
 }
+
+/// How often, at most, a streamed response looks for an `ABORT_REQUEST` or a hang-up before
+/// writing a chunk. A response written within this time of its start never looks at all, so
+/// the one-write answer and quick streams keep their system-call count; a slow generator is
+/// stopped at its first chunk after the abort.
+const ABORT_CHECK_EVERY: Duration = Duration::from_millis(10);
+
+/// Reads (of up to the engine's read chunk each) one such look may make: enough to get past
+/// other records to an abort behind them, bounded so a busy connection cannot keep the
+/// response from being written.
+const ABORT_CHECK_READS: usize = 4;
 
 /// The running request's state.
 pub(super) struct Exchange<'e> {
@@ -96,6 +124,8 @@ pub(super) struct Exchange<'e> {
     ended: bool,
     /// The connection failed (EOF, reset, framing, timeout): nothing more can be sent.
     broken: Option<io::Error>,
+    /// When the connection was last read for an abort (see [`Exchange::look_for_abort`]).
+    checked: Instant,
 }
 
 /// How the request's connection leaves the exchange.
@@ -132,6 +162,7 @@ impl<'e> Exchange<'e> {
             headers_sent: false,
             ended: false,
             broken: None,
+            checked: Instant::now(),
         }
     }
 
@@ -160,6 +191,44 @@ impl<'e> Exchange<'e> {
             .waiter
             .wait(self.token, &mut self.conn.flags, want, deadline);
         r.map_err(|e| self.fail(e))
+    }
+
+    /// While the application streams its response, reads what the web server sent meanwhile
+    /// without blocking (at most every [`ABORT_CHECK_EVERY`]): an `ABORT_REQUEST` for this
+    /// request marks it aborted, EOF or a reset marks the connection broken, so the write
+    /// about to happen fails and the application stops. Everything else read stays for later:
+    /// management records are answered, a pipelined request waits in the codec or its job
+    /// (HAProxy). Backpressure is kept: nothing is read while queued bodies, or this request's
+    /// own unread body, are at the buffer cap.
+    fn look_for_abort(&mut self) -> io::Result<()> {
+        let now = Instant::now();
+        if now.saturating_duration_since(self.checked) < ABORT_CHECK_EVERY {
+            return Ok(());
+        }
+        self.checked = now;
+        let cap = self.opts.queued_body_bytes;
+        let may_read = |conn: &Conn| {
+            // EOF seen before the application ran is a half-close after a complete request:
+            // the response is still wanted.
+            conn.want_read(cap)
+                && conn
+                    .running
+                    .as_ref()
+                    .is_some_and(|j| !j.aborted && (j.stdin_done || j.stdin_len < cap))
+        };
+        if !may_read(&self.conn) {
+            return Ok(());
+        }
+        if !self.conn.flags.readable {
+            let peeked = self.waiter.peek(self.token, &mut self.conn.flags);
+            peeked.map_err(|e| self.fail(e))?;
+        }
+        for _ in 0..ABORT_CHECK_READS {
+            if !may_read(&self.conn) || !self.fill_once()? {
+                break;
+            }
+        }
+        Ok(())
     }
 
     fn read_body(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -250,6 +319,9 @@ impl<'e> Exchange<'e> {
         }
         if let Some(e) = &self.broken {
             return Err(copy_error(e));
+        }
+        if end.is_none() && !(chunk.is_empty() && self.headers_sent) {
+            self.look_for_abort()?;
         }
         if self.conn.running.as_ref().is_some_and(|j| j.aborted) {
             return Err(io::Error::new(
@@ -366,8 +438,51 @@ impl<'e> Exchange<'e> {
         self.send(body.as_bytes(), Some(0))
     }
 
+    /// Ends a request the web server aborted: the empty STDOUT and
+    /// `END_REQUEST{0, REQUEST_COMPLETE}`, whatever was sent before (iis-runtime §12 item 5,
+    /// fastcgi-protocol §6). The connection stays open.
+    fn end_aborted(&mut self) -> io::Result<()> {
+        self.conn
+            .codec
+            .end_request(self.id, 0)
+            .map_err(io::Error::other)?;
+        self.ended = true;
+        self.conn.running = None;
+        let deadline = Instant::now() + self.opts.write_timeout;
+        let Conn {
+            stream,
+            codec,
+            flags,
+            ..
+        } = &mut self.conn;
+        let pending = codec.pending_output();
+        let len = pending.len();
+        write_all(
+            stream,
+            flags,
+            &mut self.waiter,
+            self.token,
+            &mut [IoSlice::new(pending)],
+            deadline,
+        )?;
+        codec.consume_output(len);
+        Ok(())
+    }
+
     /// Ends the request after the application returned `outcome`.
     pub fn finish(mut self, outcome: Outcome, single: bool, error_id: &str) -> (Conn, Fate) {
+        if !self.ended
+            && self.broken.is_none()
+            && self.conn.running.as_ref().is_some_and(|j| j.aborted)
+        {
+            log::debug!(
+                "request {} was aborted by the web server; ended it",
+                self.id
+            );
+            if let Err(e) = self.end_aborted() {
+                self.broken = Some(e);
+            }
+        }
         if !self.ended && self.broken.is_none() {
             let result = match outcome {
                 Outcome::Complete | Outcome::Exit if self.headers_sent || self.head.is_some() => {

@@ -45,6 +45,13 @@
 //! - Whatever the app did, the request ends with an empty STDOUT and `END_REQUEST` (IIS) or
 //!   with the connection closed (other servers, after a failure mid-body); unread STDIN is
 //!   drained first within byte and time caps.
+//! - An `ABORT_REQUEST` for the request, or the web server hanging up, is noticed while the
+//!   app reads its body and, while it streams, before a [`Response::write`] (a non-blocking
+//!   look at most every 10 ms; never on [`Response::write_final`], so a one-write response
+//!   costs no extra system call). The read or write then fails (`ConnectionAborted` for an
+//!   abort) and the app should stop. An aborted request still ends with the empty STDOUT and
+//!   `END_REQUEST{0, REQUEST_COMPLETE}` and its connection stays open; records for other
+//!   requests read meanwhile are kept for later.
 
 use std::io;
 

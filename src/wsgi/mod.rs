@@ -58,6 +58,12 @@ pub struct Record<'a> {
 pub trait LogSink: Send + Sync + 'static {
     /// Writes one record.
     fn log(&self, record: &Record<'_>);
+
+    /// Where the records land, if it is a file or stderr that Python's `faulthandler` may
+    /// write a fatal error's traceback to directly. Default: nowhere (faulthandler stays off).
+    fn fault_destination(&self) -> Option<crate::logging::Destination> {
+        None
+    }
 }
 
 /// The `iiswsgi run` log ([`crate::logging`]): bridge records through the `log` macros (so the
@@ -73,6 +79,10 @@ impl LogSink for ServerLog {
         } else {
             log::log!(target: "iiswsgi::wsgi", record.level, "{}", record.message);
         }
+    }
+
+    fn fault_destination(&self) -> Option<crate::logging::Destination> {
+        crate::logging::destination()
     }
 }
 
@@ -353,6 +363,7 @@ pub fn start(options: &Options, log: Arc<dyn LogSink>) -> Result<Runtime, StartE
     let exit = Arc::new(app::ExitSignal::new());
     let app = Python::attach(|py| -> Result<WsgiApp, StartError> {
         redirect_streams(py, &log).map_err(setup("replacing sys.stdin/stdout/stderr"))?;
+        enable_faulthandler(py, &*log);
         extend_path(py, options).map_err(setup("extending sys.path"))?;
         set_environment(py, &options.environment).map_err(setup("setting os.environ"))?;
         describe(py, &*log).map_err(setup("reading sys"))?;
@@ -480,6 +491,94 @@ fn redirect_streams(py: Python<'_>, log: &Arc<dyn LogSink>) -> PyResult<()> {
     sys.setattr("stderr", &stderr)?;
     sys.setattr("__stderr__", &stderr)?;
     Ok(())
+}
+
+/// iis-runtime §12 item 29: a fatal error (a crashing C extension, `abort()`) leaves the
+/// Python traceback of every thread in the log, where an admin looks after IIS reports "the
+/// FastCGI process exited unexpectedly". `faulthandler` gets a descriptor of its own on the log
+/// file (append mode, never closed: the handler may fire at any time until exit), or fd 2 when
+/// logging to stderr. After a rotation that descriptor still points at the rotated file
+/// (`<log>.1`). A failure is logged and start-up goes on.
+fn enable_faulthandler(py: Python<'_>, log: &dyn LogSink) {
+    use crate::logging::Destination;
+    let result = (|| -> Result<Option<String>, String> {
+        let (fd, shown) = match log.fault_destination() {
+            Some(Destination::File(path)) => {
+                let file = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&path)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                let fd = fault_fd(py, file).map_err(|e| errors::short_exception(py, &e))?;
+                (fd, path.display().to_string())
+            }
+            Some(Destination::Stderr) => (2, "stderr".to_owned()),
+            _ => return Ok(None),
+        };
+        let kwargs = pyo3::types::PyDict::new(py);
+        (|| -> PyResult<()> {
+            kwargs.set_item("file", fd)?;
+            kwargs.set_item("all_threads", true)?;
+            py.import("faulthandler")?
+                .call_method("enable", (), Some(&kwargs))
+                .map(drop)
+        })()
+        .map_err(|e| errors::short_exception(py, &e))?;
+        Ok(Some(shown))
+    })();
+    let (level, message) = match result {
+        Ok(Some(shown)) => (
+            log::Level::Debug,
+            format!("faulthandler: fatal errors dump Python tracebacks to {shown}"),
+        ),
+        Ok(None) => return,
+        Err(e) => (
+            log::Level::Warn,
+            format!("faulthandler not enabled, a fatal error will leave no traceback: {e}"),
+        ),
+    };
+    log.log(&Record {
+        level,
+        message: &message,
+        from_app: false,
+    });
+}
+
+/// Hands `file` over to the C runtime as a descriptor `faulthandler` can write to; it is never
+/// closed.
+#[cfg(unix)]
+fn fault_fd(_py: Python<'_>, file: std::fs::File) -> PyResult<i64> {
+    use std::os::fd::IntoRawFd;
+    Ok(i64::from(file.into_raw_fd()))
+}
+
+/// Hands `file` over to Python's C runtime (`msvcrt.open_osfhandle`, so the descriptor lives
+/// in the CRT Python uses) as a descriptor `faulthandler` can write to; it is never closed.
+/// Opened by Rust, the handle allows delete sharing, so the log can still rotate.
+#[cfg(windows)]
+fn fault_fd(py: Python<'_>, file: std::fs::File) -> PyResult<i64> {
+    use std::os::windows::io::{FromRawHandle, IntoRawHandle};
+    let handle = file.into_raw_handle();
+    let os = py.import("os")?;
+    let flags: i64 =
+        os.getattr("O_APPEND")?.extract::<i64>()? | os.getattr("O_WRONLY")?.extract::<i64>()?;
+    match py
+        .import("msvcrt")?
+        .call_method1("open_osfhandle", (handle as isize, flags))
+    {
+        Ok(fd) => fd.extract(),
+        Err(e) => {
+            // SAFETY: the CRT did not take the handle; it is still ours to close.
+            drop(unsafe { std::fs::File::from_raw_handle(handle) });
+            Err(e)
+        }
+    }
+}
+
+#[cfg(not(any(unix, windows)))]
+fn fault_fd(_py: Python<'_>, _file: std::fs::File) -> PyResult<i64> {
+    Err(pyo3::exceptions::PyOSError::new_err(
+        "no file descriptors on this platform",
+    ))
 }
 
 /// `os.environ[name] = value` for each pair (which also calls `putenv`).

@@ -298,6 +298,36 @@ fn system_exit_answers_500_then_exits_gracefully() {
     assert!(gw.log().contains("SystemExit"), "{}", gw.log());
 }
 
+/// iis-runtime §12 item 29: a fatal error leaves Python's traceback in the log, the only
+/// place an admin can look after IIS says "the FastCGI process exited unexpectedly".
+#[test]
+fn segfault_in_the_app_leaves_the_python_traceback_in_the_log() {
+    use std::os::unix::process::ExitStatusExt;
+    let mut gw = IisGateway::start("lifecycle:application", &apps_dir(), &[]);
+    assert_eq!(gw.send(&Req::get("/")).text(), "hello");
+    gw.write_request(&Req::get("/crash"), b"", true);
+    let server = gw.server.take().expect("server");
+    let (status, out, err) = server.wait(Duration::from_secs(20));
+    assert_eq!(status.signal(), Some(libc::SIGSEGV), "{status:?}");
+    assert!(
+        out.is_empty() && err.is_empty(),
+        "nothing on stdout/stderr: {}",
+        String::from_utf8_lossy(&err)
+    );
+    let log = gw.log();
+    let fatal = log
+        .find("Fatal Python error: Segmentation fault")
+        .unwrap_or_else(|| panic!("no fatal error in the log:\n{log}"));
+    let dump = &log[fatal..];
+    for frame in [
+        "in crash_like_a_broken_c_extension",
+        "lifecycle.py",
+        "in application",
+    ] {
+        assert!(dump.contains(frame), "{frame} missing from:\n{dump}");
+    }
+}
+
 #[test]
 fn pipe_eof_finalises_python_so_atexit_handlers_run() {
     let dir = temp_dir("atexit");

@@ -2,10 +2,12 @@
 
 At import it registers an atexit handler (writing the file named by IISWSGI_TEST_ATEXIT) and
 installs a Python SIGTERM handler that ignores the signal: the gateway must restore its own
-handler after the import, so SIGTERM still stops the process gracefully.
+handler after the import, so SIGTERM still stops the process gracefully. `/crash` dies of a
+segmentation fault, as a broken C extension would.
 """
 
 import atexit
+import ctypes
 import json
 import os
 import signal
@@ -24,8 +26,17 @@ signal.signal(signal.SIGTERM, lambda signum, frame: None)
 IMPORT_THREAD = threading.current_thread().name
 
 
+def crash_like_a_broken_c_extension():
+    # A real NULL read. (`faulthandler._sigsegv()` only raise()s the signal: once Rust's
+    # stack-overflow handler, next in the chain, has reset it to the default, execution simply
+    # continues.)
+    ctypes.string_at(0)
+
+
 def application(environ, start_response):
     path = environ["PATH_INFO"]
+    if path == "/crash":
+        crash_like_a_broken_c_extension()
     if path == "/facts":
         try:
             import iiswsgi_marker
