@@ -77,12 +77,14 @@ start_pair() {
     "${serve[@]}" --listen "unix:$dir/iiswsgi.sock" </dev/null >"$dir/iiswsgi.out" 2>&1 &
   fi
   pids+=($!)
+  pid_i=$!
   if [ "$threads" -gt 1 ]; then
     "$work/c-responder" --listen "$dir/c.sock" --threads "$threads" </dev/null >"$dir/c.out" 2>&1 &
   else
     "$work/c-responder" --listen "$dir/c.sock" </dev/null >"$dir/c.out" 2>&1 &
   fi
   pids+=($!)
+  pid_c=$!
   wait_for "iiswsgi socket" test -S "$dir/iiswsgi.sock"
   wait_for "C socket" test -S "$dir/c.sock"
   chmod 666 "$dir/c.sock"
@@ -136,6 +138,7 @@ $(server_block "$port_c" libfcgi)
 EOF
   nginx -p "$dir" -e "$dir/nginx.err" -c "$dir/nginx.conf" </dev/null >"$dir/nginx.out" 2>&1 &
   pids+=($!)
+  pid_nginx=$!
   wait_for "nginx" curl -sf "http://127.0.0.1:$port_i/hello"
   for port in "$port_i" "$port_c"; do
     body=$(curl -sS "http://127.0.0.1:$port/hello")
@@ -143,16 +146,33 @@ EOF
   done
 }
 
-# run_wrk <port> <wrk args...> → "req/s p99_ms non2xx"
+# cpu_ns <pid>: CPU time used so far by the process, its threads and its children, in ns.
+cpu_ns() {
+  local total=0 p t
+  for p in "$1" $(pgrep -P "$1" || true); do
+    for t in /proc/"$p"/task/*/schedstat; do
+      read -r ns _ <"$t" 2>/dev/null && total=$((total + ns))
+    done
+  done
+  echo "$total"
+}
+
+# run_wrk <port> <backend pid> <wrk args...> → "req/s p99_ms non2xx backend_us/req nginx_us/req"
 run_wrk() {
-  local port=$1; shift
-  local out
+  local port=$1 backend=$2; shift 2
+  local out b0 n0 b1 n1
+  b0=$(cpu_ns "$backend"); n0=$(cpu_ns "$pid_nginx")
   out=$(wrk "$@" -d "$DURATION" --latency "http://127.0.0.1:$port/hello")
+  b1=$(cpu_ns "$backend"); n1=$(cpu_ns "$pid_nginx")
   local rps p99 errors
   rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
   p99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v*=1000}; print v}' <<<"$out")
   errors=$(awk '/Non-2xx or 3xx responses:/ {n += $5} /Socket errors:/ {gsub(",", ""); n += $4 + $6 + $8 + $10} END {print n + 0}' <<<"$out")
-  echo "$rps ${p99:-nan} ${errors:-0}"
+  local requests
+  requests=$(awk '/requests in/ {print $1}' <<<"$out")
+  awk -v r="$rps" -v p="${p99:-nan}" -v e="${errors:-0}" -v n="${requests:-0}" \
+      -v b=$((b1 - b0)) -v x=$((n1 - n0)) \
+      'BEGIN {if (n > 0) printf "%s %s %s %.1f %.1f\n", r, p, e, b/n/1000, x/n/1000; else print r, p, e, "nan nan"}'
 }
 
 median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.2f\n", (a[NR/2]+a[NR/2+1])/2}'; }
@@ -175,20 +195,24 @@ for scenario in $SCENARIOS; do
   # Warm both paths (connections, page cache) before measuring.
   wrk "${wrk_args[@]}" -d1s "http://127.0.0.1:$port_i/hello" >/dev/null
   wrk "${wrk_args[@]}" -d1s "http://127.0.0.1:$port_c/hello" >/dev/null
-  printf '%-6s %14s %10s %14s %10s %8s\n' round "iiswsgi req/s" "p99 ms" "C req/s" "p99 ms" ratio
+  echo "(cpu: µs of CPU per request spent by the backend process(es), and by nginx for that backend)"
+  printf '%-6s %14s %10s %8s %8s %14s %10s %8s %8s %8s\n' round "iiswsgi req/s" "p99 ms" "cpu" "nginx" \
+    "C req/s" "p99 ms" "cpu" "nginx" ratio
   : >"$work/i.rps"; : >"$work/c.rps"; : >"$work/i.p99"; : >"$work/c.p99"; : >"$work/ratio"
   for round in $(seq 1 "$ROUNDS"); do
-    read -r i_rps i_p99 i_err < <(run_wrk "$port_i" "${wrk_args[@]}")
-    read -r c_rps c_p99 c_err < <(run_wrk "$port_c" "${wrk_args[@]}")
+    read -r i_rps i_p99 i_err i_cpu i_ngx < <(run_wrk "$port_i" "$pid_i" "${wrk_args[@]}")
+    read -r c_rps c_p99 c_err c_cpu c_ngx < <(run_wrk "$port_c" "$pid_c" "${wrk_args[@]}")
     [ "$i_err" = 0 ] || echo "   iiswsgi: $i_err non-2xx responses or socket errors in round $round" >&2
     [ "$c_err" = 0 ] || echo "   C: $c_err non-2xx responses or socket errors in round $round" >&2
     ratio=$(awk -v a="$i_rps" -v b="$c_rps" 'BEGIN {if (b > 0) printf "%.2f", a/b; else print "nan"}')
-    printf '%-6s %14s %10s %14s %10s %8s\n' "$round" "$i_rps" "$i_p99" "$c_rps" "$c_p99" "$ratio"
+    printf '%-6s %14s %10s %8s %8s %14s %10s %8s %8s %8s\n' "$round" "$i_rps" "$i_p99" "$i_cpu" "$i_ngx" \
+      "$c_rps" "$c_p99" "$c_cpu" "$c_ngx" "$ratio"
     echo "$i_rps" >>"$work/i.rps"; echo "$c_rps" >>"$work/c.rps"
     echo "$i_p99" >>"$work/i.p99"; echo "$c_p99" >>"$work/c.p99"; echo "$ratio" >>"$work/ratio"
   done
-  printf '%-6s %14s %10s %14s %10s %8s\n' median "$(median <"$work/i.rps")" "$(median <"$work/i.p99")" \
-    "$(median <"$work/c.rps")" "$(median <"$work/c.p99")" "$(median <"$work/ratio")"
+  printf '%-6s %14s %10s %8s %8s %14s %10s %8s %8s %8s\n' median "$(median <"$work/i.rps")" \
+    "$(median <"$work/i.p99")" "" "" "$(median <"$work/c.rps")" "$(median <"$work/c.p99")" "" "" \
+    "$(median <"$work/ratio")"
   ratio=$(median <"$work/ratio")
   verdict=$(awk -v r="$ratio" 'BEGIN {print (r != "nan" && r + 0 >= 1.0) ? "meets" : "BELOW"}')
   echo "iiswsgi/C req/s, median of per-round ratios ($scenario): ${ratio}x ($verdict the 1.0x target)"

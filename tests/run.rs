@@ -1324,6 +1324,9 @@ mod boundary {
     fn request_carries_normalised_and_raw_params() {
         struct Inspect;
         impl Application for Inspect {
+            fn wants_raw_params(&self) -> bool {
+                true
+            }
             fn handle(&self, req: &Request, _: &mut dyn Body, r: &mut dyn Response) -> Outcome {
                 assert_eq!(req.param(b"CONTENT_LENGTH"), None); // "" removed
                 assert!(
@@ -1343,6 +1346,30 @@ mod boundary {
         let mut s = connect(&socket);
         let mut params = nginx_params("GET", "/", None);
         params.push(("CONTENT_LENGTH".into(), String::new()));
+        params.push(("HTTPS".into(), "on".into()));
+        let reply = exchange(&mut s, 1, true, &params, b"");
+        assert_eq!(reply.cgi().status, 204);
+        handle.join().expect("join");
+    }
+
+    #[test]
+    fn raw_params_stay_empty_unless_the_application_asks_for_them() {
+        struct Plain;
+        impl Application for Plain {
+            fn handle(&self, req: &Request, _: &mut dyn Body, r: &mut dyn Response) -> Outcome {
+                let status = if req.raw_params.is_empty() && req.param(b"HTTPS") == Some(b"on") {
+                    "204 No Content"
+                } else {
+                    "500 Internal Server Error"
+                };
+                let _ = r.start(status, &[]);
+                let _ = r.write_final(b"");
+                Outcome::Complete
+            }
+        }
+        let (_dir, socket, handle) = serve(Plain, 1);
+        let mut s = connect(&socket);
+        let mut params = nginx_params("GET", "/", None);
         params.push(("HTTPS".into(), "on".into()));
         let reply = exchange(&mut s, 1, true, &params, b"");
         assert_eq!(reply.cgi().status, 204);

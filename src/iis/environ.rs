@@ -182,9 +182,15 @@ pub fn get<'a>(params: &'a [Param], name: &[u8]) -> Option<&'a [u8]> {
         .map(|(_, v)| v.as_slice())
 }
 
-/// Normalises the params of one request.
+/// Normalises the params of one request, keeping `raw` intact.
 pub fn normalise(raw: &[Param], options: &EnvironOptions) -> Result<Environ, EnvironError> {
-    let mode = Mode::of(raw);
+    normalise_owned(raw.to_vec(), options)
+}
+
+/// Normalises the params of one request, reusing their buffers (no copy of a name or value
+/// that passes through unchanged).
+pub fn normalise_owned(raw: Vec<Param>, options: &EnvironOptions) -> Result<Environ, EnvironError> {
+    let mode = Mode::of(&raw);
     let mut notes = Notes::default();
     let mut params = merge_duplicates(raw);
 
@@ -318,22 +324,22 @@ fn set(params: &mut Vec<Param>, name: &[u8], value: Vec<u8>) {
 
 /// One entry per name, at its first position. The last value wins, except for `HTTP_*`
 /// headers, whose values are joined as HTTP joins repeated fields.
-fn merge_duplicates(raw: &[Param]) -> Vec<Param> {
+fn merge_duplicates(raw: Vec<Param>) -> Vec<Param> {
     let mut out: Vec<Param> = Vec::with_capacity(raw.len() + 2);
     for (name, value) in raw {
         // Params sets are small (IIS sends ~60): a linear scan beats hashing here.
-        match out.iter_mut().find(|(n, _)| n == name) {
-            None => out.push((name.clone(), value.clone())),
+        match out.iter_mut().find(|(n, _)| *n == name) {
+            None => out.push((name, value)),
             Some((_, existing)) if name.starts_with(b"HTTP_") => {
                 if existing.is_empty() {
-                    existing.clone_from(value);
+                    *existing = value;
                 } else if !value.is_empty() {
                     let sep: &[u8] = if name == b"HTTP_COOKIE" { b"; " } else { b", " };
                     existing.extend_from_slice(sep);
-                    existing.extend_from_slice(value);
+                    existing.extend_from_slice(&value);
                 }
             }
-            Some((_, existing)) => existing.clone_from(value),
+            Some((_, existing)) => *existing = value,
         }
     }
     out

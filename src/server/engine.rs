@@ -1080,10 +1080,19 @@ impl<A: Application> Engine<'_, A> {
                 Outcome::Complete
             }
             JobKind::Request(params) => {
-                let raw = params.to_pairs();
+                let pairs = params.to_pairs();
                 exchange.conn.codec.recycle_params(params);
+                let (raw, normalised) = if self.app.wants_raw_params() {
+                    let normalised = environ::normalise(&pairs, &self.opts.environ);
+                    (pairs, normalised)
+                } else {
+                    (
+                        Vec::new(),
+                        environ::normalise_owned(pairs, &self.opts.environ),
+                    )
+                };
                 let identity = &mut self.identity;
-                let checked = environ::normalise(&raw, &self.opts.environ).map(|env| {
+                let checked = normalised.map(|env| {
                     let wrong_app = match env.mode {
                         Mode::Iis => identity.check(&env.params).err(),
                         Mode::Generic => None,
@@ -1139,7 +1148,7 @@ impl<A: Application> Engine<'_, A> {
                 }
             }
         };
-        let (conn, fate) = exchange.finish(outcome, self.single, &error_id);
+        let (conn, fate) = exchange.finish(outcome, self.single, error_id);
         if outcome == Outcome::Exit {
             self.stop.get_or_insert(StopReason::AppExit);
             if self.workers.is_some() {

@@ -470,7 +470,12 @@ impl<'e> Exchange<'e> {
     }
 
     /// Ends the request after the application returned `outcome`.
-    pub fn finish(mut self, outcome: Outcome, single: bool, error_id: &str) -> (Conn, Fate) {
+    pub fn finish(
+        mut self,
+        outcome: Outcome,
+        single: bool,
+        error_id: crate::logging::ErrorId,
+    ) -> (Conn, Fate) {
         if !self.ended
             && self.broken.is_none()
             && self.conn.running.as_ref().is_some_and(|j| j.aborted)

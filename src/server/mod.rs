@@ -75,7 +75,8 @@ pub struct Request {
     /// The CGI variables after the server's normalisation (IIS rules, duplicates merged), in
     /// arrival order. Byte pairs; the WSGI bridge decodes them as latin-1.
     pub params: Vec<Param>,
-    /// The params exactly as they came off the wire (for diagnostics).
+    /// The params exactly as they came off the wire, for diagnostics; empty unless
+    /// [`Application::wants_raw_params`] says so (keeping them costs two allocations a param).
     pub raw_params: Vec<Param>,
     /// `https` iff the request came over TLS (`wsgi.url_scheme`).
     pub url_scheme: Scheme,
@@ -99,8 +100,8 @@ impl Request {
     }
 
     /// A short id to show in an error page and log next to the details: `<pid hex>-<log_id>`.
-    pub fn error_id(&self) -> String {
-        format!("{:x}-{}", crate::logging::pid(), self.log_id)
+    pub fn error_id(&self) -> crate::logging::ErrorId {
+        crate::logging::ErrorId::of_request(self.log_id)
     }
 }
 
@@ -157,6 +158,13 @@ pub trait Application: Send + Sync {
         body: &mut dyn Body,
         response: &mut dyn Response,
     ) -> Outcome;
+
+    /// Whether [`Request::raw_params`] should hold the params as they came off the wire
+    /// (the diagnostic page shows them). Default: no, and the server moves them into the
+    /// normalised params instead of copying.
+    fn wants_raw_params(&self) -> bool {
+        false
+    }
 
     /// Runs `serve`, one worker thread's whole life (its event loop, many requests), on that
     /// thread. With `--threads N > 1` the server calls it once on each of its N worker

@@ -250,7 +250,7 @@ impl WsgiApp {
                 let ctx = Context {
                     template: &self.template,
                     log: &*self.log,
-                    error_id: &error_id,
+                    error_id,
                     target: &target,
                 };
                 response::serve(py, &ctx, &app, &cgi, body, response)

@@ -398,7 +398,7 @@ pub(super) struct Context<'a> {
     pub template: &'a EnvironTemplate,
     pub log: &'a dyn LogSink,
     /// The server's id for this request, shown on error pages and in log lines.
-    pub error_id: &'a str,
+    pub error_id: crate::logging::ErrorId,
     /// `METHOD /path`, computed only when a line is logged.
     pub target: &'a dyn Fn() -> String,
 }
@@ -642,7 +642,7 @@ fn log_exception(py: Python<'_>, ctx: &Context<'_>, what: &str, err: &PyErr) {
 }
 
 /// The generic page a client sees for an app failure; the id points at the log.
-pub(super) fn error_page(error_id: &str) -> String {
+pub(super) fn error_page(error_id: crate::logging::ErrorId) -> String {
     format!(
         "Internal Server Error\n\nThe application failed while handling this request.\n\
          Error id: {error_id} (the server log has the details).\n"
