@@ -1353,6 +1353,38 @@ mod boundary {
     }
 
     #[test]
+    fn keep_alive_requests_wake_the_event_loop_once_each() {
+        struct Hello;
+        impl Application for Hello {
+            fn handle(&self, _: &Request, _: &mut dyn Body, r: &mut dyn Response) -> Outcome {
+                let _ = r.start("200 OK", &[(b"Content-Type", b"text/plain")]);
+                let _ = r.write_final(b"hello");
+                Outcome::Complete
+            }
+        }
+        const N: u64 = 100;
+        let (_dir, socket, handle) = serve(Hello, N);
+        let mut s = connect(&socket);
+        for i in 0..N {
+            // A pause, as between a web server's requests: the loop is asleep when this
+            // client reads the previous response.
+            std::thread::sleep(Duration::from_millis(1));
+            let id = (i % 255 + 1) as u16;
+            let reply = exchange(&mut s, id, true, &nginx_params("GET", "/", None), b"");
+            assert_eq!(reply.cgi().body, b"hello");
+        }
+        let report = handle.join().expect("join");
+        assert_eq!(report.requests, N);
+        // One wait per request, plus the accept: the web server reading a response (which
+        // makes the socket writable again) must not wake the loop.
+        assert!(
+            report.waits <= N + 5,
+            "{} readiness waits for {N} sequential requests",
+            report.waits
+        );
+    }
+
+    #[test]
     fn raw_params_stay_empty_unless_the_application_asks_for_them() {
         struct Plain;
         impl Application for Plain {

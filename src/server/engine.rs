@@ -66,6 +66,10 @@ pub struct RunReport {
     pub requests: u64,
     /// Why the server stopped.
     pub reason: StopReason,
+    /// How many times the event loop waited for readiness between requests (a keep-alive
+    /// connection sending one request at a time costs one each; more means spurious
+    /// wake-ups).
+    pub waits: u64,
 }
 
 /// Why `iiswsgi run` could not serve.
@@ -252,6 +256,7 @@ where
             Ok(RunReport {
                 requests: engine.requests,
                 reason,
+                waits: engine.waits,
             })
         }
     }
@@ -295,6 +300,7 @@ impl<'a, A: Application> Setup<'a, A> {
             turn: Vec::new(),
             max_conns,
             workers,
+            waits: 0,
             identity: AppIdentity::configured(self.opts.app_root.as_deref()),
         }
     }
@@ -369,10 +375,12 @@ fn serve_threads<A: Application>(
         results
     });
     let mut requests = 0;
+    let mut waits = 0;
     let mut first = None;
     for r in results {
         let report = r?;
         requests += report.requests;
+        waits += report.waits;
         first.get_or_insert(report.reason);
     }
     // The process-wide trigger says why all stopped; a loop's own reason otherwise.
@@ -383,7 +391,11 @@ fn serve_threads<A: Application>(
         Some(Trigger::App) => first.unwrap_or(StopReason::AppExit),
         _ => first.unwrap_or(StopReason::AppExit),
     };
-    Ok(RunReport { requests, reason })
+    Ok(RunReport {
+        requests,
+        reason,
+        waits,
+    })
 }
 
 /// One worker thread: its event loop, inside [`Application::run_worker`]. A failing loop
@@ -427,6 +439,7 @@ fn worker<'a, A: Application>(
         Ok(reason) => Ok(RunReport {
             requests: engine.requests,
             reason,
+            waits: engine.waits,
         }),
         Err(e) => {
             setup.shutdown.trigger(Trigger::App);
@@ -437,10 +450,41 @@ fn worker<'a, A: Application>(
 
 /// Readiness remembered per connection (mio is edge-triggered: a flag stays set until a
 /// read or write returns `WouldBlock`).
+///
+/// A connection is registered for readability only, and for writability just while a write
+/// is blocked: with both always registered, the web server reading our response made the
+/// socket writable again and woke this process for nothing, once per request (on a unix
+/// socket behind nginx, 1.6 `epoll_wait` a request instead of 1).
 #[derive(Debug, Default)]
 pub(crate) struct Flags {
     pub readable: bool,
     pub writable: bool,
+    /// Whether the connection is currently registered for writability too.
+    pub write_interest: bool,
+}
+
+impl Flags {
+    /// Registers `stream` for writability (as well as readability) if a write is blocked
+    /// (`want`) and it is not yet, or drops that interest once nothing waits to be written.
+    pub(super) fn sync_write_interest(
+        &mut self,
+        want: bool,
+        stream: &mut Stream,
+        registry: &mio::Registry,
+        token: Token,
+    ) -> io::Result<()> {
+        if want == self.write_interest {
+            return Ok(());
+        }
+        let interest = if want {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
+        registry.reregister(stream, token, interest)?;
+        self.write_interest = want;
+        Ok(())
+    }
 }
 
 impl Flags {
@@ -506,6 +550,7 @@ impl Conn {
             flags: Flags {
                 readable: true,
                 writable: true,
+                write_interest: false,
             },
             peer,
             eof: false,
@@ -755,6 +800,8 @@ struct Engine<'a, A> {
     workers: Option<Workers<'a>>,
     /// The IIS application this process serves (iis-runtime §12 item 12).
     identity: AppIdentity,
+    /// Readiness waits so far ([`RunReport::waits`]).
+    waits: u64,
 }
 
 impl<A: Application> Engine<'_, A> {
@@ -771,11 +818,9 @@ impl<A: Application> Engine<'_, A> {
     fn add_conn(&mut self, mut stream: Stream, peer: String) -> io::Result<()> {
         let token = Token(self.next_token);
         self.next_token += 1;
-        self.poll.registry().register(
-            &mut stream,
-            token,
-            Interest::READABLE | Interest::WRITABLE,
-        )?;
+        self.poll
+            .registry()
+            .register(&mut stream, token, Interest::READABLE)?;
         let mut codec = fastcgi::Connection::new(self.codec_config.clone());
         if self.stop.is_some() {
             codec.set_refuse_new_requests(true);
@@ -811,6 +856,8 @@ impl<A: Application> Engine<'_, A> {
                 self.next_deadline()
                     .map(|d| d.saturating_duration_since(Instant::now()))
             };
+            self.sync_write_interest();
+            self.waits += 1;
             match self.poll.poll(&mut self.events, timeout) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -840,6 +887,25 @@ impl<A: Application> Engine<'_, A> {
             {
                 self.run_job(t);
             }
+        }
+    }
+
+    /// Before sleeping: each connection is registered for writability exactly while output
+    /// waits on a blocked write (see [`Flags`]). No system call unless that changed.
+    fn sync_write_interest(&mut self) {
+        let registry = self.poll.registry();
+        let mut failed = Vec::new();
+        for (&t, c) in &mut self.conns {
+            let want = c.codec.has_pending_output() && !c.flags.writable;
+            if let Err(e) = c
+                .flags
+                .sync_write_interest(want, &mut c.stream, registry, t)
+            {
+                failed.push((t, format!("connection from {} failed: {e}", c.peer)));
+            }
+        }
+        for (t, why) in failed {
+            self.drop_conn(t, Some(why));
         }
     }
 

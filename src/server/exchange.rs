@@ -563,6 +563,7 @@ fn write_all(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 flags.writable = false;
+                flags.sync_write_interest(true, stream, waiter.poll.registry(), token)?;
                 waiter.wait(token, flags, Want::Write, deadline)?;
             }
             Err(e) => return Err(e),
