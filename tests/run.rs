@@ -1100,6 +1100,22 @@ mod boundary {
     }
 
     /// Reads records until `n` non-empty STDOUT records of request `id` arrived.
+    /// A [`SlowStream`] server for two requests, and a connection whose request 1 (`/slow`)
+    /// is sent.
+    fn start_slow_stream() -> (
+        SlowStream,
+        tempfile::TempDir,
+        std::thread::JoinHandle<server::RunReport>,
+        UnixStream,
+    ) {
+        let app = SlowStream::default();
+        let (dir, socket, handle) = serve(app.clone(), 2);
+        let mut s = connect(&socket);
+        let request = fc::request_bytes(1, true, &nginx_params("GET", "/slow", None), b"", 8192);
+        s.write_all(&request).expect("write");
+        (app, dir, handle, s)
+    }
+
     fn read_stdout_records(s: &mut UnixStream, id: u16, n: usize) {
         let mut seen = 0;
         while seen < n {
@@ -1113,17 +1129,7 @@ mod boundary {
 
     #[test]
     fn abort_request_mid_response_fails_the_next_write_and_ends_the_request_complete() {
-        let app = SlowStream::default();
-        let (_dir, socket, handle) = serve(app.clone(), 2);
-        let mut s = connect(&socket);
-        s.write_all(&fc::request_bytes(
-            1,
-            true,
-            &nginx_params("GET", "/slow", None),
-            b"",
-            8192,
-        ))
-        .expect("write");
+        let (app, _dir, handle, mut s) = start_slow_stream();
         read_stdout_records(&mut s, 1, 3);
         // While request 1 streams: a GET_VALUES, the abort, then a pipelined request 2. The
         // server reads them all while writing; request 2 must be kept for later.
@@ -1225,17 +1231,7 @@ mod boundary {
 
     #[test]
     fn peer_hang_up_mid_response_fails_the_next_write_and_the_server_serves_on() {
-        let app = SlowStream::default();
-        let (_dir, socket, handle) = serve(app.clone(), 2);
-        let mut s = connect(&socket);
-        s.write_all(&fc::request_bytes(
-            1,
-            true,
-            &nginx_params("GET", "/slow", None),
-            b"",
-            8192,
-        ))
-        .expect("write");
+        let (app, dir, handle, mut s) = start_slow_stream();
         read_stdout_records(&mut s, 1, 2);
         // nginx on a client abort: shut the whole connection.
         drop(s);
@@ -1248,7 +1244,7 @@ mod boundary {
             std::thread::sleep(Duration::from_millis(10));
         }
         assert!(app.written.load(std::sync::atomic::Ordering::SeqCst) < 20);
-        let mut s = connect(&socket);
+        let mut s = connect(&dir.path().join("app.sock"));
         let reply = exchange(&mut s, 1, true, &nginx_params("GET", "/quick", None), b"");
         assert_eq!(reply.cgi().body, b"quick");
         assert_eq!(handle.join().expect("join").requests, 2);

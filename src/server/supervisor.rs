@@ -217,6 +217,15 @@ mod unix {
         due: Option<Instant>,
     }
 
+    impl Slot {
+        /// `child` now runs in this slot, started at `now`.
+        fn run(&mut self, child: Child, now: Instant) {
+            self.child = Some(child);
+            self.started = now;
+            self.due = None;
+        }
+    }
+
     struct Supervisor<'a> {
         workers: &'a Workers,
         exe: PathBuf,
@@ -564,12 +573,7 @@ mod unix {
                     continue;
                 }
                 match self.spawn(n) {
-                    Ok(child) => {
-                        let slot = &mut self.slots[n];
-                        slot.child = Some(child);
-                        slot.started = now;
-                        slot.due = None;
-                    }
+                    Ok(child) => self.slots[n].run(child, now),
                     Err(e) => {
                         let slot = &mut self.slots[n];
                         slot.quick += 1;
@@ -622,9 +626,7 @@ mod unix {
                 match self.spawn(n) {
                     Ok(child) => {
                         let slot = &mut self.slots[n];
-                        slot.child = Some(child);
-                        slot.started = now;
-                        slot.due = None;
+                        slot.run(child, now);
                         slot.quick = 0;
                         if let Some(old) = old {
                             send(&old, Signal::TERM);
