@@ -82,6 +82,8 @@ mod library {
         );
         assert_eq!(m.wsgi.app.to_string(), "shop:application");
         assert!(m.package.requirements.is_none());
+        // Nothing to install: no venv is set (the base interpreter serves).
+        assert!(m.wsgi.venv.is_none());
     }
 
     #[test]
@@ -149,6 +151,12 @@ mod library {
         assert_eq!(
             m.package.requirements.as_ref().map(|r| r.as_str()),
             Some("requirements.txt")
+        );
+        // Requirements need a venv for `iiswsgi install` to put them in: init sets one.
+        assert!(
+            matches!(&m.wsgi.venv, Some(iiswsgi::manifest::Venv::InApp(p)) if p.as_str() == ".venv"),
+            "{:?}",
+            m.wsgi.venv
         );
         let app = report
             .plan

@@ -248,6 +248,43 @@ fn sigterm_finishes_requests_in_flight_stops_every_worker_and_removes_the_socket
 }
 
 #[test]
+fn worker_still_busy_after_the_grace_period_is_killed_and_the_supervisor_exits_zero() {
+    let mut s = Supervised::start(
+        "procgrace",
+        &[
+            "--diagnostic",
+            "--processes",
+            "2",
+            "--graceful-timeout",
+            "1",
+        ],
+        2,
+    );
+    let workers = s.workers();
+    // This request's body never completes: its worker stays in the application call.
+    let (_held, _rest) = hold_a_worker(&s);
+    std::thread::sleep(Duration::from_millis(200));
+    let start = Instant::now();
+    s.terminate();
+    let status = s
+        .proc
+        .wait_exit(Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("supervisor still running: {}", s.proc.output()));
+    let took = start.elapsed();
+    assert!(status.success(), "{status:?}: {}", s.proc.output());
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "stopped after {took:?} with a 1 s grace period"
+    );
+    assert!(workers.iter().all(|&p| !alive(p)), "{workers:?} survive");
+    let log = s.log();
+    assert!(
+        log.contains("still busy after the grace period: SIGKILL"),
+        "{log}"
+    );
+}
+
+#[test]
 fn worker_exiting_zero_at_max_requests_is_replaced_at_once() {
     let mut s = Supervised::start(
         "procsmax",
