@@ -22,4 +22,11 @@ if [ ! -e "$venv/.ready" ]; then
 fi
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 2; }
 
-BENCH_VENV="$venv" cargo bench --bench wsgi_peers
+# The C libfcgi responder of bench/fastcgi.sh, as a second floor for IIS mode (optional).
+c_responder=""
+if [ -e /usr/include/fcgiapp.h ] && command -v cc >/dev/null; then
+  mkdir -p target/tmp
+  cc -O2 -pthread -o target/tmp/c-responder bench/c-responder/hello.c -lfcgi && c_responder="$PWD/target/tmp/c-responder"
+fi
+
+BENCH_VENV="$venv" BENCH_C_RESPONDER="$c_responder" cargo bench --bench wsgi_peers

@@ -4,15 +4,18 @@
 //!
 //! - **IIS mode**: the IIS-emulating FastCGI client of `tests/support/fcgi_client.rs` over a
 //!   socketpair on fd 0, one process, keep-conn, sequential requests to `bench/wsgi_hello.py`:
-//!   `iiswsgi run` vs Microsoft's wfastcgi 3.0.0 (with inert `ctypes.windll` stand-ins). Also
-//!   cold start (spawn → first response), a 64 MiB upload echo, and RSS after 1k vs 100k
+//!   `iiswsgi run` vs Microsoft's wfastcgi 3.0.0 (with inert `ctypes.windll` stand-ins), and
+//!   two floors on the same client: `iiswsgi run --diagnostic=hello` (no Python) and the C
+//!   libfcgi hello responder. Requests per second and the serving process's CPU per request;
+//!   also cold start (spawn → first response), a 64 MiB upload echo, and RSS after 1k vs 100k
 //!   requests.
 //! - **nginx mode**: one nginx, `wrk -t1 -c16`, in front of `iiswsgi run --listen`, uWSGI
 //!   (`pyuwsgi`, FastCGI socket, 1 process, 1 thread), flup (`fcgi_single`) and granian (WSGI
 //!   over HTTP, 1 worker, 1 blocking thread); plus gateway RSS while streaming 16 MiB.
 //!
 //! Environment: `BENCH_VENV` (a venv with wfastcgi, flup, pyuwsgi, granian), `BENCH_ROUNDS`
-//! (default 5), `BENCH_SECONDS` (wrk duration, default 5).
+//! (default 5), `BENCH_SECONDS` (wrk duration, default 5), `BENCH_C_RESPONDER` (the compiled
+//! C responder; its row is left out without it).
 
 #[path = "../tests/support/fcgi_client.rs"]
 mod fcgi_client;
@@ -97,6 +100,9 @@ enum IisKind {
     Wfastcgi,
     /// `iiswsgi run --diagnostic=hello`: the same server and client, no Python (the floor).
     Floor,
+    /// The C libfcgi hello responder (`bench/c-responder/hello.c`) on the same client: what
+    /// the client, the socketpair and the kernel cost with a minimal C server.
+    CFloor,
 }
 
 impl IisKind {
@@ -105,6 +111,7 @@ impl IisKind {
             IisKind::Iiswsgi => "iiswsgi",
             IisKind::Wfastcgi => "wfastcgi 3.0.0",
             IisKind::Floor => "floor: no Python",
+            IisKind::CFloor => "floor: C libfcgi",
         }
     }
 }
@@ -113,6 +120,8 @@ struct Setup {
     venv: PathBuf,
     /// APPL_PHYSICAL_PATH for wfastcgi: the hello app plus its Web.config.
     site: tempfile::TempDir,
+    /// The compiled C libfcgi responder (`BENCH_C_RESPONDER`), when libfcgi-dev is there.
+    c_responder: Option<PathBuf>,
 }
 
 impl Setup {
@@ -134,7 +143,14 @@ impl Setup {
              </appSettings></configuration>\n",
         )
         .expect("Web.config");
-        Setup { venv, site }
+        let c_responder = std::env::var_os("BENCH_C_RESPONDER")
+            .map(PathBuf::from)
+            .filter(|p| p.is_file());
+        Setup {
+            venv,
+            site,
+            c_responder,
+        }
     }
 
     fn spawn_iis(&self, kind: IisKind) -> IisPeer {
@@ -165,6 +181,7 @@ impl Setup {
                     .arg(self.site.path().join("floor.log"));
                 c
             }
+            IisKind::CFloor => Command::new(self.c_responder.as_ref().expect("C responder")),
             IisKind::Wfastcgi => {
                 let mut c = Command::new(self.venv.join("bin/python"));
                 c.arg(bench_dir().join("wsgi_wfastcgi_shim.py"));
@@ -268,7 +285,10 @@ fn iis_mode(setup: &Setup, rounds: u64) {
     println!(
         "\n== IIS mode: IIS-emulating client, socketpair on fd 0, one process, sequential keep-conn"
     );
-    let kinds = [IisKind::Iiswsgi, IisKind::Wfastcgi, IisKind::Floor];
+    let mut kinds = vec![IisKind::Iiswsgi, IisKind::Wfastcgi, IisKind::Floor];
+    if setup.c_responder.is_some() {
+        kinds.push(IisKind::CFloor);
+    }
     let mut rps: Vec<(String, Vec<f64>)> = kinds
         .iter()
         .map(|k| (k.name().to_owned(), Vec::new()))
