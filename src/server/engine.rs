@@ -461,6 +461,9 @@ pub(crate) struct Flags {
     pub writable: bool,
     /// Whether the connection is currently registered for writability too.
     pub write_interest: bool,
+    /// The peer's end-of-stream (or an error) was reported: it will raise no further event,
+    /// so reading must go on until it shows.
+    pub read_closed: bool,
 }
 
 impl Flags {
@@ -491,6 +494,9 @@ impl Flags {
     pub(super) fn note(&mut self, ev: &MioEvent) {
         if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
             self.readable = true;
+        }
+        if ev.is_read_closed() || ev.is_error() {
+            self.read_closed = true;
         }
         if ev.is_writable() || ev.is_write_closed() || ev.is_error() {
             self.writable = true;
@@ -551,6 +557,7 @@ impl Conn {
                 readable: true,
                 writable: true,
                 write_interest: false,
+                read_closed: false,
             },
             peer,
             eof: false,
@@ -704,9 +711,11 @@ impl Conn {
                     }
                     // A short read drained the socket for now. Under edge-triggered epoll any
                     // later arrival raises a new event, so the read that could only answer
-                    // EAGAIN is skipped (one system call per request). Sockets only: mio's
-                    // Windows pipe signals readiness differently.
-                    if cfg!(unix) && n < scratch.len() {
+                    // EAGAIN is skipped (one system call per request). Not once the peer's
+                    // end-of-stream was reported: that raises no new event, so the read that
+                    // returns it must happen now. Sockets only: mio's Windows pipe signals
+                    // readiness differently.
+                    if cfg!(unix) && n < scratch.len() && !self.flags.read_closed {
                         self.flags.readable = false;
                     }
                 }
