@@ -181,12 +181,7 @@ pub fn read_registered(
     runner: &mut dyn Runner,
     appcmd: &AppCmd,
 ) -> Result<Vec<RegisteredApplication>, RegisterError> {
-    let cmd = appcmd.list_fastcgi()?;
-    let out = run_checked(runner, &cmd)?;
-    appcmd::parse_fastcgi_list(&out.stdout).map_err(|source| RegisterError::List {
-        command: cmd.display(),
-        source,
-    })
+    read_list(runner, appcmd.list_fastcgi()?, appcmd::parse_fastcgi_list)
 }
 
 /// `list vdir /xml`, parsed.
@@ -194,12 +189,7 @@ pub fn read_vdirs(
     runner: &mut dyn Runner,
     appcmd: &AppCmd,
 ) -> Result<Vec<VirtualDirectory>, RegisterError> {
-    let cmd = appcmd.list_vdirs()?;
-    let out = run_checked(runner, &cmd)?;
-    appcmd::parse_vdirs(&out.stdout).map_err(|source| RegisterError::List {
-        command: cmd.display(),
-        source,
-    })
+    read_list(runner, appcmd.list_vdirs()?, appcmd::parse_vdirs)
 }
 
 /// `list app /xml`, parsed.
@@ -207,23 +197,27 @@ pub fn read_apps(
     runner: &mut dyn Runner,
     appcmd: &AppCmd,
 ) -> Result<Vec<appcmd::IisApp>, RegisterError> {
-    let cmd = appcmd.list_apps()?;
+    read_list(runner, appcmd.list_apps()?, appcmd::parse_apps)
+}
+
+/// Runs an appcmd `list ... /xml` command and parses its output with `parse`.
+fn read_list<T>(
+    runner: &mut dyn Runner,
+    cmd: CommandLine,
+    parse: fn(&str) -> Result<T, ListParseError>,
+) -> Result<T, RegisterError> {
     let out = run_checked(runner, &cmd)?;
-    appcmd::parse_apps(&out.stdout).map_err(|source| RegisterError::List {
+    parse(&out.stdout).map_err(|source| RegisterError::List {
         command: cmd.display(),
         source,
     })
 }
 
 /// Whether two Windows paths name the same folder: case-insensitive, either separator,
-/// trailing separators ignored.
+/// trailing separators ignored ([`super::identity::same_path`], the per-request check's
+/// comparison).
 pub fn same_dir(a: &str, b: &str) -> bool {
-    let norm = |s: &str| {
-        s.replace('/', "\\")
-            .trim_end_matches('\\')
-            .to_ascii_lowercase()
-    };
-    norm(a) == norm(b)
+    super::identity::same_path(a.as_bytes(), b.as_bytes())
 }
 
 /// The IIS applications whose own folder (vdir `/`) is `dir`; `%VAR%` in physical paths are
