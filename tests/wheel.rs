@@ -49,32 +49,8 @@ fn installed() -> &'static Installed {
 /// binary copied into its `bin/` on every run (a copy, not a symlink: the binary locates itself
 /// through `/proc/self/exe`, which resolves symlinks).
 fn copied_into_venv() -> Installed {
-    let minor = env!("IISWSGI_PY_VERSION");
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("wheel-venv-py{minor}"));
-    let ready = venv.join(".iiswsgi-ready");
-    if !ready.exists() {
-        let _ = std::fs::remove_dir_all(&venv);
-        let status = Command::new(env!("IISWSGI_PY_EXECUTABLE"))
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .expect("python -m venv");
-        assert!(status.success(), "python -m venv failed");
-        let status = Command::new(venv.join("bin/python"))
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-            ])
-            .arg("-r")
-            .arg(flask_hello().join("requirements.txt"))
-            .status()
-            .expect("pip");
-        assert!(status.success(), "pip install Flask from PyPI failed");
-        std::fs::write(&ready, "").expect("ready marker");
-    }
+    let requirements = flask_hello().join("requirements.txt");
+    let venv = crate::support::venv::cached("wheel-venv", &["-r".as_ref(), requirements.as_ref()]);
     let bin = venv.join("bin/iiswsgi");
     let _ = std::fs::remove_file(&bin);
     std::fs::copy(env!("CARGO_BIN_EXE_iiswsgi"), &bin).expect("copy iiswsgi into the venv");

@@ -6,3 +6,5 @@ pub mod fcgi_client;
 pub mod iis_client;
 #[cfg(unix)]
 pub mod peers;
+#[cfg(all(unix, feature = "python"))]
+pub mod venv;

@@ -17,39 +17,10 @@ use super::{Gateway, IisGateway, NginxGateway, Req, apps_dir, build_python};
 fn framework_venv() -> &'static Path {
     static VENV: OnceLock<PathBuf> = OnceLock::new();
     VENV.get_or_init(|| {
-        let minor = env!("IISWSGI_PY_VERSION");
-        let venv =
-            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("wsgi-frameworks-py{minor}"));
-        let ready = venv.join(".iiswsgi-ready");
-        if ready.exists() {
-            return venv;
-        }
-        // A venv records absolute paths, so it is built where it lives; without the ready
-        // marker (an interrupted run) it is rebuilt from scratch.
-        let _ = std::fs::remove_dir_all(&venv);
-        let status = Command::new(build_python())
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .expect("venv");
-        assert!(status.success(), "python -m venv failed");
-        let status = Command::new(venv.join("bin/python"))
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-            ])
-            .args(["Flask>=3.0,<4", "Django>=4.2,<6"])
-            .status()
-            .expect("pip");
-        assert!(
-            status.success(),
-            "pip install Flask Django from PyPI failed"
-        );
-        std::fs::write(&ready, "").expect("ready marker");
-        venv
+        crate::support::venv::cached(
+            "wsgi-frameworks",
+            &["Flask>=3.0,<4".as_ref(), "Django>=4.2,<6".as_ref()],
+        )
     })
 }
 

@@ -1,0 +1,42 @@
+//! Venvs the tests build from PyPI once and reuse across runs.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// `<target>/tmp/<name>-py<minor>`: a venv of the embedded Python with `pip install
+/// <pip_args>` done, built on first use. A venv records absolute paths, so it is built where
+/// it lives; a ready marker records a finished build, and without it (an interrupted run) the
+/// folder is rebuilt from scratch.
+pub fn cached(name: &str, pip_args: &[&OsStr]) -> PathBuf {
+    let minor = env!("IISWSGI_PY_VERSION");
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-py{minor}"));
+    let ready = venv.join(".iiswsgi-ready");
+    if ready.exists() {
+        return venv;
+    }
+    let _ = std::fs::remove_dir_all(&venv);
+    let status = Command::new(env!("IISWSGI_PY_EXECUTABLE"))
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status()
+        .expect("python -m venv");
+    assert!(status.success(), "python -m venv failed");
+    let status = Command::new(venv.join("bin/python"))
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ])
+        .args(pip_args)
+        .status()
+        .expect("pip");
+    assert!(
+        status.success(),
+        "pip install {pip_args:?} from PyPI failed"
+    );
+    std::fs::write(&ready, "").expect("ready marker");
+    venv
+}
