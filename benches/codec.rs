@@ -7,11 +7,11 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use iiswsgi::fastcgi::{
+use iiswsgi::runtime::fastcgi::{
     BeginRequestBody, Config, Connection, Event, KEEP_CONN, ParamsParser, RecordHeader, RecordType,
     Role, encode_pair, encode_stream, end_request_bytes, stream_frames,
 };
-use iiswsgi::fastcgi::{Limits, ProtocolStatus};
+use iiswsgi::runtime::fastcgi::{Limits, ProtocolStatus};
 
 /// The params IIS sends for a GET to a sub-application (iis-runtime.md §6.2 plus headers).
 fn iis_pairs() -> Vec<(&'static str, &'static str)> {
@@ -121,7 +121,7 @@ fn decode(c: &mut Criterion) {
 
     group.bench_function("params_parser_iis_49_pairs_reused_buffers", |b| {
         let limits = Limits::default();
-        let mut spare = iiswsgi::fastcgi::Params::new();
+        let mut spare = iiswsgi::runtime::fastcgi::Params::new();
         b.iter(|| {
             let mut parser = ParamsParser::with_params(&limits, std::mem::take(&mut spare));
             parser.feed(black_box(&stream));

@@ -1,31 +1,36 @@
 //! iiswsgi: Python WSGI apps on IIS, over FastCGI, from one binary.
 //!
-//! The library owns all logic; `src/main.rs` and `src/cli/` only parse arguments, call one
-//! entry point per subcommand and print the report or the error chain.
+//! The crate is one house with three wings over a small shared ground:
+//! - [`runtime`]: `iiswsgi run`, the process IIS (or nginx, lighttpd, Apache, HAProxy)
+//!   talks to: the sans-IO FastCGI codec, transports, the event-loop server, the embedded
+//!   CPython WSGI bridge, logging, and what IIS's environment means to a running process;
+//! - [`package`]: the build side, on any OS: `init`, templates, the MSDeploy zip, the WebPI
+//!   feed and the `check` lint rules;
+//! - [`iis`]: server administration on Windows: `install`, `iis enable|disable`, `doctor`,
+//!   built on appcmd and icacls command lines.
 //!
-//! Dependency direction (checked by `tests/architecture.rs`):
-//! - `manifest` is read by `render`, `msdeploy`, `webpi`, `check`, `init` and `iis`, never the reverse;
-//! - `fastcgi` is a sans-IO codec: it imports nothing else from this crate and does no I/O;
-//! - `transport` moves bytes and never interprets them;
-//! - `server` drives the codec over a transport and calls an [`server::Application`];
-//! - `wsgi` is the only module that names `pyo3`;
-//! - `iis` knows IIS: `_FCGI_*` variables, pipe names, appcmd, the IIS environ rules.
+//! Shared ground: [`manifest`] (`iiswsgi.toml`, read by every wing and reading none),
+//! [`venv`] (`pyvenv.cfg`), [`xml`] (a bounded XML tree), [`fsutil`] (atomic writes) and
+//! [`deploy`], the contract the package and the installer agree on (the FastCGI key, the
+//! install stamp, the web.config context). `src/main.rs` and `src/cli/` only parse arguments,
+//! call one entry point per subcommand and print the report or the error chain.
+//!
+//! Dependency rules (checked by `tests/architecture.rs`, which reads every `use`):
+//! - `runtime` never names `package` or `iis`; `package` never names `runtime` or `iis`;
+//! - `iis` reaches the package wing only through [`deploy`];
+//! - `runtime::fastcgi` is sans-IO: no I/O, no clock, no other module of this crate;
+//! - only `runtime::wsgi` names `pyo3`; shared ground names no wing, except [`deploy`],
+//!   which may name `package`.
 #![warn(missing_docs)]
 
-pub mod check;
-pub mod fastcgi;
+pub mod deploy;
+pub mod fsutil;
 pub mod iis;
-pub mod init;
-pub mod logging;
 pub mod manifest;
-pub mod msdeploy;
-pub mod render;
-pub mod server;
-pub mod transport;
+pub mod package;
+pub mod runtime;
 pub mod venv;
-pub mod webpi;
-#[cfg(feature = "python")]
-pub mod wsgi;
+pub mod xml;
 
 /// The version of this build, as `iiswsgi --version` prints it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

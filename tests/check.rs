@@ -6,10 +6,10 @@
 
 use std::path::{Path, PathBuf};
 
-use iiswsgi::msdeploy::timestamp::TimePolicy;
-use iiswsgi::msdeploy::writer::zip::{ZipBackend, ZipOptions};
-use iiswsgi::msdeploy::writer::{Gate, PackageWriter};
-use iiswsgi::msdeploy::zip_path::ZipPath;
+use iiswsgi::package::msdeploy::timestamp::TimePolicy;
+use iiswsgi::package::msdeploy::writer::zip::{ZipBackend, ZipOptions};
+use iiswsgi::package::msdeploy::writer::{Gate, PackageWriter};
+use iiswsgi::package::msdeploy::zip_path::ZipPath;
 
 use crate::package_support::*;
 

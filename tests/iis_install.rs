@@ -55,7 +55,7 @@ fn unpacked_flask_hello() -> (tempfile::TempDir, PathBuf, String) {
     for (name, bytes) in entries(&zip) {
         if name == "Manifest.xml" {
             let xml = String::from_utf8(bytes).expect("utf8");
-            let root = iiswsgi::check::xml::parse(&xml).expect("Manifest.xml parses");
+            let root = iiswsgi::xml::parse(&xml).expect("Manifest.xml parses");
             run_command = root
                 .descendants()
                 .into_iter()

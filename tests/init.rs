@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use iiswsgi::init::{self, InitOptions};
 use iiswsgi::manifest::Manifest;
+use iiswsgi::package::init::{self, InitOptions};
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

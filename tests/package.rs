@@ -6,11 +6,11 @@
 
 use std::path::Path;
 
-use iiswsgi::check::xml::{self, Element};
+use iiswsgi::deploy::{DEFAULT_IISWSGI_EXE, FastCgiKey, web_config};
 use iiswsgi::manifest::Manifest;
-use iiswsgi::msdeploy::package::{DEFAULT_IISWSGI_EXE, FastCgiKey, web_config};
-use iiswsgi::msdeploy::provider_options::ProviderOptions;
-use iiswsgi::render::Templates;
+use iiswsgi::package::msdeploy::provider_options::ProviderOptions;
+use iiswsgi::package::render::Templates;
+use iiswsgi::xml::{self, Element};
 
 use crate::package_support::*;
 
@@ -425,7 +425,7 @@ mod zip_format {
         );
         assert!(o.status.success(), "{}", text(&o));
         let zip = out.path().join("PlainWsgi-1.0.0.zip");
-        let dir = iiswsgi::msdeploy::reader::read_directory(
+        let dir = iiswsgi::package::msdeploy::reader::read_directory(
             &mut std::fs::File::open(&zip).expect("open"),
         )
         .expect("dir");
@@ -435,7 +435,7 @@ mod zip_format {
             .find(|e| e.name == "Manifest.xml")
             .expect("entry");
         let stamped = manifest.time.to_unix().expect("valid time");
-        let now = iiswsgi::msdeploy::timestamp::unix_seconds(before);
+        let now = iiswsgi::package::msdeploy::timestamp::unix_seconds(before);
         assert!(
             (stamped - now).abs() <= 4,
             "Manifest.xml time {stamped} vs build time {now}"

@@ -831,8 +831,10 @@ mod boundary {
     //! The `Application` boundary, in process: custom apps served by `server::run` over a
     //! unix socket, checking what the server does with what an app does.
     use super::*;
-    use iiswsgi::server::{self, Application, Body, Outcome, Request, Response, RunOptions};
-    use iiswsgi::transport::ListenAddr;
+    use iiswsgi::runtime::server::{
+        self, Application, Body, Outcome, Request, Response, RunOptions,
+    };
+    use iiswsgi::runtime::transport::ListenAddr;
 
     /// Serves `app` for `requests` requests on a fresh socket, in a thread.
     fn serve<A: Application + 'static>(
@@ -863,7 +865,7 @@ mod boundary {
             max_requests: Some(requests),
             // The logger is process-wide: the first in-process server's config wins, so all
             // of them share one file.
-            log: iiswsgi::logging::LogConfig {
+            log: iiswsgi::runtime::logging::LogConfig {
                 path: Some(shared_log()),
                 ..Default::default()
             },

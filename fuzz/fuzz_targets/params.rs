@@ -3,4 +3,4 @@
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| iiswsgi::fastcgi::fuzzing::params(data));
+fuzz_target!(|data: &[u8]| iiswsgi::runtime::fastcgi::fuzzing::params(data));

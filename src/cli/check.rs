@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use iiswsgi::check::{self, CheckOptions};
 use iiswsgi::manifest;
+use iiswsgi::package::check::{self, CheckOptions};
 
 /// Arguments of `iiswsgi check`.
 #[derive(Debug, clap::Args)]

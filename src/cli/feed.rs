@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use iiswsgi::msdeploy::timestamp::{TimePolicy, unix_seconds};
-use iiswsgi::webpi::{self, FeedOptions};
+use iiswsgi::package::msdeploy::timestamp::{TimePolicy, unix_seconds};
+use iiswsgi::package::webpi::{self, FeedOptions};
 
 /// Arguments of `iiswsgi feed`.
 #[derive(Debug, clap::Args)]

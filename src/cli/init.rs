@@ -25,11 +25,11 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let options = iiswsgi::init::InitOptions {
+    let options = iiswsgi::package::init::InitOptions {
         dir: args.dir,
         force: args.force,
     };
-    match iiswsgi::init::init(&options) {
+    match iiswsgi::package::init::init(&options) {
         Ok(report) => {
             print!("{report}");
             ExitCode::SUCCESS

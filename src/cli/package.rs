@@ -4,10 +4,11 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use iiswsgi::deploy::DEFAULT_IISWSGI_EXE;
 use iiswsgi::manifest::{self, Manifest, ManifestError};
-use iiswsgi::msdeploy::package::{self, DEFAULT_IISWSGI_EXE, PackageOptions};
-use iiswsgi::msdeploy::timestamp::{TimePolicy, unix_seconds};
-use iiswsgi::msdeploy::writer::zip::ZipOptions;
+use iiswsgi::package::msdeploy::package::{self, PackageOptions};
+use iiswsgi::package::msdeploy::timestamp::{TimePolicy, unix_seconds};
+use iiswsgi::package::msdeploy::writer::zip::ZipOptions;
 
 /// Arguments of `iiswsgi package`.
 #[derive(Debug, clap::Args)]

@@ -1,18 +1,18 @@
 //! `iiswsgi run`: the FastCGI runtime IIS (or nginx, lighttpd, Apache, HAProxy) starts.
 //!
 //! Raw flags only (ripgrep's low args): this file turns them into a
-//! [`iiswsgi::server::RunOptions`] with absolute paths and calls [`iiswsgi::server::run`].
+//! [`iiswsgi::runtime::server::RunOptions`] with absolute paths and calls [`iiswsgi::runtime::server::run`].
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use iiswsgi::iis::environ::{EnvironOptions, OriginalUrlPolicy, normalise_prefix};
-use iiswsgi::logging::{DEFAULT_KEEP, DEFAULT_MAX_BYTES, LogConfig};
-use iiswsgi::server::diagnostic::{Diagnostic, DiagnosticMode};
-use iiswsgi::server::supervisor::{self, Workers};
-use iiswsgi::server::{self, RunOptions};
-use iiswsgi::transport::ListenAddr;
+use iiswsgi::runtime::environ::{EnvironOptions, OriginalUrlPolicy, normalise_prefix};
+use iiswsgi::runtime::logging::{DEFAULT_KEEP, DEFAULT_MAX_BYTES, LogConfig};
+use iiswsgi::runtime::server::diagnostic::{Diagnostic, DiagnosticMode};
+use iiswsgi::runtime::server::supervisor::{self, Workers};
+use iiswsgi::runtime::server::{self, RunOptions};
+use iiswsgi::runtime::transport::ListenAddr;
 
 const LONG_ABOUT: &str = "\
 Serve FastCGI: the process IIS starts for each request queue (or that nginx, lighttpd, Apache \
@@ -258,10 +258,10 @@ mod wsgi {
     use std::sync::Arc;
 
     use iiswsgi::manifest::{Manifest, Venv as ManifestVenv};
-    use iiswsgi::server::{self, RunOptions};
-    use iiswsgi::transport::Kind;
+    use iiswsgi::runtime::server::{self, RunOptions};
+    use iiswsgi::runtime::transport::Kind;
+    use iiswsgi::runtime::wsgi::{self, AppSpec, Mode, Options, ReloadOptions, Runtime, ServerLog};
     use iiswsgi::venv::{self, VenvSource};
-    use iiswsgi::wsgi::{self, AppSpec, Mode, Options, ReloadOptions, Runtime, ServerLog};
 
     use super::{WsgiArgs, absolute};
 
@@ -324,7 +324,7 @@ mod wsgi {
             if status != 0 {
                 log::warn!("Python finalisation reported status {status}");
             }
-            iiswsgi::logging::flush();
+            iiswsgi::runtime::logging::flush();
         }
         match result {
             Ok(_) => ExitCode::SUCCESS,
@@ -430,7 +430,7 @@ mod wsgi {
 mod wsgi {
     use std::process::ExitCode;
 
-    use iiswsgi::server::RunOptions;
+    use iiswsgi::runtime::server::RunOptions;
 
     use super::WsgiArgs;
 

@@ -347,7 +347,7 @@ impl fmt::Display for Difference {
 /// A handler mapping (`system.webServer/handlers/add`): the very element the web.config template
 /// renders, so the registration and the file cannot disagree (their `scriptProcessor` must match
 /// character for character, or IIS answers 0x80070585).
-pub use crate::render::HandlerElement as HandlerMapping;
+pub use crate::deploy::HandlerMapping;
 
 /// Which appcmd, and which applicationHost.config it edits.
 #[derive(Debug, Clone, PartialEq, Eq)]

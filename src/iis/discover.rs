@@ -19,12 +19,12 @@ use super::appcmd::VirtualDirectory;
 use super::runner::expand_env;
 use crate::manifest::{self, Manifest};
 
-/// The stamp file a package ships in the app folder (see [`crate::msdeploy::package`]): its
+/// The stamp file a package ships in the app folder (see [`crate::package::msdeploy::package`]): its
 /// presence marks a folder msdeploy unpacked but the post-install step has not finished.
-pub use crate::msdeploy::package::INSTALL_STAMP as STAMP_FILE;
+pub use crate::deploy::INSTALL_STAMP as STAMP_FILE;
 
 /// The stamp's content.
-pub use crate::msdeploy::package::INSTALL_STAMP_TEXT as STAMP_TEXT;
+pub use crate::deploy::INSTALL_STAMP_TEXT as STAMP_TEXT;
 
 /// Where a candidate folder came from.
 #[derive(Debug, Clone, PartialEq, Eq)]

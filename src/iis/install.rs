@@ -38,10 +38,8 @@ use super::python::{self, ProbeError, PyVenvCfg, PythonInfo};
 use super::register::{self, Iis, RegisterError};
 use super::report::{DryRun, Outcome, Planned, Report, Step};
 use super::runner::{self, Runner};
-use crate::check::web_config as web_config_rules;
+use crate::deploy::{FastCgiKey, Template, WebConfigError, render_web_config};
 use crate::manifest::{Manifest, ManifestError};
-use crate::msdeploy::package::{FastCgiKey, web_config};
-use crate::render::{Template, Templates};
 
 /// The file in the venv recording what `pip install` last installed.
 pub const REQUIREMENTS_MARKER: &str = "iiswsgi-requirements.sha1";
@@ -143,7 +141,7 @@ pub enum InstallError {
         path: PathBuf,
         /// Why.
         #[source]
-        source: crate::render::RenderError,
+        source: crate::deploy::RenderError,
     },
     /// The rendered web.config breaks a check rule.
     #[error("the web.config rendered from {} is not usable:\n{findings}", .path.display())]
@@ -627,11 +625,15 @@ impl<'a> Installer<'a> {
             }
         };
         let text = render_web_config(&template, &self.manifest, key).map_err(|e| match e {
-            RenderOrLint::Render(source) => InstallError::Render {
+            WebConfigError::Render(source) => InstallError::Render {
                 path: template_path.clone(),
                 source,
             },
-            RenderOrLint::Lint(findings) => InstallError::WebConfig {
+            WebConfigError::NotXml(e) => InstallError::WebConfig {
+                path: template_path.clone(),
+                findings: format!("not well-formed XML: {e}"),
+            },
+            WebConfigError::Lint(findings) => InstallError::WebConfig {
                 path: template_path.clone(),
                 findings,
             },
@@ -850,34 +852,6 @@ impl<'a> Installer<'a> {
         }
         Ok(())
     }
-}
-
-/// Why a web.config could not be produced.
-#[derive(Debug)]
-pub enum RenderOrLint {
-    /// The template did not render.
-    Render(crate::render::RenderError),
-    /// The result breaks a C rule (rendered errors).
-    Lint(String),
-}
-
-/// Renders a web.config template for `manifest` and `key` and checks it: well-formed, and the
-/// C rules of `iiswsgi check` with the expected `scriptProcessor` (so the handler names the
-/// registration character for character).
-pub fn render_web_config(
-    template: &str,
-    manifest: &Manifest,
-    key: &FastCgiKey,
-) -> Result<String, RenderOrLint> {
-    let text = Templates::render_source(template, &web_config(manifest, key))
-        .map_err(RenderOrLint::Render)?;
-    let root = crate::check::xml::parse(&text)
-        .map_err(|e| RenderOrLint::Lint(format!("not well-formed XML: {e}")))?;
-    let findings = web_config_rules::lint(&root, "web.config", Some(&key.script_processor()));
-    if findings.errors() > 0 {
-        return Err(RenderOrLint::Lint(findings.render_errors()));
-    }
-    Ok(text)
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same folder, then renames it, so

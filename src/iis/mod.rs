@@ -1,22 +1,25 @@
-//! What only IIS does: its FastCGI environment variables, its environ quirks, appcmd and ACLs.
+//! The IIS administration wing: setting a server up for an app, on Windows (and as dry runs
+//! everywhere else).
 //!
-//! - [`environ`]: the request-path rules (`iis-runtime.md` §6.4) and the CGI fix-ups, pure;
-//! - [`identity`]: the per-request check that IIS sent this app's requests (§12 item 12);
-//! - [`shutdown`]: `_FCGI_SHUTDOWN_EVENT_`, IIS's graceful-exit signal (watched on Windows);
 //! - [`install`], [`register`], [`doctor`]: `iiswsgi install`, `iiswsgi iis enable|disable`
 //!   and `iiswsgi doctor`, built on [`appcmd`] and [`acl`] (command lines, pure), [`discover`]
 //!   (the app folder), [`python`], [`webconfig`], [`runner`] and [`report`].
+//!
+//! Everything that changes a server goes through a [`runner::Runner`], so each command has a
+//! dry run (`--dry-run`, the default off Windows) that prints the exact command lines.
+//!
+//! May use: the shared ground ([`crate::manifest`], [`crate::venv`], [`crate::xml`],
+//! [`crate::fsutil`]) and, for what the package decided (the FastCGI key, the install stamp,
+//! the web.config template), only [`crate::deploy`]. Never names [`crate::runtime`]. A
+//! newcomer starts at [`install`], the step msdeploy's runCommand runs on the server.
 
 pub mod acl;
 pub mod appcmd;
 pub mod discover;
 pub mod doctor;
-pub mod environ;
-pub mod identity;
 pub mod install;
 pub mod python;
 pub mod register;
 pub mod report;
 pub mod runner;
-pub mod shutdown;
 pub mod webconfig;

@@ -21,8 +21,8 @@ use super::python::{self, PyVenvCfg};
 use super::report::{DryRun, Outcome, Planned, Report, Step};
 use super::runner::{self, Output, Runner};
 use super::webconfig::{self, WebConfigFacts};
+use crate::deploy::FastCgiKey;
 use crate::manifest::{self, Manifest, ManifestError, Venv};
-use crate::msdeploy::package::FastCgiKey;
 
 /// Which IIS the commands address and whether they run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -214,10 +214,10 @@ fn read_list<T>(
 }
 
 /// Whether two Windows paths name the same folder: case-insensitive, either separator,
-/// trailing separators ignored ([`super::identity::same_path`], the per-request check's
+/// trailing separators ignored ([`crate::fsutil::same_windows_path`], the per-request check's
 /// comparison).
 pub fn same_dir(a: &str, b: &str) -> bool {
-    super::identity::same_path(a.as_bytes(), b.as_bytes())
+    crate::fsutil::same_windows_path(a.as_bytes(), b.as_bytes())
 }
 
 /// The IIS applications whose own folder (vdir `/`) is `dir`; `%VAR%` in physical paths are

@@ -4,7 +4,7 @@
 //! rules, so the two can never disagree.
 
 use super::*;
-use crate::msdeploy::package::FastCgiKey;
+use crate::deploy::FastCgiKey;
 
 const EXE: &str = r"C:\Program Files\iiswsgi\iiswsgi.exe";
 const SHOP: &str = r"C:\inetpub\wwwroot\shop";

@@ -1,0 +1,614 @@
+//! Rules Z01–Z10 (the package zip), msdeploy-webpi.md §1 and §7.1, and the package lint that
+//! runs every other rule on the XML inside.
+//!
+//! The central directory comes from [`crate::package::msdeploy::reader`], which keeps exactly what these
+//! rules are about (Zip64 records, host system, flag bits, extra fields, raw name bytes). Only
+//! the directory and the few entries the rules read are loaded.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use super::manifest_xml::{self, ManifestInfo};
+use super::parameters::{self, PackageContext};
+use super::{Findings, error_chain, web_config};
+use crate::package::msdeploy::reader::{
+    ZipDirectory, ZipEntry, has_zip64_block, local_extra, read_directory, read_entry,
+};
+use crate::package::msdeploy::zip_path::{fold_case, name_problem};
+use crate::xml;
+
+/// Largest entry the rules inflate (Manifest.xml, Parameters.xml, web.config…).
+pub const MAX_ENTRY_BYTES: u64 = 16 << 20;
+
+/// Z02–Z07 and Z10 on the directory alone.
+pub fn lint_directory(dir: &ZipDirectory) -> Findings {
+    let mut f = Findings::default();
+    if dir.zip64 || dir.entries.iter().any(|e| e.zip64) {
+        f.error(
+            "Z05",
+            "",
+            "the archive uses Zip64, which msdeploy's package provider does not read".into(),
+        );
+    }
+    if dir.entries.len() > crate::package::msdeploy::writer::MAX_ENTRIES {
+        f.error(
+            "Z05",
+            "",
+            format!(
+                "{} entries; msdeploy packages hold at most 65,535",
+                dir.entries.len()
+            ),
+        );
+    }
+    let mut descriptors = Vec::new();
+    let mut extras = Vec::new();
+    let mut hosts = Vec::new();
+    let mut folded: HashMap<String, &str> = HashMap::new();
+    for e in &dir.entries {
+        let name = e.name.as_str();
+        if e.size > crate::package::msdeploy::writer::MAX_FILE_BYTES {
+            f.error(
+                "Z05",
+                name,
+                format!("{} bytes; msdeploy reads files up to 2,147,483,647", e.size),
+            );
+        }
+        if e.version_needed > 20 {
+            f.error(
+                "Z05",
+                name,
+                format!(
+                    "needs zip version {}.{} to extract (Zip64 or another extension); msdeploy packages need 2.0",
+                    e.version_needed / 10,
+                    e.version_needed % 10
+                ),
+            );
+        }
+        if e.method != 0 && e.method != 8 {
+            f.error(
+                "Z05",
+                name,
+                format!(
+                    "compression method {}; only stored (0) and deflate (8) are allowed",
+                    e.method
+                ),
+            );
+        }
+        if e.flags & 1 != 0 {
+            f.error("Z05", name, "the entry is encrypted".into());
+        }
+        if e.flags & 8 != 0 {
+            descriptors.push(name);
+        }
+        if !e.extra.is_empty() {
+            extras.push(name);
+        }
+        if e.made_by >> 8 != 0 {
+            hosts.push(name);
+        }
+        // Z02: relative, `/`, Windows-valid.
+        let trimmed = name.strip_suffix('/').unwrap_or(name);
+        if let Some(reason) = name_problem(trimmed) {
+            f.error("Z02", name, format!("invalid entry name: {reason}"));
+        }
+        // Z07: non-ASCII names need bit 11.
+        if !e.raw_name.is_ascii() {
+            if e.flags & (1 << 11) == 0 {
+                f.error("Z07", name, "non-ASCII name without the UTF-8 flag (bit 11); readers will decode it as CP437".into());
+            } else {
+                f.warn("Z07", name, "non-ASCII name: whether msdeploy honours the UTF-8 flag is unverified; prefer ASCII".into());
+            }
+        }
+        // Z04: folder attribute without a trailing slash.
+        if !e.is_dir() && e.external & 0x10 != 0 && e.size == 0 && e.made_by >> 8 == 0 {
+            f.error("Z04", name, "a folder entry must end in `/`".into());
+        }
+        // Z03: case-insensitive collisions.
+        if let Some(other) = folded.insert(fold_case(trimmed), name) {
+            if other == name {
+                f.error("Z03", name, "the name appears twice".into());
+            } else if other.ends_with('/') == name.ends_with('/') {
+                f.error(
+                    "Z03",
+                    name,
+                    format!("differs from `{other}` only in case; Windows would make them one"),
+                );
+            }
+        }
+    }
+    // Z04: a file name that is also a folder prefix (case-insensitively).
+    let mut prefixes: HashMap<String, &str> = HashMap::new();
+    for e in &dir.entries {
+        let trimmed = e.name.trim_end_matches('/');
+        let mut acc = String::new();
+        for seg in trimmed
+            .split('/')
+            .collect::<Vec<_>>()
+            .split_last()
+            .map_or(&[][..], |(_, init)| init)
+        {
+            if !acc.is_empty() {
+                acc.push('/');
+            }
+            acc.push_str(seg);
+            prefixes.entry(fold_case(&acc)).or_insert(e.name.as_str());
+        }
+    }
+    for e in dir.entries.iter().filter(|e| !e.is_dir()) {
+        if let Some(child) = prefixes.get(&fold_case(&e.name)) {
+            f.error(
+                "Z04",
+                e.name.as_str(),
+                format!("is a file, yet `{child}` is inside it as a folder"),
+            );
+        }
+    }
+    let sample = |v: &[&str]| {
+        format!(
+            "{} entr{} (first: `{}`)",
+            v.len(),
+            if v.len() == 1 { "y" } else { "ies" },
+            v[0]
+        )
+    };
+    if !descriptors.is_empty() {
+        f.warn(
+            "Z06",
+            "",
+            format!("{} use data descriptors (flag bit 3)", sample(&descriptors)),
+        );
+    }
+    if !extras.is_empty() {
+        f.warn("Z06", "", format!("{} carry extra fields", sample(&extras)));
+    }
+    if !hosts.is_empty() {
+        f.warn(
+            "Z06",
+            "",
+            format!("{} were made on a non-DOS host", sample(&hosts)),
+        );
+    }
+    // Z10: one constant, ancient timestamp.
+    if let Some(first) = dir.entries.first() {
+        let same = dir.entries.iter().all(|e| e.time == first.time);
+        let early = first
+            .time
+            .to_unix()
+            .is_some_and(|t| t <= 315_532_800 + 86_400);
+        if same && early {
+            f.warn(
+                "Z10",
+                "",
+                "every entry has the same timestamp, at or before 1980-01-02: msdeploy's timestamp sync may skip changed files on redeploy (use SOURCE_DATE_EPOCH from the release commit)".into(),
+            );
+        }
+    }
+    f
+}
+
+/// Z01, Z08, Z09 and the M/O/P/C rules of the XML inside; `label` names the zip.
+pub fn lint_package(path: &Path) -> Findings {
+    let label = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let mut f = Findings::default();
+    let mut file = match fs_err::File::open(path) {
+        Ok(file) => file,
+        Err(e) => {
+            f.error("IO", "", error_chain(&e));
+            return f.prefixed(&label);
+        }
+    };
+    let dir = match read_directory(&mut file) {
+        Ok(dir) => dir,
+        Err(e) => {
+            f.error("Z05", "", format!("not a readable zip: {e}"));
+            return f.prefixed(&label);
+        }
+    };
+    f.extend(lint_directory(&dir));
+    local_headers(&mut file, &dir, &mut f);
+    let root_file = |name: &str| {
+        dir.entries
+            .iter()
+            .find(|e| !e.name.contains('/') && e.name.eq_ignore_ascii_case(name))
+    };
+    let (manifest, archive) = (root_file("manifest.xml"), root_file("archive.xml"));
+    let manifest = match (manifest, archive) {
+        (Some(_), Some(_)) => {
+            f.error("Z01", "", "both Manifest.xml and archive.xml at the root; msdeploy cannot tell which shape this is".into());
+            return f.prefixed(&label);
+        }
+        (None, Some(_)) => {
+            f.warn(
+                "Z01",
+                "",
+                "archive package (archive.xml), not checked: iiswsgi checks manifest packages"
+                    .into(),
+            );
+            return f.prefixed(&label);
+        }
+        (None, None) => {
+            f.error("Z01", "", "no Manifest.xml at the root of the zip".into());
+            return f.prefixed(&label);
+        }
+        (Some(m), None) => m,
+    };
+    let mut read = |e: &ZipEntry, f: &mut Findings| -> Option<String> {
+        match read_entry(&mut file, e, MAX_ENTRY_BYTES)
+            .and_then(|b| String::from_utf8(b).map_err(|_| format!("{} is not UTF-8", e.name)))
+        {
+            Ok(t) => Some(t),
+            Err(err) => {
+                f.error("Z05", e.name.as_str(), format!("cannot read: {err}"));
+                None
+            }
+        }
+    };
+    let Some(text) = read(manifest, &mut f) else {
+        return f.prefixed(&label);
+    };
+    let info = match xml::parse(&text) {
+        Ok(root) => manifest_xml::lint(&root, &manifest.name),
+        Err(e) => {
+            f.error(
+                "M01",
+                format!("{}:{}", manifest.name, e.line),
+                format!("not well-formed XML: {}", e.message),
+            );
+            return f.prefixed(&label);
+        }
+    };
+    structure(&dir, &info, &mut f);
+    let names: Vec<String> = dir.entries.iter().map(|e| e.name.clone()).collect();
+    match root_file("parameters.xml") {
+        None => f.error(
+            "P08",
+            "",
+            "no Parameters.xml: WebPI needs the IisApp parameter".into(),
+        ),
+        Some(p) => {
+            if let Some(text) = read(p, &mut f) {
+                match xml::parse(&text) {
+                    Ok(root) => f.extend(parameters::lint(
+                        &root,
+                        &p.name,
+                        Some(PackageContext {
+                            manifest: &info,
+                            files: Some(&names),
+                        }),
+                    )),
+                    Err(e) => f.error(
+                        "P01",
+                        format!("{}:{}", p.name, e.line),
+                        format!("not well-formed XML: {}", e.message),
+                    ),
+                }
+            }
+        }
+    }
+    if let Some(app) = &info.iis_app_path {
+        let find = |suffix: &str| {
+            let want = format!("{app}/{suffix}");
+            dir.entries
+                .iter()
+                .find(|e| e.name.eq_ignore_ascii_case(&want))
+        };
+        if let Some(wc) = find("web.config")
+            && let Some(text) = read(wc, &mut f)
+        {
+            match xml::parse(&text) {
+                Ok(root) => f.extend(web_config::lint(&root, &wc.name, None)),
+                Err(e) => f.error(
+                    "C01",
+                    format!("{}:{}", wc.name, e.line),
+                    format!("not well-formed XML: {}", e.message),
+                ),
+            }
+        }
+        // An iiswsgi package ships the web.config template and its manifest: render the
+        // installed web.config for a sample path and check the handler matches (C01).
+        if let (Some(tpl), Some(toml)) = (find("web.config.hbs"), find(crate::manifest::FILE_NAME))
+            && let (Some(tpl_text), Some(toml_text)) = (read(tpl, &mut f), read(toml, &mut f))
+        {
+            match crate::deploy::installed_web_config_sample(&toml_text, &tpl_text) {
+                Ok((xml_text, expected)) => match xml::parse(&xml_text) {
+                    Ok(root) => f.extend(web_config::lint(
+                        &root,
+                        &format!("{} (rendered)", tpl.name),
+                        Some(&expected),
+                    )),
+                    Err(e) => f.error(
+                        "C01",
+                        tpl.name.as_str(),
+                        format!(
+                            "renders to XML that is not well-formed: line {}: {}",
+                            e.line, e.message
+                        ),
+                    ),
+                },
+                Err(e) => f.error(
+                    "C01",
+                    tpl.name.as_str(),
+                    format!("cannot render the shipped web.config template: {e}"),
+                ),
+            }
+        }
+    }
+    f.prefixed(&label)
+}
+
+/// Z05/Z06 on the local headers, whose extra fields can differ from the directory's.
+fn local_headers<R: std::io::Read + std::io::Seek>(
+    r: &mut R,
+    dir: &ZipDirectory,
+    f: &mut Findings,
+) {
+    let mut zip64 = None;
+    let mut extras = None;
+    for e in &dir.entries {
+        match local_extra(r, e) {
+            Ok(extra) => {
+                if has_zip64_block(&extra) && zip64.is_none() {
+                    zip64 = Some(e.name.as_str());
+                }
+                if !extra.is_empty() && e.extra.is_empty() && extras.is_none() {
+                    extras = Some(e.name.as_str());
+                }
+            }
+            Err(err) => {
+                f.error(
+                    "Z05",
+                    e.name.as_str(),
+                    format!("unreadable local header: {err}"),
+                );
+                return;
+            }
+        }
+    }
+    if let Some(name) = zip64 {
+        f.error(
+            "Z05",
+            name,
+            "the local header carries a Zip64 extra field; msdeploy packages must not use Zip64"
+                .into(),
+        );
+    }
+    if let Some(name) = extras {
+        f.warn("Z06", name, "local headers carry extra fields".into());
+    }
+}
+
+/// Z08 and Z09: the zip's folders against the manifest's paths.
+fn structure(dir: &ZipDirectory, info: &ManifestInfo, f: &mut Findings) {
+    let Some(app) = &info.iis_app_path else {
+        return;
+    };
+    let app_key = fold_case(app.trim_end_matches('/'));
+    let mut tops: Vec<&str> = dir
+        .entries
+        .iter()
+        .filter_map(|e| e.name.split_once('/').map(|(top, _)| top))
+        .collect();
+    tops.sort_unstable();
+    tops.dedup();
+    for top in &tops {
+        if fold_case(top) != app_key {
+            f.error(
+                "Z08",
+                format!("{top}/"),
+                format!("a second top-level folder; the package must hold only `{app}/` (the iisApp path)"),
+            );
+        }
+    }
+    if !tops.iter().any(|t| fold_case(t) == app_key) {
+        f.error(
+            "Z08",
+            "",
+            format!("the iisApp path `{app}` is not a folder in the zip"),
+        );
+    }
+    let exists = |path: &str, as_file: bool| {
+        let key = fold_case(path.trim_end_matches('/'));
+        dir.entries.iter().any(|e| {
+            let n = fold_case(e.name.trim_end_matches('/'));
+            n == key && (!as_file || !e.is_dir()) || (!as_file && n.starts_with(&format!("{key}/")))
+        })
+    };
+    for p in &info.providers {
+        let Some(path) = p.path.as_deref() else {
+            continue;
+        };
+        let under_app = |path: &str| {
+            let k = fold_case(path);
+            k == app_key || k.starts_with(&format!("{app_key}/"))
+        };
+        if p.is("setAcl") || p.is("alias") {
+            let paths: Vec<&str> = [Some(path), p.to.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect();
+            for q in paths {
+                if !under_app(q) {
+                    f.error(
+                        "Z09",
+                        format!("Manifest.xml:{}", p.line),
+                        format!(
+                            "`{q}` of `<{}>` is not under the app folder `{app}/`",
+                            p.name
+                        ),
+                    );
+                }
+            }
+        }
+        let must_exist = if p.is("setAcl") {
+            !p.is_file_acl
+        } else {
+            p.is("alias") || p.is("dbFullSql") || p.is("dbMySql")
+        };
+        if must_exist && !exists(path, !p.is("setAcl")) {
+            f.error(
+                "Z08",
+                format!("Manifest.xml:{}", p.line),
+                format!("`{path}` named by `<{}>` is not in the zip", p.name),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::package::msdeploy::timestamp::{DosDateTime, TimePolicy};
+    use crate::package::msdeploy::writer::zip::{ZipOptions, write_zip};
+    use crate::package::msdeploy::writer::{Gate, PackageWriter};
+    use crate::package::msdeploy::zip_path::ZipPath;
+    use std::io::Cursor;
+
+    fn zip_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut g = Gate::new(TimePolicy::new(1_700_000_000, None));
+        for (name, data) in files {
+            g.add_bytes(&ZipPath::new(*name).expect("valid"), data.to_vec())
+                .expect("add");
+        }
+        let mut out = Vec::new();
+        write_zip(
+            &g.into_sorted(),
+            &mut out,
+            &std::env::temp_dir(),
+            Path::new("t.zip"),
+            &ZipOptions::default(),
+        )
+        .expect("zip");
+        out
+    }
+
+    #[test]
+    fn our_zip_reads_back_and_lints_clean() {
+        let bytes = zip_of(&[("A/x.txt", b"hello hello hello hello"), ("A/ü.txt", b"")]);
+        let dir = read_directory(&mut Cursor::new(&bytes)).expect("dir");
+        assert_eq!(dir.entries.len(), 3);
+        let f = lint_directory(&dir);
+        assert_eq!(
+            f.0.iter().map(|x| x.rule).collect::<Vec<_>>(),
+            ["Z07"],
+            "{f:?}"
+        );
+        let e = dir
+            .entries
+            .iter()
+            .find(|e| e.name == "A/x.txt")
+            .expect("entry");
+        assert_eq!(
+            read_entry(&mut Cursor::new(&bytes), e, 100).expect("read"),
+            b"hello hello hello hello"
+        );
+    }
+
+    #[test]
+    fn truncated_or_garbage_input_is_an_error_not_a_panic() {
+        let bytes = zip_of(&[("A/x.txt", b"data")]);
+        for cut in 0..bytes.len() {
+            let _ = read_directory(&mut Cursor::new(&bytes[..cut]));
+        }
+        assert!(read_directory(&mut Cursor::new(b"not a zip at all, just text".to_vec())).is_err());
+    }
+
+    #[test]
+    fn raw_name_rules_fire_on_crafted_directories() {
+        let entry = |name: &str| ZipEntry {
+            raw_name: name.as_bytes().to_vec(),
+            name: name.to_string(),
+            made_by: 20,
+            version_needed: 20,
+            flags: 0,
+            method: 8,
+            time: DosDateTime::from_unix(1_700_000_000),
+            crc: 0,
+            compressed: 0,
+            size: 0,
+            offset: 0,
+            external: 0x20,
+            extra: vec![],
+            zip64: false,
+        };
+        let dir = ZipDirectory {
+            entries: vec![
+                entry("A\\b.txt"),
+                entry("A/x"),
+                entry("A/X"),
+                entry("A/f"),
+                entry("A/f/g"),
+                entry("../evil"),
+                ZipEntry {
+                    method: 12,
+                    flags: 9,
+                    made_by: 0x031e,
+                    extra: vec![1, 2, 3, 4],
+                    ..entry("A/bz")
+                },
+            ],
+            zip64: true,
+        };
+        let f = lint_directory(&dir);
+        let count = |r: &str| f.0.iter().filter(|x| x.rule == r).count();
+        assert_eq!(count("Z02"), 2, "{f:?}"); // backslash, `..`
+        assert_eq!(count("Z03"), 1, "{f:?}");
+        assert_eq!(count("Z04"), 1, "{f:?}");
+        assert_eq!(count("Z05"), 3, "{f:?}"); // zip64, method, encryption
+        assert_eq!(count("Z06"), 3, "{f:?}");
+    }
+
+    proptest::proptest! {
+        /// Corrupting any bytes of a real package never panics the reader or the rules.
+        #[test]
+        fn mutated_zip_never_panics(edits in proptest::collection::vec((0usize..4096, proptest::num::u8::ANY), 1..12)) {
+            let mut bytes = zip_of(&[("Manifest.xml", b"<m><iisApp path='A'/></m>"), ("A/x.txt", b"hello hello")]);
+            for (at, b) in edits {
+                let n = bytes.len();
+                bytes[at % n] = b;
+            }
+            let mut cursor = Cursor::new(&bytes);
+            if let Ok(dir) = read_directory(&mut cursor) {
+                let _ = lint_directory(&dir);
+                for e in &dir.entries {
+                    let _ = read_entry(&mut cursor, e, 1 << 20);
+                    let _ = local_extra(&mut cursor, e);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn constant_1980_timestamps_are_z10() {
+        let e = ZipEntry {
+            raw_name: b"A/".to_vec(),
+            name: "A/".into(),
+            made_by: 20,
+            version_needed: 20,
+            flags: 0,
+            method: 0,
+            time: DosDateTime::from_unix(0),
+            crc: 0,
+            compressed: 0,
+            size: 0,
+            offset: 0,
+            external: 0x10,
+            extra: vec![],
+            zip64: false,
+        };
+        let dir = ZipDirectory {
+            entries: vec![
+                e.clone(),
+                ZipEntry {
+                    name: "A/b".into(),
+                    raw_name: b"A/b".to_vec(),
+                    ..e
+                },
+            ],
+            zip64: false,
+        };
+        assert!(lint_directory(&dir).has("Z10"));
+    }
+}
