@@ -258,32 +258,67 @@ pub struct AppName(String);
 /// Longest accepted [`AppName`].
 pub const APP_NAME_MAX: usize = 64;
 
+/// Why a string is not an [`AppName`]: one phrase that reads after "`app.name` ".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AppNameError {
+    /// The name is empty.
+    #[error("must not be empty")]
+    Empty,
+    /// A character outside `[A-Za-z0-9_]`.
+    #[error("must contain only ASCII letters, digits and `_`, found {} in {name:?}", describe_char(*.found))]
+    Character {
+        /// The first such character.
+        found: char,
+        /// The name as given.
+        name: String,
+    },
+    /// The name starts with a digit or `_`.
+    #[error("must start with a letter, found {name:?}")]
+    FirstNotALetter {
+        /// The name as given.
+        name: String,
+    },
+    /// Longer than [`APP_NAME_MAX`].
+    #[error("must be at most {APP_NAME_MAX} characters, found {len}")]
+    TooLong {
+        /// The name's length in bytes.
+        len: usize,
+    },
+    /// `CON`, `NUL`, `COM1` and the like.
+    #[error("{name:?} is a reserved Windows device name")]
+    DeviceName {
+        /// The name as given.
+        name: String,
+    },
+}
+
 impl AppName {
     /// Validates `name`; the error says what is wrong in one phrase.
-    pub fn new(name: &str) -> Result<AppName, String> {
+    pub fn new(name: &str) -> Result<AppName, AppNameError> {
         let Some(first) = name.chars().next() else {
-            return Err("must not be empty".into());
+            return Err(AppNameError::Empty);
         };
-        if let Some(bad) = name
+        if let Some(found) = name
             .chars()
             .find(|c| !(c.is_ascii_alphanumeric() || *c == '_'))
         {
-            return Err(format!(
-                "must contain only ASCII letters, digits and `_`, found {} in {name:?}",
-                describe_char(bad)
-            ));
+            return Err(AppNameError::Character {
+                found,
+                name: name.to_string(),
+            });
         }
         if !first.is_ascii_alphabetic() {
-            return Err(format!("must start with a letter, found {name:?}"));
+            return Err(AppNameError::FirstNotALetter {
+                name: name.to_string(),
+            });
         }
         if name.len() > APP_NAME_MAX {
-            return Err(format!(
-                "must be at most {APP_NAME_MAX} characters, found {}",
-                name.len()
-            ));
+            return Err(AppNameError::TooLong { len: name.len() });
         }
         if is_windows_device_name(name) {
-            return Err(format!("{name:?} is a reserved Windows device name"));
+            return Err(AppNameError::DeviceName {
+                name: name.to_string(),
+            });
         }
         Ok(AppName(name.to_string()))
     }

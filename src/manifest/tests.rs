@@ -151,6 +151,25 @@ fn app_name_sanitize_turns_project_names_into_valid_names() {
 }
 
 #[test]
+fn app_name_errors_read_after_the_key() {
+    let why = |n: &str| match AppName::new(n) {
+        Ok(a) => panic!("{a} was accepted"),
+        Err(e) => e.to_string(),
+    };
+    assert_eq!(why(""), "must not be empty");
+    assert_eq!(
+        why("My Shop"),
+        "must contain only ASCII letters, digits and `_`, found ` ` (a space) in \"My Shop\""
+    );
+    assert_eq!(why("2shop"), "must start with a letter, found \"2shop\"");
+    assert_eq!(
+        why(&"a".repeat(65)),
+        "must be at most 64 characters, found 65"
+    );
+    assert_eq!(why("con"), "\"con\" is a reserved Windows device name");
+}
+
+#[test]
 fn validation_type_attr_adds_allow_empty() {
     let m = parse(&format!(
         "{MINIMAL}[[parameters]]\nname = \"Mode\"\ndefault = \"\"\nvalidation = {{ kind = \"Enumeration\", value = \"a,b\", allow-empty = true }}\nentries = [{{ kind = \"XmlFile\", scope = '\\\\web\\.config$', match = \"/configuration/appSettings/add[@key='Mode']/@value\" }}]\n"
