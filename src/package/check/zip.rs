@@ -30,7 +30,7 @@ pub fn lint_directory(dir: &ZipDirectory) -> Findings {
             "the archive uses Zip64, which msdeploy's package provider does not read".into(),
         );
     }
-    if dir.entries.len() > crate::package::msdeploy::writer::MAX_ENTRIES {
+    if dir.entries.len() > crate::package::msdeploy::limits::MAX_ENTRIES {
         f.error(
             "Z05",
             "",
@@ -46,7 +46,7 @@ pub fn lint_directory(dir: &ZipDirectory) -> Findings {
     let mut folded: HashMap<String, &str> = HashMap::new();
     for e in &dir.entries {
         let name = e.name.as_str();
-        if e.size > crate::package::msdeploy::writer::MAX_FILE_BYTES {
+        if e.size > crate::package::msdeploy::limits::MAX_FILE_BYTES {
             f.error(
                 "Z05",
                 name,

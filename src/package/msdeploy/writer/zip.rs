@@ -26,8 +26,9 @@ use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use flate2::{Compress, Compression, FlushCompress, Status};
 use sha1::{Digest, Sha1};
 
-use super::{Backend, Entry, MAX_ENTRIES, Source};
+use super::{Backend, Entry, Source};
 use crate::package::msdeploy::error::PackageError;
+use crate::package::msdeploy::limits::MAX_ENTRIES;
 
 /// Files up to this size are packed in memory; larger ones go through a spool file.
 pub const IN_MEMORY_MAX: u64 = 1 << 20;
