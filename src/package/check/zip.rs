@@ -10,7 +10,7 @@ use std::path::Path;
 
 use super::manifest_xml::{self, ManifestInfo};
 use super::parameters::{self, PackageContext};
-use super::{Findings, error_chain, web_config};
+use super::{Findings, web_config};
 use crate::package::msdeploy::reader::{
     ZipDirectory, ZipEntry, has_zip64_block, local_extra, read_directory, read_entry,
 };
@@ -196,7 +196,7 @@ pub fn lint_package(path: &Path) -> Findings {
     let mut file = match fs_err::File::open(path) {
         Ok(file) => file,
         Err(e) => {
-            f.error("IO", "", error_chain(&e));
+            f.error("IO", "", crate::error_chain(&e, ": "));
             return f.prefixed(&label);
         }
     };
