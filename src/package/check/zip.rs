@@ -12,7 +12,7 @@ use super::manifest_xml::{self, ManifestInfo};
 use super::parameters::{self, PackageContext};
 use super::{Findings, web_config};
 use crate::package::msdeploy::reader::{
-    ZipDirectory, ZipEntry, has_zip64_block, local_extra, read_directory, read_entry,
+    ZipDirectory, ZipEntry, has_zip64_block, local_extra, read_directory, read_text,
 };
 use crate::package::msdeploy::zip_path::{fold_case, name_problem};
 use crate::xml;
@@ -236,9 +236,7 @@ pub fn lint_package(path: &Path) -> Findings {
         (Some(m), None) => m,
     };
     let mut read = |e: &ZipEntry, f: &mut Findings| -> Option<String> {
-        match read_entry(&mut file, e, MAX_ENTRY_BYTES)
-            .and_then(|b| String::from_utf8(b).map_err(|_| format!("{} is not UTF-8", e.name)))
-        {
+        match read_text(&mut file, e, MAX_ENTRY_BYTES) {
             Ok(t) => Some(t),
             Err(err) => {
                 f.error("Z05", e.name.as_str(), format!("cannot read: {err}"));
@@ -460,6 +458,7 @@ fn structure(dir: &ZipDirectory, info: &ManifestInfo, f: &mut Findings) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::package::msdeploy::reader::read_entry;
     use crate::package::msdeploy::timestamp::{DosDateTime, TimePolicy};
     use crate::package::msdeploy::writer::zip::{ZipOptions, write_zip};
     use crate::package::msdeploy::writer::{Gate, PackageWriter};

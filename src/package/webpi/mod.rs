@@ -402,6 +402,9 @@ pub fn build_feed(packages: &[PathBuf], options: &FeedOptions) -> Result<FeedRep
     })
 }
 
+/// Largest Manifest.xml or iiswsgi.toml `iiswsgi feed` reads from a package.
+const MAX_TEXT_BYTES: u64 = 16 << 20;
+
 /// What `iiswsgi feed` needs from one package.
 struct PackageFacts {
     manifest: Manifest,
@@ -424,7 +427,7 @@ fn read_package(path: &Path) -> Result<PackageFacts, FeedError> {
         path: path.to_path_buf(),
         source,
     })?;
-    let dir = reader::read_directory(&mut file).map_err(not)?;
+    let dir = reader::read_directory(&mut file).map_err(|e| not(e.to_string()))?;
     let find = |name: &str| -> Option<&ZipEntry> {
         dir.entries
             .iter()
@@ -432,7 +435,8 @@ fn read_package(path: &Path) -> Result<PackageFacts, FeedError> {
     };
     let manifest_xml =
         find("Manifest.xml").ok_or_else(|| not("no Manifest.xml at the root".into()))?;
-    let text = read_text(&mut file, manifest_xml).map_err(not)?;
+    let text = reader::read_text(&mut file, manifest_xml, MAX_TEXT_BYTES)
+        .map_err(|e| not(e.to_string()))?;
     let root = crate::xml::parse(&text).map_err(|e| not(format!("Manifest.xml: {e}")))?;
     let app = root
         .children
@@ -447,7 +451,8 @@ fn read_package(path: &Path) -> Result<PackageFacts, FeedError> {
             "no {toml_name} (packages built by iiswsgi ship it)"
         ))
     })?;
-    let toml_text = read_text(&mut file, toml).map_err(not)?;
+    let toml_text =
+        reader::read_text(&mut file, toml, MAX_TEXT_BYTES).map_err(|e| not(e.to_string()))?;
     let shown = PathBuf::from(format!("{}!{toml_name}", path.display()));
     let manifest = Manifest::parse(&toml_text, &shown).map_err(|source| FeedError::Manifest {
         path: path.to_path_buf(),
@@ -459,11 +464,6 @@ fn read_package(path: &Path) -> Result<PackageFacts, FeedError> {
         bytes,
         time: manifest_xml.time.to_unix(),
     })
-}
-
-fn read_text(file: &mut fs_err::File, entry: &ZipEntry) -> Result<String, String> {
-    let bytes = reader::read_entry(file, entry, 16 << 20)?;
-    String::from_utf8(bytes).map_err(|_| format!("{} is not UTF-8", entry.name))
 }
 
 #[cfg(test)]
