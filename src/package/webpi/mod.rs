@@ -106,13 +106,7 @@ pub fn installer_url(base: &str, file_name: &str) -> String {
     if !url.ends_with('/') {
         url.push('/');
     }
-    for b in file_name.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~+".contains(&b) {
-            url.push(b as char);
-        } else {
-            url.push_str(&format!("%{b:02X}"));
-        }
-    }
+    push_percent_encoded(&mut url, file_name, b"-._~+");
     url
 }
 
@@ -123,14 +117,20 @@ pub fn file_url(path: &Path) -> String {
     if !text.starts_with('/') {
         url.push('/');
     }
+    push_percent_encoded(&mut url, &text, b"-._~+/:");
+    url
+}
+
+/// Appends `text` to `url`, ASCII letters, digits and the bytes of `keep` as they are, every
+/// other byte as `%XX`.
+fn push_percent_encoded(url: &mut String, text: &str, keep: &[u8]) {
     for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~+/:".contains(&b) {
+        if b.is_ascii_alphanumeric() || keep.contains(&b) {
             url.push(b as char);
         } else {
             url.push_str(&format!("%{b:02X}"));
         }
     }
-    url
 }
 
 /// A keyword id: the keyword's letters and digits.
@@ -220,7 +220,7 @@ pub fn entry(
         installer: InstallerFileElement {
             file_size: file_size_kib(installer.bytes),
             url: installer.url.clone(),
-            sha1: crate::package::msdeploy::writer::zip::hex(&installer.sha1),
+            sha1: crate::package::hex(&installer.sha1),
         },
         start_page: manifest.feed.start_page.clone(),
         help_link: app.help_url.as_ref().map(|u| u.as_str().to_string()),
