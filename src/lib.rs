@@ -37,3 +37,40 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The `major.minor` of the CPython this binary embeds, when built with the `python` feature.
 pub const PYTHON_VERSION: Option<&str> = option_env!("IISWSGI_PY_VERSION");
+
+/// An error and every cause under it (`source()`, then its source, …), outermost first, joined
+/// by `separator`. Each error's `Display` prints its own level only, so this is the one place a
+/// chain is walked: `": "` for one line (a finding, a log record), `"\n  caused by: "` for the
+/// CLI's `error:` block.
+pub fn error_chain(err: &dyn std::error::Error, separator: &str) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        out.push_str(separator);
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot write web.config")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn error_chain_joins_every_level_outermost_first() {
+        let e = Outer(std::io::Error::other("disk full"));
+        assert_eq!(
+            super::error_chain(&e, ": "),
+            "cannot write web.config: disk full"
+        );
+        assert_eq!(
+            super::error_chain(&e, "\n  caused by: "),
+            "cannot write web.config\n  caused by: disk full"
+        );
+        let alone = std::io::Error::other("alone");
+        assert_eq!(super::error_chain(&alone, ": "), "alone");
+    }
+}

@@ -131,10 +131,10 @@ pub fn parse(text: &str) -> Result<Element, XmlError> {
                 if stack.len() >= MAX_DEPTH {
                     return Err(err(format!("nested deeper than {MAX_DEPTH} elements")));
                 }
-                stack.push(element(&start, namespace, lines.line(pos)).map_err(err)?);
+                stack.push(element(&start, namespace, lines.line(pos))?);
             }
             Event::Empty(start) => {
-                let e = element(&start, namespace, lines.line(pos)).map_err(err)?;
+                let e = element(&start, namespace, lines.line(pos))?;
                 match stack.last_mut() {
                     Some(parent) => parent.children.push(e),
                     None => root = Some(e),
@@ -199,20 +199,25 @@ pub fn parse(text: &str) -> Result<Element, XmlError> {
     })
 }
 
+/// The element a start tag opens, on `line` (where a fault in its attributes is reported).
 fn element(
     start: &BytesStart<'_>,
     namespace: Option<String>,
     line: usize,
-) -> Result<Element, String> {
+) -> Result<Element, XmlError> {
+    let err = |message: String| XmlError { line, message };
     let name = String::from_utf8_lossy(start.name().as_ref()).into_owned();
     let local = String::from_utf8_lossy(start.local_name().as_ref()).into_owned();
     let mut attrs = Vec::new();
     for a in start.attributes() {
-        let a = a.map_err(|e| e.to_string())?;
+        let a = a.map_err(|e| err(e.to_string()))?;
         let key = String::from_utf8_lossy(a.key.as_ref()).into_owned();
-        let value = a.unescape_value().map_err(|e| e.to_string())?.into_owned();
+        let value = a
+            .unescape_value()
+            .map_err(|e| err(e.to_string()))?
+            .into_owned();
         if attrs.iter().any(|(k, _): &(String, String)| *k == key) {
-            return Err(format!("attribute `{key}` appears twice"));
+            return Err(err(format!("attribute `{key}` appears twice")));
         }
         attrs.push((key, value));
     }

@@ -3,11 +3,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use iiswsgi::iis::doctor::{self, DoctorOptions};
-use iiswsgi::iis::register::Iis;
+use iiswsgi::iis::request::{self, DoctorRequest, WhichIis};
 use iiswsgi::iis::runner::SystemRunner;
 
-use super::iis::{absolute, print_out, this_exe};
+use super::iis::print_out;
 
 /// Arguments of `iiswsgi doctor`.
 #[derive(Debug, clap::Args)]
@@ -44,21 +43,17 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let options = match (absolute(&args.app_dir), this_exe(args.iiswsgi_exe)) {
-        (Ok(app_dir), Ok(iiswsgi_exe)) => DoctorOptions {
-            app_dir,
-            physical_path: args.physical_path,
-            iiswsgi_exe,
-            app_pool: args.app_pool,
+    let request = DoctorRequest {
+        app_dir: args.app_dir,
+        iiswsgi_exe: args.iiswsgi_exe,
+        physical_path: args.physical_path,
+        app_pool: args.app_pool,
+        iis: WhichIis {
+            express: args.express,
+            apphostconfig: args.apphostconfig,
         },
-        (Err(e), _) | (_, Err(e)) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
     };
-    // Doctor only reads: appcmd is asked on Windows, never told to change anything.
-    let iis = Iis::detect(args.express.then_some(args.apphostconfig), false);
-    match doctor::doctor(&options, &iis, &mut SystemRunner) {
+    match request::doctor(request, &mut SystemRunner) {
         Ok(report) => {
             print_out(&report);
             if report.failures() > 0 {

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use iiswsgi::iis::register::{self, Iis, IisOptions};
+use iiswsgi::iis::request::{self, IisRequest, WhichIis};
 use iiswsgi::iis::runner::SystemRunner;
 
 /// Arguments of `iiswsgi iis`.
@@ -66,63 +66,34 @@ pub struct Common {
     python: Option<PathBuf>,
 }
 
-/// The absolute form of a path given on the command line.
-pub(crate) fn absolute(path: &std::path::Path) -> Result<PathBuf, String> {
-    std::path::absolute(path).map_err(|e| format!("{}: {e}", path.display()))
-}
-
 /// Prints a report on stdout; a closed pipe (`| head`) is not an error.
 pub(crate) fn print_out(text: &dyn std::fmt::Display) {
     use std::io::Write;
     let _ = write!(std::io::stdout().lock(), "{text}");
 }
 
-/// This executable, as IIS should start it.
-pub(crate) fn this_exe(given: Option<String>) -> Result<String, String> {
-    match given {
-        Some(g) => Ok(g),
-        None => std::env::current_exe()
-            .map(|p| p.display().to_string())
-            .map_err(|e| format!("cannot find this executable's path: {e}")),
-    }
-}
-
 pub fn run(args: Args) -> ExitCode {
-    let (common, enable) = match args.action {
-        Action::Enable(c) => (c, true),
-        Action::Disable(c) => (c, false),
+    let (action, c) = match args.action {
+        Action::Enable(c) => (request::Action::Enable, c),
+        Action::Disable(c) => (request::Action::Disable, c),
     };
-    let options = match resolve(&common) {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
+    let request = IisRequest {
+        app_dir: c.app_dir,
+        physical_path: c.physical_path,
+        iiswsgi_exe: c.iiswsgi_exe,
+        site: c.site,
+        python: c.python,
+        dry_run: c.dry_run,
+        iis: WhichIis {
+            express: c.express,
+            apphostconfig: c.apphostconfig,
+        },
     };
-    let iis = Iis::detect(
-        common.express.then_some(common.apphostconfig),
-        common.dry_run,
-    );
-    let result = if enable {
-        register::enable(&options, &iis, &mut SystemRunner)
-    } else {
-        register::disable(&options, &iis, &mut SystemRunner)
-    };
-    match result {
+    match request::iis(action, request, &mut SystemRunner) {
         Ok(report) => {
             print_out(&report);
             ExitCode::SUCCESS
         }
         Err(e) => super::report_error(&e),
     }
-}
-
-fn resolve(c: &Common) -> Result<IisOptions, String> {
-    Ok(IisOptions {
-        app_dir: absolute(&c.app_dir)?,
-        physical_path: c.physical_path.clone(),
-        iiswsgi_exe: this_exe(c.iiswsgi_exe.clone())?,
-        site: c.site.clone(),
-        python: c.python.clone(),
-    })
 }

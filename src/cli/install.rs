@@ -3,11 +3,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use iiswsgi::iis::install::{self, InstallOptions};
-use iiswsgi::iis::register::Iis;
+use iiswsgi::iis::request::{self, InstallRequest, RequestError, WhichIis};
 use iiswsgi::iis::runner::SystemRunner;
 
-use super::iis::{absolute, print_out, this_exe};
+use super::iis::print_out;
 
 /// Arguments of `iiswsgi install`.
 #[derive(Debug, clap::Args)]
@@ -58,39 +57,30 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let resolved = (|| -> Result<InstallOptions, String> {
-        Ok(InstallOptions {
-            app_dir: args.app_dir.as_deref().map(absolute).transpose()?,
-            appl_physical_path: std::env::var_os("APPL_PHYSICAL_PATH")
-                .filter(|v| !v.is_empty())
-                .map(|v| absolute(std::path::Path::new(&v)))
-                .transpose()?,
-            app_name: args.app_name.clone(),
-            python: args.python.clone(),
-            iiswsgi_exe: this_exe(args.iiswsgi_exe.clone())?,
-            site: args.site.clone(),
-            app_pool: args.app_pool.clone(),
-            dry_run: args.dry_run,
-        })
-    })();
-    let options = match resolved {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
+    let request = InstallRequest {
+        app_dir: args.app_dir,
+        app_name: args.app_name,
+        python: args.python,
+        iiswsgi_exe: args.iiswsgi_exe,
+        site: args.site,
+        app_pool: args.app_pool,
+        dry_run: args.dry_run,
+        iis: WhichIis {
+            express: args.express,
+            apphostconfig: args.apphostconfig,
+        },
     };
-    let iis = Iis::detect(args.express.then_some(args.apphostconfig), args.dry_run);
-    match install::install(&options, &iis, &mut SystemRunner) {
+    match request::install(request, &mut SystemRunner) {
         Ok(report) => {
             print_out(&report);
             ExitCode::SUCCESS
         }
-        Err(failure) => {
+        Err(RequestError::Failed(failure)) => {
             print_out(&failure.report);
             super::report_error(&failure.error);
             eprintln!("  ({failure})");
             ExitCode::FAILURE
         }
+        Err(e) => super::report_error(&e),
     }
 }

@@ -102,11 +102,6 @@ fn die_quietly_on_closed_stdout() {
 
 /// Prints `error: <top>` and then every `caused by:` of an error chain to stderr.
 pub(crate) fn report_error(err: &dyn Error) -> ExitCode {
-    eprintln!("error: {err}");
-    let mut source = err.source();
-    while let Some(cause) = source {
-        eprintln!("  caused by: {cause}");
-        source = cause.source();
-    }
+    eprintln!("error: {}", iiswsgi::error_chain(err, "\n  caused by: "));
     ExitCode::FAILURE
 }

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use super::appcmd::VirtualDirectory;
 use super::runner::expand_env;
-use crate::manifest::{self, Manifest};
+use crate::manifest::{self, Manifest, ManifestError};
 
 /// The stamp file a package ships in the app folder (see [`crate::package::msdeploy::package`]): its
 /// presence marks a folder msdeploy unpacked but the post-install step has not finished.
@@ -47,15 +47,40 @@ impl fmt::Display for Source {
     }
 }
 
+/// Why a folder is not the app folder.
+#[derive(Debug, thiserror::Error)]
+pub enum Rejection {
+    /// The path is not a folder.
+    #[error("not a folder")]
+    NotAFolder,
+    /// The folder holds no `iiswsgi.toml`.
+    #[error("no {}", manifest::FILE_NAME)]
+    NoManifest,
+    /// A site folder without the stamp: installed already, or not by a package.
+    #[error("no {STAMP_FILE}")]
+    NoStamp,
+    /// The manifest is another app's.
+    #[error("its iiswsgi.toml is for {found}, not {wanted}")]
+    OtherApp {
+        /// Its `[app] name`.
+        found: String,
+        /// `--app-name`.
+        wanted: String,
+    },
+    /// The manifest does not load (its one-line summary is part of the message).
+    #[error("its iiswsgi.toml is invalid: {0}")]
+    InvalidManifest(ManifestError),
+}
+
 /// One folder looked at.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Candidate {
     /// The folder.
     pub dir: PathBuf,
     /// Where it came from.
     pub source: Source,
     /// `None` when it qualifies, else why not.
-    pub rejected: Option<String>,
+    pub rejected: Option<Rejection>,
 }
 
 impl fmt::Display for Candidate {
@@ -69,7 +94,7 @@ impl fmt::Display for Candidate {
 }
 
 /// The chosen folder and everything looked at.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Discovery {
     /// The app folder.
     pub dir: PathBuf,
@@ -96,12 +121,14 @@ pub struct Request {
 #[derive(Debug, thiserror::Error)]
 pub enum DiscoverError {
     /// The given folder is not an app folder.
-    #[error("{}: {why}", .dir.display())]
+    #[error("{}: {why} (taken from {from})", .dir.display())]
     NotAnApp {
         /// The folder.
         dir: PathBuf,
         /// Why.
-        why: String,
+        why: Rejection,
+        /// Where it was given.
+        from: Source,
     },
     /// Nothing found.
     #[error("cannot find the app folder: {}", nothing_help(.app_name, .candidates))]
@@ -150,24 +177,24 @@ fn nothing_help(app_name: &Option<String>, candidates: &[Candidate]) -> String {
 }
 
 /// Checks that `dir` holds a manifest for `app_name` (when given); the reason if not.
-fn check_folder(dir: &Path, app_name: Option<&str>) -> Result<(), String> {
+fn check_folder(dir: &Path, app_name: Option<&str>) -> Result<(), Rejection> {
     if !dir.is_dir() {
-        return Err("not a folder".into());
+        return Err(Rejection::NotAFolder);
     }
     let path = dir.join(manifest::FILE_NAME);
     if !path.is_file() {
-        return Err(format!("no {}", manifest::FILE_NAME));
+        return Err(Rejection::NoManifest);
     }
     let Some(want) = app_name else {
         return Ok(());
     };
     match Manifest::load(&path) {
         Ok(m) if m.app.name.as_str().eq_ignore_ascii_case(want) => Ok(()),
-        Ok(m) => Err(format!(
-            "its iiswsgi.toml is for {}, not {want}",
-            m.app.name
-        )),
-        Err(e) => Err(format!("its iiswsgi.toml is invalid: {e}")),
+        Ok(m) => Err(Rejection::OtherApp {
+            found: m.app.name.to_string(),
+            wanted: want.to_string(),
+        }),
+        Err(e) => Err(Rejection::InvalidManifest(e)),
     }
 }
 
@@ -195,7 +222,8 @@ pub fn discover(
                 }),
                 Err(why) => Err(DiscoverError::NotAnApp {
                     dir: dir.clone(),
-                    why: format!("{why} (taken from {source})"),
+                    why,
+                    from: source,
                 }),
             };
         }
@@ -210,7 +238,7 @@ pub fn discover(
     for v in vdirs.iter().filter(|v| v.path == "/") {
         let dir = PathBuf::from(expand_env(&v.physical_path, &lookup));
         let rejected = if !dir.join(STAMP_FILE).is_file() {
-            Some(format!("no {STAMP_FILE}"))
+            Some(Rejection::NoStamp)
         } else {
             check_folder(&dir, app_name).err()
         };
@@ -220,15 +248,17 @@ pub fn discover(
             rejected,
         });
     }
-    let chosen: Vec<&Candidate> = candidates.iter().filter(|c| c.rejected.is_none()).collect();
+    let chosen: Vec<usize> = (0..candidates.len())
+        .filter(|&i| candidates[i].rejected.is_none())
+        .collect();
     match chosen.as_slice() {
-        [one] => Ok(Discovery {
-            dir: one.dir.clone(),
-            site: match &one.source {
+        &[one] => Ok(Discovery {
+            dir: candidates[one].dir.clone(),
+            site: match &candidates[one].source {
                 Source::Site(s) => Some(s.clone()),
                 _ => None,
             },
-            candidates: candidates.clone(),
+            candidates,
         }),
         [] => Err(DiscoverError::NotFound {
             app_name: request.app_name.clone(),
@@ -331,12 +361,15 @@ mod tests {
         assert_eq!(d.dir, fresh);
         assert_eq!(d.site.as_deref(), Some("Default Web Site/Shop2"));
         assert_eq!(d.candidates.len(), 3, "every folder looked at is reported");
-        assert!(d.candidates[0].rejected.as_deref() == Some("no iiswsgi-install.stamp"));
+        assert_eq!(
+            d.candidates[0].rejected.as_ref().map(ToString::to_string),
+            Some("no iiswsgi-install.stamp".to_string())
+        );
         assert!(
             d.candidates[2]
                 .rejected
-                .as_deref()
-                .is_some_and(|r| r.contains("is for Blog"))
+                .as_ref()
+                .is_some_and(|r| r.to_string().contains("is for Blog"))
         );
     }
 

@@ -21,9 +21,9 @@ use super::acl::{self, Grant, Purpose, Rights};
 use super::appcmd::RegisteredApplication;
 use super::discover::STAMP_FILE;
 use super::python::{self, PyVenvCfg};
-use super::register::{self, Iis};
+use super::register::{self, Iis, RegisterError};
 use super::runner::Runner;
-use super::webconfig::{self, WebConfigFacts};
+use super::webconfig::{self, WebConfigError, WebConfigFacts};
 use crate::manifest::{Manifest, StderrMode, fastcgi_defaults};
 
 /// How a check ended.
@@ -170,7 +170,7 @@ impl fmt::Display for DoctorReport {
     }
 }
 
-/// What to examine (paths resolved by the CLI).
+/// What to examine, paths resolved ([`super::request::DoctorRequest`]).
 #[derive(Debug, Clone)]
 pub struct DoctorOptions {
     /// The app folder (absolute).
@@ -192,9 +192,9 @@ pub struct DoctorError(pub PathBuf);
 struct Facts {
     manifest: Option<Manifest>,
     venv: Option<(PathBuf, Option<PyVenvCfg>)>,
-    web_config: Option<Result<WebConfigFacts, String>>,
+    web_config: Option<Result<WebConfigFacts, WebConfigError>>,
     expected_script_processor: Option<String>,
-    registered: Option<Result<Vec<RegisteredApplication>, String>>,
+    registered: Option<Result<Vec<RegisteredApplication>, RegisterError>>,
 }
 
 /// `iiswsgi doctor`: runs every check (see the module docs).
@@ -253,13 +253,13 @@ pub fn doctor(
             })
         }),
         web_config: match fs_err::read_to_string(dir.join("web.config")) {
-            Ok(t) => Some(webconfig::parse(&t).map_err(|e| e.to_string())),
+            Ok(t) => Some(webconfig::parse(&t)),
             Err(_) => None,
         },
         expected_script_processor: key.as_ref().ok().map(|k| k.script_processor()),
         registered: iis
             .can_read()
-            .then(|| register::read_registered(runner, &iis.appcmd).map_err(|e| e.to_string())),
+            .then(|| register::read_registered(runner, &iis.appcmd)),
         manifest,
     };
     if let Err(e) = &key {
@@ -430,7 +430,12 @@ fn web_config_checks(facts: &Facts) -> Vec<Check> {
             )];
         }
         Some(Err(e)) => {
-            return vec![Check::bad("web-config", Status::Fail, e.clone(), reinstall)];
+            return vec![Check::bad(
+                "web-config",
+                Status::Fail,
+                e.to_string(),
+                reinstall,
+            )];
         }
         Some(Ok(wc)) => wc,
     };

@@ -50,7 +50,8 @@ pub const WEB_CONFIG_TEMPLATE: &str = "web.config.hbs";
 /// Where a replaced hand-written web.config is kept.
 pub const WEB_CONFIG_BACKUP: &str = "web.config.iiswsgi-backup";
 
-/// What `iiswsgi install` was asked (the CLI resolves paths and reads the environment).
+/// What `iiswsgi install` was asked, paths resolved and the environment read
+/// ([`super::request::InstallRequest`]).
 #[derive(Debug, Clone, Default)]
 pub struct InstallOptions {
     /// The app folder from the command line (absolute).
@@ -854,20 +855,13 @@ impl<'a> Installer<'a> {
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same folder, then renames it, so
-/// IIS never reads half a web.config.
+/// Writes `bytes` to `path` atomically ([`crate::fsutil::write_atomically`]), so IIS never
+/// reads half a web.config.
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), InstallError> {
-    let io = |source| InstallError::Io {
+    crate::fsutil::write_atomically(path, bytes).map_err(|source| InstallError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.iiswsgi-tmp"));
-    fs_err::write(&tmp, bytes).map_err(io)?;
-    fs_err::rename(&tmp, path).map_err(io)
+    })
 }
 
 /// Runs a local command (python, pip, post-install) to completion, with its output kept for

@@ -3,7 +3,9 @@
 //!
 //! - [`install`], [`register`], [`doctor`]: `iiswsgi install`, `iiswsgi iis enable|disable`
 //!   and `iiswsgi doctor`, built on [`appcmd`] and [`acl`] (command lines, pure), [`discover`]
-//!   (the app folder), [`python`], [`webconfig`], [`runner`] and [`report`].
+//!   (the app folder), [`python`], [`webconfig`], [`runner`] and [`report`];
+//! - [`request`]: the door for the binary: the flags as given, resolved (absolute paths, this
+//!   executable, which IIS) and passed to one of the commands above.
 //!
 //! Everything that changes a server goes through a [`runner::Runner`], so each command has a
 //! dry run (`--dry-run`, the default off Windows) that prints the exact command lines.
@@ -21,5 +23,6 @@ pub mod install;
 pub mod python;
 pub mod register;
 pub mod report;
+pub mod request;
 pub mod runner;
 pub mod webconfig;

@@ -524,7 +524,7 @@ pub fn exe_venv_home(iiswsgi_exe: &str) -> Option<(PathBuf, PyVenvCfg)> {
     Some((dir, PyVenvCfg::parse(&text)))
 }
 
-/// What `iiswsgi iis enable|disable` was asked (paths resolved by the CLI).
+/// What `iiswsgi iis enable|disable` was asked, paths resolved ([`super::request::IisRequest`]).
 #[derive(Debug, Clone)]
 pub struct IisOptions {
     /// The app folder (absolute), holding iiswsgi.toml.

@@ -15,3 +15,9 @@ pub mod init;
 pub mod msdeploy;
 pub mod render;
 pub mod webpi;
+
+/// Lowercase hex of `bytes`: how a package's SHA-1 is written (the build's summary, the feed's
+/// `sha1`, `check`'s F rules comparing the two).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -515,7 +515,7 @@ fn hex_digit(b: u8) -> Option<u8> {
 /// SHA-1 (lowercase hex) and size of a file, streamed.
 pub fn digest(path: &Path) -> std::io::Result<(String, u64)> {
     let (sha1, bytes) = crate::package::msdeploy::reader::sha1_file(path)?;
-    Ok((crate::package::msdeploy::writer::zip::hex(&sha1), bytes))
+    Ok((crate::package::hex(&sha1), bytes))
 }
 
 /// installerURL → sha1 of the previous feed (F09), empty when there is none or it is unreadable.

@@ -287,7 +287,9 @@ pub fn lint_file(path: &Path, options: &CheckOptions) -> FileReport {
         report.kind = FileKind::IiswsgiToml;
         match crate::manifest::check_file(path) {
             Ok(m) => report.manifest = Some(m),
-            Err(e) => report.findings.error("IO", "", error_chain(&e)),
+            Err(e) => report
+                .findings
+                .error("IO", "", crate::error_chain(&e, ": ")),
         }
         return report;
     }
@@ -307,7 +309,9 @@ pub fn lint_file(path: &Path, options: &CheckOptions) -> FileReport {
             }
         },
         Err(e) => {
-            report.findings.error("IO", "", error_chain(&e));
+            report
+                .findings
+                .error("IO", "", crate::error_chain(&e, ": "));
             return report;
         }
     };
@@ -373,18 +377,6 @@ fn kind_from_root(root: &xml::Element, name: &str) -> FileKind {
         }
         _ => FileKind::ManifestXml,
     }
-}
-
-/// An error and its causes on one line.
-pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        out.push_str(": ");
-        out.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    out
 }
 
 #[cfg(test)]

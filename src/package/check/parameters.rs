@@ -736,9 +736,20 @@ fn cross_check(
     }
 }
 
+/// A pattern the `regex` crate rejects. `Display` is the last line of its message: the reason,
+/// without the excerpt of the pattern the caller quotes anyway.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", last_line(.0))]
+pub struct RegexError(regex::Error);
+
+fn last_line(e: &regex::Error) -> String {
+    let msg = e.to_string();
+    msg.lines().last().unwrap_or(&msg).trim().to_string()
+}
+
 /// Compiles a .NET regex case-insensitively: `Ok(None)` when it uses syntax the `regex` crate
 /// lacks (look-around, back-references) and so cannot be verified here.
-pub fn compile(pattern: &str) -> Result<Option<Regex>, String> {
+pub fn compile(pattern: &str) -> Result<Option<Regex>, RegexError> {
     match RegexBuilder::new(pattern)
         .case_insensitive(true)
         .size_limit(1 << 20)
@@ -750,7 +761,7 @@ pub fn compile(pattern: &str) -> Result<Option<Regex>, String> {
             if msg.contains("look-around") || msg.contains("backreference") {
                 Ok(None)
             } else {
-                Err(msg.lines().last().unwrap_or(&msg).trim().to_string())
+                Err(RegexError(e))
             }
         }
     }

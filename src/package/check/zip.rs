@@ -10,9 +10,9 @@ use std::path::Path;
 
 use super::manifest_xml::{self, ManifestInfo};
 use super::parameters::{self, PackageContext};
-use super::{Findings, error_chain, web_config};
+use super::{Findings, web_config};
 use crate::package::msdeploy::reader::{
-    ZipDirectory, ZipEntry, has_zip64_block, local_extra, read_directory, read_entry,
+    ZipDirectory, ZipEntry, has_zip64_block, local_extra, read_directory, read_text,
 };
 use crate::package::msdeploy::zip_path::{fold_case, name_problem};
 use crate::xml;
@@ -30,7 +30,7 @@ pub fn lint_directory(dir: &ZipDirectory) -> Findings {
             "the archive uses Zip64, which msdeploy's package provider does not read".into(),
         );
     }
-    if dir.entries.len() > crate::package::msdeploy::writer::MAX_ENTRIES {
+    if dir.entries.len() > crate::package::msdeploy::limits::MAX_ENTRIES {
         f.error(
             "Z05",
             "",
@@ -46,7 +46,7 @@ pub fn lint_directory(dir: &ZipDirectory) -> Findings {
     let mut folded: HashMap<String, &str> = HashMap::new();
     for e in &dir.entries {
         let name = e.name.as_str();
-        if e.size > crate::package::msdeploy::writer::MAX_FILE_BYTES {
+        if e.size > crate::package::msdeploy::limits::MAX_FILE_BYTES {
             f.error(
                 "Z05",
                 name,
@@ -196,7 +196,7 @@ pub fn lint_package(path: &Path) -> Findings {
     let mut file = match fs_err::File::open(path) {
         Ok(file) => file,
         Err(e) => {
-            f.error("IO", "", error_chain(&e));
+            f.error("IO", "", crate::error_chain(&e, ": "));
             return f.prefixed(&label);
         }
     };
@@ -236,9 +236,7 @@ pub fn lint_package(path: &Path) -> Findings {
         (Some(m), None) => m,
     };
     let mut read = |e: &ZipEntry, f: &mut Findings| -> Option<String> {
-        match read_entry(&mut file, e, MAX_ENTRY_BYTES)
-            .and_then(|b| String::from_utf8(b).map_err(|_| format!("{} is not UTF-8", e.name)))
-        {
+        match read_text(&mut file, e, MAX_ENTRY_BYTES) {
             Ok(t) => Some(t),
             Err(err) => {
                 f.error("Z05", e.name.as_str(), format!("cannot read: {err}"));
@@ -460,6 +458,7 @@ fn structure(dir: &ZipDirectory, info: &ManifestInfo, f: &mut Findings) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::package::msdeploy::reader::read_entry;
     use crate::package::msdeploy::timestamp::{DosDateTime, TimePolicy};
     use crate::package::msdeploy::writer::zip::{ZipOptions, write_zip};
     use crate::package::msdeploy::writer::{Gate, PackageWriter};

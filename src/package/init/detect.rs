@@ -218,9 +218,14 @@ fn found(value: &str, source: &str) -> Option<Found> {
     })
 }
 
+/// `pyproject.toml` is not TOML; `Display` is the parser's message, without its excerpt.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.message())]
+pub struct PyprojectError(toml::de::Error);
+
 /// `[project]` (PEP 621), then `[tool.poetry]`.
-pub fn pyproject_metadata(text: &str) -> Result<Metadata, String> {
-    let doc: toml::Table = toml::from_str(text).map_err(|e| e.message().to_string())?;
+pub fn pyproject_metadata(text: &str) -> Result<Metadata, PyprojectError> {
+    let doc: toml::Table = toml::from_str(text).map_err(PyprojectError)?;
     let mut m = Metadata {
         files: vec!["pyproject.toml".into()],
         ..Metadata::default()

@@ -34,7 +34,7 @@ pub enum PackageError {
     /// More entries than the package provider (and a non-Zip64 zip) can hold.
     #[error(
         "the package would have more than {max} entries (found {count}); msdeploy and a zip without Zip64 cannot hold them",
-        max = super::writer::MAX_ENTRIES
+        max = super::limits::MAX_ENTRIES
     )]
     TooManyEntries {
         /// How many entries were seen when the limit was crossed.

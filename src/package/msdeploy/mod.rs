@@ -1,6 +1,7 @@
 //! MSDeploy (Web Deploy) packages: the App Gallery zip, its Manifest.xml options blobs, its writer.
 //!
 //! - [`provider_options`]: the `MSDeploy.MSDeployProviderOptions` codec (spec §3);
+//! - [`limits`]: what a package can hold (entries, bytes per file);
 //! - [`zip_path`]: entry names valid in a zip and on Windows;
 //! - [`timestamp`]: which time each entry gets (spec §1.3);
 //! - [`writer`]: the single gate every entry passes, and the zip / in-memory backends;
@@ -8,6 +9,7 @@
 //! - [`package`]: `iiswsgi package`: plan (pure) then write.
 
 pub mod error;
+pub mod limits;
 pub mod package;
 pub mod provider_options;
 pub mod reader;

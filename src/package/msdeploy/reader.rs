@@ -70,6 +70,100 @@ pub struct ZipDirectory {
     pub zip64: bool,
 }
 
+/// Why a zip (or one of its entries) could not be read. The message is complete on its own:
+/// an I/O error is part of it, not a `source()`.
+#[derive(Debug, thiserror::Error)]
+pub enum ZipReadError {
+    /// Seeking in the file failed.
+    #[error("{0}")]
+    Seek(std::io::Error),
+    /// The file ended (or failed) before `len` bytes at `offset`.
+    #[error("cannot read {len} bytes at offset {offset}: {error}")]
+    Short {
+        /// Bytes wanted.
+        len: usize,
+        /// Where.
+        offset: u64,
+        /// The I/O error.
+        error: std::io::Error,
+    },
+    /// Shorter than an end-of-central-directory record.
+    #[error("too short to be a zip")]
+    TooShort,
+    /// No end-of-central-directory record in the tail.
+    #[error("no end-of-central-directory record (not a zip)")]
+    NoEndRecord,
+    /// The Zip64 locator points at something else.
+    #[error("the Zip64 locator points at no Zip64 end record")]
+    NoZip64EndRecord,
+    /// The central directory is larger than the file or than [`MAX_DIRECTORY_BYTES`].
+    #[error("central directory of {size} bytes at {offset} does not fit the file")]
+    DirectoryOutOfBounds {
+        /// Its size.
+        size: u64,
+        /// Its offset.
+        offset: u64,
+    },
+    /// A central-directory record runs past the directory's end.
+    #[error("central directory record {number} is truncated")]
+    TruncatedRecord {
+        /// 1-based.
+        number: usize,
+    },
+    /// The end record's entry count is not the directory's.
+    #[error("the end record promises {promised} entries but the central directory holds {found}")]
+    CountMismatch {
+        /// The end record's count.
+        promised: u64,
+        /// Records found.
+        found: usize,
+    },
+    /// An entry's offset does not lead to a local header.
+    #[error("{name}: no local header at offset {offset}")]
+    NoLocalHeader {
+        /// The entry.
+        name: String,
+        /// Its offset.
+        offset: u64,
+    },
+    /// An entry is larger than the caller's cap.
+    #[error("{name} is larger than {limit} bytes")]
+    TooLarge {
+        /// The entry.
+        name: String,
+        /// The cap.
+        limit: u64,
+    },
+    /// Neither stored nor deflated.
+    #[error("{name}: compression method {method} is not supported")]
+    Method {
+        /// The entry.
+        name: String,
+        /// The method.
+        method: u16,
+    },
+    /// Reading or inflating the entry's bytes failed.
+    #[error("{name}: {error}")]
+    Inflate {
+        /// The entry.
+        name: String,
+        /// The I/O error.
+        error: std::io::Error,
+    },
+    /// The bytes do not match the directory's size or CRC-32.
+    #[error("{name}: size or CRC does not match the directory")]
+    Mismatch {
+        /// The entry.
+        name: String,
+    },
+    /// A text entry is not UTF-8.
+    #[error("{name} is not UTF-8")]
+    NotUtf8 {
+        /// The entry.
+        name: String,
+    },
+}
+
 fn le16(b: &[u8], at: usize) -> u16 {
     u16::from_le_bytes([b[at], b[at + 1]])
 }
@@ -84,19 +178,20 @@ fn le64(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(a)
 }
 
-fn read_at<R: Read + Seek>(r: &mut R, offset: u64, len: usize) -> Result<Vec<u8>, String> {
-    r.seek(SeekFrom::Start(offset)).map_err(|e| e.to_string())?;
+fn read_at<R: Read + Seek>(r: &mut R, offset: u64, len: usize) -> Result<Vec<u8>, ZipReadError> {
+    r.seek(SeekFrom::Start(offset))
+        .map_err(ZipReadError::Seek)?;
     let mut buf = vec![0u8; len];
     r.read_exact(&mut buf)
-        .map_err(|e| format!("cannot read {len} bytes at offset {offset}: {e}"))?;
+        .map_err(|error| ZipReadError::Short { len, offset, error })?;
     Ok(buf)
 }
 
 /// Reads the central directory of the zip in `r`.
-pub fn read_directory<R: Read + Seek>(r: &mut R) -> Result<ZipDirectory, String> {
-    let len = r.seek(SeekFrom::End(0)).map_err(|e| e.to_string())?;
+pub fn read_directory<R: Read + Seek>(r: &mut R) -> Result<ZipDirectory, ZipReadError> {
+    let len = r.seek(SeekFrom::End(0)).map_err(ZipReadError::Seek)?;
     if len < 22 {
-        return Err("too short to be a zip".into());
+        return Err(ZipReadError::TooShort);
     }
     let tail_len = len.min(22 + 65_535 + 20);
     let tail = read_at(r, len - tail_len, tail_len as usize)?;
@@ -105,7 +200,7 @@ pub fn read_directory<R: Read + Seek>(r: &mut R) -> Result<ZipDirectory, String>
         .find(|&i| {
             le32(&tail, i) == EOCD_SIG && i + 22 + le16(&tail, i + 20) as usize == tail.len()
         })
-        .ok_or("no end-of-central-directory record (not a zip)")?;
+        .ok_or(ZipReadError::NoEndRecord)?;
     let mut count = u64::from(le16(&tail, eocd + 10));
     let mut cd_size = u64::from(le32(&tail, eocd + 12));
     let mut cd_offset = u64::from(le32(&tail, eocd + 16));
@@ -115,16 +210,17 @@ pub fn read_directory<R: Read + Seek>(r: &mut R) -> Result<ZipDirectory, String>
         let record = le64(&tail, eocd - 20 + 8);
         let z = read_at(r, record, 56)?;
         if le32(&z, 0) != ZIP64_EOCD_SIG {
-            return Err("the Zip64 locator points at no Zip64 end record".into());
+            return Err(ZipReadError::NoZip64EndRecord);
         }
         count = le64(&z, 32);
         cd_size = le64(&z, 40);
         cd_offset = le64(&z, 48);
     }
     if cd_size > MAX_DIRECTORY_BYTES || cd_offset.saturating_add(cd_size) > len {
-        return Err(format!(
-            "central directory of {cd_size} bytes at {cd_offset} does not fit the file"
-        ));
+        return Err(ZipReadError::DirectoryOutOfBounds {
+            size: cd_size,
+            offset: cd_offset,
+        });
     }
     let cd = read_at(r, cd_offset, cd_size as usize)?;
     let mut entries = Vec::new();
@@ -135,10 +231,9 @@ pub fn read_directory<R: Read + Seek>(r: &mut R) -> Result<ZipDirectory, String>
         let comment_len = le16(&cd, at + 32) as usize;
         let end = at + 46 + name_len + extra_len + comment_len;
         if end > cd.len() {
-            return Err(format!(
-                "central directory record {} is truncated",
-                entries.len() + 1
-            ));
+            return Err(ZipReadError::TruncatedRecord {
+                number: entries.len() + 1,
+            });
         }
         let raw_name = cd[at + 46..at + 46 + name_len].to_vec();
         let extra = cd[at + 46 + name_len..at + 46 + name_len + extra_len].to_vec();
@@ -166,10 +261,10 @@ pub fn read_directory<R: Read + Seek>(r: &mut R) -> Result<ZipDirectory, String>
         at = end;
     }
     if entries.len() as u64 != count {
-        return Err(format!(
-            "the end record promises {count} entries but the central directory holds {}",
-            entries.len()
-        ));
+        return Err(ZipReadError::CountMismatch {
+            promised: count,
+            found: entries.len(),
+        });
     }
     Ok(ZipDirectory { entries, zip64 })
 }
@@ -199,14 +294,8 @@ fn apply_zip64_extra(e: &mut ZipEntry) {
 }
 
 /// The extra field of an entry's local header (it may differ from the central directory's).
-pub fn local_extra<R: Read + Seek>(r: &mut R, e: &ZipEntry) -> Result<Vec<u8>, String> {
-    let header = read_at(r, e.offset, 30)?;
-    if le32(&header, 0) != LOCAL_SIG {
-        return Err(format!(
-            "{}: no local header at offset {}",
-            e.name, e.offset
-        ));
-    }
+pub fn local_extra<R: Read + Seek>(r: &mut R, e: &ZipEntry) -> Result<Vec<u8>, ZipReadError> {
+    let header = local_header(r, e)?;
     let name_len = u64::from(le16(&header, 26));
     let extra_len = le16(&header, 28) as usize;
     read_at(r, e.offset + 30 + name_len, extra_len)
@@ -225,20 +314,21 @@ pub fn has_zip64_block(extra: &[u8]) -> bool {
 }
 
 /// Reads and inflates one entry (stored or deflated), verifying its CRC; at most `limit` bytes.
-pub fn read_entry<R: Read + Seek>(r: &mut R, e: &ZipEntry, limit: u64) -> Result<Vec<u8>, String> {
+pub fn read_entry<R: Read + Seek>(
+    r: &mut R,
+    e: &ZipEntry,
+    limit: u64,
+) -> Result<Vec<u8>, ZipReadError> {
     if e.size > limit {
-        return Err(format!("{} is larger than {limit} bytes", e.name));
+        return Err(ZipReadError::TooLarge {
+            name: e.name.clone(),
+            limit,
+        });
     }
-    let header = read_at(r, e.offset, 30)?;
-    if le32(&header, 0) != LOCAL_SIG {
-        return Err(format!(
-            "{}: no local header at offset {}",
-            e.name, e.offset
-        ));
-    }
+    let header = local_header(r, e)?;
     let skip = 30 + u64::from(le16(&header, 26)) + u64::from(le16(&header, 28));
     r.seek(SeekFrom::Start(e.offset + skip))
-        .map_err(|err| err.to_string())?;
+        .map_err(ZipReadError::Seek)?;
     let raw = r.take(e.compressed);
     let mut out = Vec::new();
     match e.method {
@@ -246,21 +336,46 @@ pub fn read_entry<R: Read + Seek>(r: &mut R, e: &ZipEntry, limit: u64) -> Result
         8 => flate2::read::DeflateDecoder::new(raw)
             .take(limit + 1)
             .read_to_end(&mut out),
-        m => {
-            return Err(format!(
-                "{}: compression method {m} is not supported",
-                e.name
-            ));
+        method => {
+            return Err(ZipReadError::Method {
+                name: e.name.clone(),
+                method,
+            });
         }
     }
-    .map_err(|err| format!("{}: {err}", e.name))?;
+    .map_err(|error| ZipReadError::Inflate {
+        name: e.name.clone(),
+        error,
+    })?;
     if out.len() as u64 != e.size || crc32fast::hash(&out) != e.crc {
-        return Err(format!(
-            "{}: size or CRC does not match the directory",
-            e.name
-        ));
+        return Err(ZipReadError::Mismatch {
+            name: e.name.clone(),
+        });
     }
     Ok(out)
+}
+
+/// Reads one entry as UTF-8 text (see [`read_entry`]).
+pub fn read_text<R: Read + Seek>(
+    r: &mut R,
+    e: &ZipEntry,
+    limit: u64,
+) -> Result<String, ZipReadError> {
+    String::from_utf8(read_entry(r, e, limit)?).map_err(|_| ZipReadError::NotUtf8 {
+        name: e.name.clone(),
+    })
+}
+
+/// The 30 fixed bytes of an entry's local header.
+fn local_header<R: Read + Seek>(r: &mut R, e: &ZipEntry) -> Result<Vec<u8>, ZipReadError> {
+    let header = read_at(r, e.offset, 30)?;
+    if le32(&header, 0) != LOCAL_SIG {
+        return Err(ZipReadError::NoLocalHeader {
+            name: e.name.clone(),
+            offset: e.offset,
+        });
+    }
+    Ok(header)
 }
 
 /// SHA-1 and size of a file, streamed (what a feed's `sha1` and `fileSize` describe).

@@ -106,13 +106,7 @@ pub fn installer_url(base: &str, file_name: &str) -> String {
     if !url.ends_with('/') {
         url.push('/');
     }
-    for b in file_name.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~+".contains(&b) {
-            url.push(b as char);
-        } else {
-            url.push_str(&format!("%{b:02X}"));
-        }
-    }
+    push_percent_encoded(&mut url, file_name, b"-._~+");
     url
 }
 
@@ -123,14 +117,20 @@ pub fn file_url(path: &Path) -> String {
     if !text.starts_with('/') {
         url.push('/');
     }
+    push_percent_encoded(&mut url, &text, b"-._~+/:");
+    url
+}
+
+/// Appends `text` to `url`, ASCII letters, digits and the bytes of `keep` as they are, every
+/// other byte as `%XX`.
+fn push_percent_encoded(url: &mut String, text: &str, keep: &[u8]) {
     for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~+/:".contains(&b) {
+        if b.is_ascii_alphanumeric() || keep.contains(&b) {
             url.push(b as char);
         } else {
             url.push_str(&format!("%{b:02X}"));
         }
     }
-    url
 }
 
 /// A keyword id: the keyword's letters and digits.
@@ -220,7 +220,7 @@ pub fn entry(
         installer: InstallerFileElement {
             file_size: file_size_kib(installer.bytes),
             url: installer.url.clone(),
-            sha1: crate::package::msdeploy::writer::zip::hex(&installer.sha1),
+            sha1: crate::package::hex(&installer.sha1),
         },
         start_page: manifest.feed.start_page.clone(),
         help_link: app.help_url.as_ref().map(|u| u.as_str().to_string()),
@@ -402,6 +402,9 @@ pub fn build_feed(packages: &[PathBuf], options: &FeedOptions) -> Result<FeedRep
     })
 }
 
+/// Largest Manifest.xml or iiswsgi.toml `iiswsgi feed` reads from a package.
+const MAX_TEXT_BYTES: u64 = 16 << 20;
+
 /// What `iiswsgi feed` needs from one package.
 struct PackageFacts {
     manifest: Manifest,
@@ -424,7 +427,7 @@ fn read_package(path: &Path) -> Result<PackageFacts, FeedError> {
         path: path.to_path_buf(),
         source,
     })?;
-    let dir = reader::read_directory(&mut file).map_err(not)?;
+    let dir = reader::read_directory(&mut file).map_err(|e| not(e.to_string()))?;
     let find = |name: &str| -> Option<&ZipEntry> {
         dir.entries
             .iter()
@@ -432,7 +435,8 @@ fn read_package(path: &Path) -> Result<PackageFacts, FeedError> {
     };
     let manifest_xml =
         find("Manifest.xml").ok_or_else(|| not("no Manifest.xml at the root".into()))?;
-    let text = read_text(&mut file, manifest_xml).map_err(not)?;
+    let text = reader::read_text(&mut file, manifest_xml, MAX_TEXT_BYTES)
+        .map_err(|e| not(e.to_string()))?;
     let root = crate::xml::parse(&text).map_err(|e| not(format!("Manifest.xml: {e}")))?;
     let app = root
         .children
@@ -447,7 +451,8 @@ fn read_package(path: &Path) -> Result<PackageFacts, FeedError> {
             "no {toml_name} (packages built by iiswsgi ship it)"
         ))
     })?;
-    let toml_text = read_text(&mut file, toml).map_err(not)?;
+    let toml_text =
+        reader::read_text(&mut file, toml, MAX_TEXT_BYTES).map_err(|e| not(e.to_string()))?;
     let shown = PathBuf::from(format!("{}!{toml_name}", path.display()));
     let manifest = Manifest::parse(&toml_text, &shown).map_err(|source| FeedError::Manifest {
         path: path.to_path_buf(),
@@ -459,11 +464,6 @@ fn read_package(path: &Path) -> Result<PackageFacts, FeedError> {
         bytes,
         time: manifest_xml.time.to_unix(),
     })
-}
-
-fn read_text(file: &mut fs_err::File, entry: &ZipEntry) -> Result<String, String> {
-    let bytes = reader::read_entry(file, entry, 16 << 20)?;
-    String::from_utf8(bytes).map_err(|_| format!("{} is not UTF-8", entry.name))
 }
 
 #[cfg(test)]

@@ -4,8 +4,8 @@
 //! add entries through the [`PackageWriter`] trait (`add_bytes`, `add_file`, `add_dir`); the gate
 //! validates each name ([`ZipPath`]), refuses duplicates, case-insensitive collisions and
 //! file/folder clashes, adds the implied parent folders, stamps times by [`TimePolicy`], enforces
-//! the hard limits (65,535 entries, 2 GiB − 1 per file) before anything is written, and hands a
-//! sorted list to a [`Backend`]:
+//! the hard limits of [`super::limits`] (65,535 entries, 2 GiB − 1 per file) before anything is
+//! written, and hands a sorted list to a [`Backend`]:
 //! - [`zip::ZipBackend`] streams a real zip with parallel compression and a SHA-1 of the bytes;
 //! - [`memory::MemoryBackend`] keeps entries in memory for tests.
 //!
@@ -16,18 +16,13 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::error::PackageError;
+use super::limits::{MAX_ENTRIES, MAX_FILE_BYTES};
 use super::timestamp::{DosDateTime, TimePolicy};
 use super::zip_path::ZipPath;
 
 pub mod memory;
 pub mod tree;
 pub mod zip;
-
-/// Most entries a package may have (msdeploy's 65,536-file limit; a zip without Zip64).
-pub const MAX_ENTRIES: usize = 65_535;
-
-/// Largest file the package provider accepts (Int32.MaxValue bytes).
-pub const MAX_FILE_BYTES: u64 = i32::MAX as u64;
 
 /// Root files that always come first, in this order.
 pub const ROOT_FIRST: [&str; 2] = ["Manifest.xml", "Parameters.xml"];

@@ -26,8 +26,9 @@ use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use flate2::{Compress, Compression, FlushCompress, Status};
 use sha1::{Digest, Sha1};
 
-use super::{Backend, Entry, MAX_ENTRIES, Source};
+use super::{Backend, Entry, Source};
 use crate::package::msdeploy::error::PackageError;
+use crate::package::msdeploy::limits::MAX_ENTRIES;
 
 /// Files up to this size are packed in memory; larger ones go through a spool file.
 pub const IN_MEMORY_MAX: u64 = 1 << 20;
@@ -97,13 +98,8 @@ pub struct ZipSummary {
 impl ZipSummary {
     /// The SHA-1 as 40 lowercase hex digits.
     pub fn sha1_hex(&self) -> String {
-        hex(&self.sha1)
+        crate::package::hex(&self.sha1)
     }
-}
-
-/// Lowercase hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Writes a zip file at a path, atomically: a temporary file beside it is renamed at the end,
@@ -943,7 +939,10 @@ mod tests {
             .expect("write");
         let bytes = fs_err::read(&out).expect("read");
         assert_eq!(summary.size, bytes.len() as u64);
-        assert_eq!(summary.sha1_hex(), hex(&Sha1::digest(&bytes)));
+        assert_eq!(
+            summary.sha1_hex(),
+            crate::package::hex(&Sha1::digest(&bytes))
+        );
         assert_eq!(summary.sha1_hex().len(), 40);
         let leftovers: Vec<_> = fs_err::read_dir(dir.path())
             .expect("ls")
