@@ -1,18 +1,16 @@
 //! `iiswsgi run`: the FastCGI runtime IIS (or nginx, lighttpd, Apache, HAProxy) starts.
 //!
-//! Raw flags only (ripgrep's low args): this file turns them into a
-//! [`iiswsgi::runtime::server::RunOptions`] with absolute paths and calls [`iiswsgi::runtime::server::run`].
+//! Raw flags only (ripgrep's low args): this file declares them and hands them, as given, to
+//! [`iiswsgi::runtime::run`], which resolves them (precedence, paths, the manifest, the venv),
+//! serves, and says which exit status the end deserves.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
-use iiswsgi::runtime::environ::{EnvironOptions, OriginalUrlPolicy, normalise_prefix};
-use iiswsgi::runtime::logging::{DEFAULT_KEEP, DEFAULT_MAX_BYTES, LogConfig};
-use iiswsgi::runtime::server::diagnostic::{Diagnostic, DiagnosticMode};
-use iiswsgi::runtime::server::supervisor::{self, Workers};
-use iiswsgi::runtime::server::{self, RunOptions};
+use iiswsgi::runtime::environ::OriginalUrlPolicy;
+use iiswsgi::runtime::logging::{DEFAULT_KEEP, DEFAULT_MAX_BYTES};
 use iiswsgi::runtime::transport::ListenAddr;
+use iiswsgi::runtime::{RawOptions, RawWsgi};
 
 const LONG_ABOUT: &str = "\
 Serve FastCGI: the process IIS starts for each request queue (or that nginx, lighttpd, Apache \
@@ -126,7 +124,7 @@ pub struct Args {
 }
 
 /// The Python application to serve (`iiswsgi run --app module:callable`).
-#[derive(Debug, Default, clap::Args)]
+#[derive(Debug, clap::Args)]
 #[command(next_help_heading = "Python application")]
 pub struct WsgiArgs {
     /// The WSGI application: `module:callable` (`myproject.wsgi:application`); the callable
@@ -159,286 +157,42 @@ pub struct WsgiArgs {
 }
 
 /// Runs `iiswsgi run`.
-pub fn run(mut args: Args) -> ExitCode {
-    let mode = args.diagnostic.as_deref().and_then(DiagnosticMode::parse);
-    let wsgi = std::mem::take(&mut args.wsgi);
-    let workers = (args.processes > 1).then(|| Workers {
-        processes: args.processes,
-        grace: Duration::from_secs(args.graceful_timeout),
-        args: supervisor::worker_args(std::env::args_os()),
-    });
-    let threads_flag = args.threads;
-    let options = match options(args) {
-        Ok(o) => o,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return ExitCode::from(2);
-        }
-    };
-    if let Some(workers) = workers {
-        match supervisor::supervise(&options, &workers) {
-            Ok(Some(_)) => return ExitCode::SUCCESS,
-            Err(e) => return super::report_error(&e),
-            Ok(None) => {} // IIS or Windows: one process, as the log says
-        }
+pub fn run(args: Args) -> ExitCode {
+    let outcome = iiswsgi::runtime::run(args.into_raw());
+    if let Err(e) = &outcome {
+        let _ = super::report_error(e);
     }
-    let Some(mode) = mode else {
-        return wsgi::serve(options, wsgi, threads_flag);
-    };
-    match server::run(options, |info| {
-        note_threads(info, threads_flag.map(usize::from));
-        Ok(Diagnostic::new(mode, info))
-    }) {
-        Ok(_) => ExitCode::SUCCESS,
-        Err(e) => super::report_error(&e),
-    }
+    ExitCode::from(iiswsgi::runtime::exit_code(&outcome))
 }
 
-/// Under IIS (one connection on stdin) there is one request thread whatever was asked: say so
-/// once, at info level when `--threads` asked for more (`explicit`), else at debug level.
-fn note_threads(info: &server::ServerInfo, explicit: Option<usize>) {
-    if !info.single_connection {
-        return;
-    }
-    match explicit {
-        Some(n) if n > 1 => log::info!(
-            "--threads {n} ignored: over IIS's single connection requests run one at a time on \
-             one thread (IIS runs maxInstances processes)"
-        ),
-        _ => log::debug!("one request thread (IIS's single connection)"),
-    }
-}
-
-fn absolute(p: &Path) -> Result<PathBuf, String> {
-    std::path::absolute(p).map_err(|e| format!("{}: {e}", p.display()))
-}
-
-fn options(raw: Args) -> Result<RunOptions, String> {
-    let manifest = raw.manifest.as_deref().map(absolute).transpose()?;
-    let app_root = match (&raw.app_root, &manifest) {
-        (Some(dir), _) => Some(absolute(dir)?),
-        (None, Some(m)) => m.parent().map(Path::to_path_buf),
-        (None, None) => None,
-    };
-    let (log_path, stderr) = match raw.log.as_deref() {
-        Some(p) if p == Path::new("-") => (None, true),
-        Some(p) => (Some(absolute(p)?), false),
-        None => (None, false),
-    };
-    let original_url = OriginalUrlPolicy::parse(&raw.original_url)
-        .ok_or_else(|| format!("--original-url: unknown policy `{}`", raw.original_url))?;
-    Ok(RunOptions {
-        listen: raw.listen,
-        log: LogConfig {
-            path: log_path,
-            app_root: app_root.clone(),
-            level: raw.log_level,
-            max_bytes: raw.log_max_size,
-            keep: raw.log_keep,
-            stderr,
-        },
-        environ: EnvironOptions {
-            original_url,
-            prefix: raw.mount.map(|m| normalise_prefix(m.as_bytes())),
-        },
-        app_root,
-        manifest,
-        max_conns: raw.max_conns,
-        max_requests: raw.max_requests,
-        threads: raw.threads.map_or(1, usize::from),
-        ..RunOptions::default()
-    })
-}
-
-/// The `--app` branch: the embedded-Python WSGI bridge instead of the diagnostic responder.
-#[cfg(feature = "python")]
-mod wsgi {
-    use std::path::PathBuf;
-    use std::process::ExitCode;
-    use std::sync::Arc;
-
-    use iiswsgi::manifest::{Manifest, Venv as ManifestVenv};
-    use iiswsgi::runtime::server::{self, RunOptions};
-    use iiswsgi::runtime::transport::Kind;
-    use iiswsgi::runtime::wsgi::{self, AppSpec, Mode, Options, ReloadOptions, Runtime, ServerLog};
-    use iiswsgi::venv::{self, VenvSource};
-
-    use super::{WsgiArgs, absolute};
-
-    /// The venv `run` uses and where that choice came from; `None`: the build's interpreter.
-    type Chosen = Option<(PathBuf, VenvSource)>;
-
-    /// Starts Python inside the server's application factory (on the main thread, after the
-    /// log and the transport are set up), serves, then finalises Python on the same thread.
-    pub(super) fn serve(
-        mut options: RunOptions,
-        args: WsgiArgs,
-        threads_flag: Option<u16>,
-    ) -> ExitCode {
-        let (prepared, chosen, manifest_threads) = match prepare(&options, args) {
-            Ok(p) => p,
-            Err(message) => {
-                eprintln!("error: {message}");
-                return ExitCode::from(2);
-            }
-        };
-        // `--threads` wins over `[run] threads`; without either, one thread.
-        if threads_flag.is_none()
-            && let Some(n) = manifest_threads
-        {
-            options.threads = usize::from(n);
+impl Args {
+    /// The flags as given, plus this process's command line (for worker processes).
+    fn into_raw(self) -> RawOptions {
+        let w = self.wsgi;
+        RawOptions {
+            diagnostic: self.diagnostic,
+            listen: self.listen,
+            app_root: self.app_root,
+            manifest: self.manifest,
+            log: self.log,
+            log_level: self.log_level,
+            log_max_size: self.log_max_size,
+            log_keep: self.log_keep,
+            mount: self.mount,
+            original_url: self.original_url,
+            max_conns: self.max_conns,
+            max_requests: self.max_requests,
+            processes: self.processes,
+            graceful_timeout: self.graceful_timeout,
+            threads: self.threads,
+            argv: std::env::args_os().collect(),
+            wsgi: RawWsgi {
+                app: w.app,
+                venv: w.venv,
+                chdir: w.chdir,
+                python_paths: w.python_paths,
+                reload_pattern: w.reload_pattern,
+            },
         }
-        let threads = options.threads;
-        let mut runtime: Option<Runtime> = None;
-        let result = server::run(options, |info| {
-            super::note_threads(info, threads_flag.map(usize::from));
-            match &chosen {
-                Some((dir, source)) => log::info!("venv: {} ({source})", dir.display()),
-                None => log::info!(
-                    "venv: none (no --venv, no [wsgi] venv, and this binary is not in a \
-                     venv's bin/Scripts folder): the interpreter iiswsgi was built against"
-                ),
-            }
-            let mut wsgi_options = prepared;
-            // §3.8: IIS (one connection) is one of several processes with one request thread;
-            // a web-server-spawned listener on stdin is one of several processes; `--listen` is
-            // one process. Sockets get `threads` request threads.
-            wsgi_options.mode = match info.kind {
-                Kind::StdinConnection => Mode::SPAWNED,
-                Kind::StdinListener => Mode {
-                    multithread: threads > 1,
-                    ..Mode::SPAWNED
-                },
-                Kind::Unix | Kind::Tcp => Mode::socket(threads, 1),
-            };
-            let started = wsgi::start(&wsgi_options, Arc::new(ServerLog))?;
-            let app = started.app();
-            if let Some(stop) = info.stop.clone() {
-                app.on_exit_request(move || stop.request());
-            }
-            runtime = Some(started);
-            Ok(app)
-        });
-        if let Some(runtime) = runtime {
-            let status = runtime.finalize();
-            if status != 0 {
-                log::warn!("Python finalisation reported status {status}");
-            }
-            iiswsgi::runtime::logging::flush();
-        }
-        match result {
-            Ok(_) => ExitCode::SUCCESS,
-            Err(e) => crate::cli::report_error(&e),
-        }
-    }
-
-    /// The WSGI options, which venv was chosen and why (logged once the log is open), and the
-    /// manifest's `[run] threads`.
-    fn prepare(run: &RunOptions, args: WsgiArgs) -> Result<(Options, Chosen, Option<u16>), String> {
-        let manifest = match &run.manifest {
-            Some(path) => Some(Manifest::load(path).map_err(|e| error_chain(&e))?),
-            None => None,
-        };
-        let wsgi = manifest.as_ref().map(|m| (&m.wsgi, m.base_dir()));
-        let app = match (args.app, wsgi) {
-            (Some(app), _) => app,
-            (None, Some((w, _))) => w.app.to_string(),
-            (None, None) => {
-                return Err(
-                    "nothing to serve: give --app MODULE:CALLABLE or --manifest \
-                            iiswsgi.toml (or --diagnostic to check the FastCGI side without \
-                            Python)"
-                        .into(),
-                );
-            }
-        };
-        if let Some(((major, minor), path)) = wsgi
-            .and_then(|(w, _)| w.python_version)
-            .zip(run.manifest.as_ref())
-        {
-            let wanted = format!("{major}.{minor}");
-            if wanted != wsgi::BUILT_FOR {
-                return Err(format!(
-                    "{}: `wsgi.python-version` is {wanted} but this iiswsgi embeds Python {}; \
-                     use the py{wanted} build",
-                    path.display(),
-                    wsgi::BUILT_FOR
-                ));
-            }
-        }
-        let spec: AppSpec = app.parse().map_err(|e| format!("--app: {e}"))?;
-        let mut options = Options::new(spec);
-        let flag = args.venv.as_deref().map(absolute).transpose()?;
-        let from_manifest = wsgi.and_then(|(w, base)| match w.venv.as_ref()? {
-            ManifestVenv::InApp(rel) => Some(rel.under(base)),
-            ManifestVenv::Absolute(dir) => Some(PathBuf::from(dir)),
-        });
-        // Explicit choices win; otherwise the venv this binary was pip-installed into.
-        let chosen = venv::choose(flag, from_manifest, venv::this_venv());
-        options.venv = chosen.as_ref().map(|(dir, _)| dir.clone());
-        options.chdir = match args.chdir.as_deref() {
-            Some(dir) => Some(absolute(dir)?),
-            None => run.app_root.clone(),
-        };
-        options.python_paths = args
-            .python_paths
-            .iter()
-            .map(|p| absolute(p))
-            .collect::<Result<Vec<PathBuf>, String>>()?;
-        if let Some((w, base)) = wsgi {
-            options
-                .python_paths
-                .extend(w.python_paths.iter().map(|p| p.under(base)));
-            options.environment = w
-                .environment
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-        }
-        let pattern = match (args.reload_pattern, wsgi) {
-            (Some(p), _) => p,
-            (None, Some((w, _))) => w
-                .reload
-                .as_ref()
-                .map(|r| r.source.clone())
-                .unwrap_or_default(),
-            (None, None) => wsgi::DEFAULT_RELOAD_PATTERN.to_owned(),
-        };
-        options.reload = options
-            .chdir
-            .clone()
-            .filter(|_| !pattern.is_empty())
-            .map(|root| ReloadOptions { root, pattern });
-        let threads = manifest.as_ref().map(|m| m.run.threads);
-        Ok((options, chosen, threads))
-    }
-
-    fn error_chain(err: &dyn std::error::Error) -> String {
-        let mut text = err.to_string();
-        let mut source = err.source();
-        while let Some(cause) = source {
-            text.push_str(": ");
-            text.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        text
-    }
-}
-
-/// Built without Python: only `--diagnostic` can serve.
-#[cfg(not(feature = "python"))]
-mod wsgi {
-    use std::process::ExitCode;
-
-    use iiswsgi::runtime::server::RunOptions;
-
-    use super::WsgiArgs;
-
-    pub(super) fn serve(_options: RunOptions, _args: WsgiArgs, _threads: Option<u16>) -> ExitCode {
-        eprintln!(
-            "error: this build has no Python (built without the `python` feature); use \
-             `iiswsgi run --diagnostic` to check the FastCGI side"
-        );
-        ExitCode::from(2)
     }
 }

@@ -11,7 +11,10 @@
 //!   [`server::Application`]; [`server::supervisor`] for `--processes`;
 //! - [`wsgi`] (feature `python`): the embedded CPython and PEP 3333; the only module that
 //!   names PyO3;
-//! - [`logging`]: the rotating log file IIS-launched processes write instead of stderr.
+//! - [`logging`]: the rotating log file IIS-launched processes write instead of stderr;
+//! - [`options`] and [`run()`]: the command's inputs, raw then resolved (every precedence
+//!   rule between flags, the manifest and defaults), and the one entry point the CLI calls,
+//!   which also maps how the run ended to an exit status ([`exit_code`]).
 //!
 //! May use: the shared ground ([`crate::manifest`], [`crate::venv`]). Never names
 //! [`crate::package`] or [`crate::iis`]. A newcomer starts at [`server`]'s module doc.
@@ -21,8 +24,15 @@ pub mod fastcgi;
 pub mod identity;
 pub mod iis_env;
 pub mod logging;
+pub mod options;
+mod run;
 pub mod server;
 pub mod shutdown;
 pub mod transport;
 #[cfg(feature = "python")]
 pub mod wsgi;
+
+#[cfg(feature = "python")]
+pub use options::WsgiPlan;
+pub use options::{RawOptions, RawWsgi, Resolved, RunConfigError, Serve};
+pub use run::{RunFailure, exit_code, run};

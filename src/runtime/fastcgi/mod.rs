@@ -84,7 +84,7 @@ pub mod fuzzing;
 pub mod params;
 pub mod record;
 #[cfg(test)]
-mod testkit;
+pub(crate) mod testkit;
 
 pub use config::{Config, Limits};
 pub use connection::{Connection, Event, RequestState, StateError};

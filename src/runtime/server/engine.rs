@@ -2,135 +2,28 @@
 //! complete requests in a FIFO and runs them one at a time through the application.
 
 use std::collections::{HashMap, VecDeque};
-use std::fmt;
-use std::io::{self, Read, Write};
+use std::io;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use mio::event::Event as MioEvent;
 use mio::{Events, Interest, Poll, Token};
 
+use super::conn::{Conn, FIRST_CONN, JobKind, LISTENER, Pumped, WAKER, split_job};
 use super::exchange::{BodyPort, Exchange, Fate, ResponsePort, Waiter};
 use super::options::RunOptions;
+use super::report::{RunError, RunReport, ServerInfo, StopHandle, StopReason};
 use super::signals::{self, Shutdown, Trigger};
 use super::{Application, Outcome, Request};
 use crate::runtime::environ::{self, Mode, Notes};
-use crate::runtime::fastcgi::{self, Event, Params, Rejection};
+use crate::runtime::fastcgi;
 use crate::runtime::identity::AppIdentity;
-use crate::runtime::logging::{self, Destination, RequestScope};
-use crate::runtime::transport::{self, Accepted, Endpoint, Kind, Listener, Stream, TransportError};
+use crate::runtime::logging::{self, RequestScope};
+use crate::runtime::transport::{self, Accepted, Endpoint, Listener, Stream};
 
-pub(super) const WAKER: Token = Token(0);
-pub(super) const LISTENER: Token = Token(1);
-const FIRST_CONN: usize = 2;
 /// Bytes read from a socket per call.
 const READ_CHUNK: usize = 64 * 1024;
-
-/// Why [`run`] returned normally.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StopReason {
-    /// The single (IIS) connection closed: IIS recycles or shuts the process down.
-    TransportClosed,
-    /// The single connection sent bytes that are not FastCGI; there is nothing to serve.
-    FramingError,
-    /// SIGTERM or SIGINT.
-    Signal,
-    /// IIS set `_FCGI_SHUTDOWN_EVENT_`.
-    ShutdownEvent,
-    /// The application asked to exit ([`Outcome::Exit`]).
-    AppExit,
-    /// `max_requests` were served.
-    MaxRequests,
-}
-
-impl fmt::Display for StopReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            StopReason::TransportClosed => "the web server closed the connection",
-            StopReason::FramingError => "the web server sent malformed FastCGI",
-            StopReason::Signal => "a termination signal",
-            StopReason::ShutdownEvent => "IIS's shutdown event",
-            StopReason::AppExit => "the application asked to exit",
-            StopReason::MaxRequests => "the request limit was reached",
-        })
-    }
-}
-
-/// What a run did.
-#[derive(Debug, Clone)]
-pub struct RunReport {
-    /// Requests handled (including ones answered by the server itself).
-    pub requests: u64,
-    /// Why the server stopped.
-    pub reason: StopReason,
-    /// How many times the event loop waited for readiness between requests (a keep-alive
-    /// connection sending one request at a time costs one each; more means spurious
-    /// wake-ups).
-    pub waits: u64,
-}
-
-/// Why `iiswsgi run` could not serve.
-#[derive(Debug)]
-pub enum RunError {
-    /// No transport.
-    Transport(TransportError),
-    /// The readiness poller failed.
-    Poll(io::Error),
-    /// The application could not be created (Python failed to start).
-    App(Box<dyn std::error::Error + Send + Sync>),
-}
-
-impl fmt::Display for RunError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RunError::Transport(_) => f.write_str("no FastCGI transport"),
-            RunError::Poll(_) => f.write_str("the event loop failed"),
-            RunError::App(_) => f.write_str("the application could not start"),
-        }
-    }
-}
-
-impl std::error::Error for RunError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            RunError::Transport(e) => Some(e),
-            RunError::Poll(e) => Some(e),
-            RunError::App(e) => Some(e.as_ref()),
-        }
-    }
-}
-
-/// What the application factory learns about the server before the first request.
-#[derive(Debug, Clone)]
-pub struct ServerInfo {
-    /// The transport kind.
-    pub kind: Kind,
-    /// The transport, described for humans.
-    pub transport: String,
-    /// Where the log goes.
-    pub log: Destination,
-    /// Whether the process serves IIS's single connection.
-    pub single_connection: bool,
-    /// Lets the application ask the server to stop once the current request (if any) is
-    /// done, from any thread, e.g. when a reload watcher sees a change while idle. Set when
-    /// the factory is called; `None` only before that.
-    pub stop: Option<StopHandle>,
-}
-
-/// Asks a running server to stop gracefully: accept nothing new, finish the request in
-/// flight, return [`StopReason::AppExit`]. Cheap to clone; never runs application code.
-#[derive(Debug, Clone)]
-pub struct StopHandle(Arc<Shutdown>);
-
-impl StopHandle {
-    /// Requests the stop (idempotent; the first trigger of any kind wins).
-    pub fn request(&self) {
-        self.0.trigger(Trigger::App);
-    }
-}
 
 /// Runs `iiswsgi run`: opens the log (first, so every later failure is recorded), takes over
 /// the transport, installs the shutdown triggers, creates the application with `make_app`
@@ -210,7 +103,7 @@ where
     signals::install(&shutdown);
 
     let info = ServerInfo {
-        stop: Some(StopHandle(Arc::clone(&shutdown))),
+        stop: Some(StopHandle::new(Arc::clone(&shutdown))),
         ..info.clone()
     };
     let app = make_app(&info).map_err(RunError::App)?;
@@ -444,306 +337,6 @@ fn worker<'a, A: Application>(
             setup.shutdown.trigger(Trigger::App);
             Err(e)
         }
-    }
-}
-
-/// Readiness remembered per connection (mio is edge-triggered: a flag stays set until a
-/// read or write returns `WouldBlock`).
-///
-/// A connection is registered for readability only, and for writability just while a write
-/// is blocked: with both always registered, the web server reading our response made the
-/// socket writable again and woke this process for nothing, once per request (on a unix
-/// socket behind nginx, 1.6 `epoll_wait` a request instead of 1).
-#[derive(Debug, Default)]
-pub(crate) struct Flags {
-    pub readable: bool,
-    pub writable: bool,
-    /// Whether the connection is currently registered for writability too.
-    pub write_interest: bool,
-    /// The peer's end-of-stream (or an error) was reported: it will raise no further event,
-    /// so reading must go on until it shows.
-    pub read_closed: bool,
-}
-
-impl Flags {
-    /// Registers `stream` for writability (as well as readability) if a write is blocked
-    /// (`want`) and it is not yet, or drops that interest once nothing waits to be written.
-    pub(super) fn sync_write_interest(
-        &mut self,
-        want: bool,
-        stream: &mut Stream,
-        registry: &mio::Registry,
-        token: Token,
-    ) -> io::Result<()> {
-        if want == self.write_interest {
-            return Ok(());
-        }
-        let interest = if want {
-            Interest::READABLE | Interest::WRITABLE
-        } else {
-            Interest::READABLE
-        };
-        registry.reregister(stream, token, interest)?;
-        self.write_interest = want;
-        Ok(())
-    }
-}
-
-impl Flags {
-    pub(super) fn note(&mut self, ev: &MioEvent) {
-        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-            self.readable = true;
-        }
-        if ev.is_read_closed() || ev.is_error() {
-            self.read_closed = true;
-        }
-        if ev.is_writable() || ev.is_write_closed() || ev.is_error() {
-            self.writable = true;
-        }
-    }
-}
-
-/// A request the codec handed over, waiting to run or running.
-#[derive(Debug)]
-pub(crate) struct Job {
-    pub id: u16,
-    pub kind: JobKind,
-    pub stdin: VecDeque<Bytes>,
-    pub stdin_len: usize,
-    pub stdin_done: bool,
-    pub aborted: bool,
-}
-
-#[derive(Debug)]
-pub(crate) enum JobKind {
-    Request(Params),
-    Rejected(Rejection),
-}
-
-/// One FastCGI connection and its codec.
-#[derive(Debug)]
-pub(crate) struct Conn {
-    pub stream: Stream,
-    pub codec: fastcgi::Connection,
-    pub flags: Flags,
-    pub peer: String,
-    /// The peer closed its write side.
-    pub eof: bool,
-    /// Requests received, in order, not yet run.
-    pub jobs: VecDeque<Job>,
-    /// The request the application is running.
-    pub running: Option<Job>,
-    /// Jobs received since the engine last queued this connection's jobs.
-    pub new_jobs: usize,
-    /// Lingering close in progress, until this instant.
-    pub closing: Option<Instant>,
-}
-
-/// What reading a connection found.
-enum Pumped {
-    Open,
-    Eof,
-    Failed(io::Error),
-    Framing(fastcgi::DecodeError),
-}
-
-impl Conn {
-    fn new(stream: Stream, codec: fastcgi::Connection, peer: String) -> Self {
-        Conn {
-            stream,
-            codec,
-            flags: Flags {
-                readable: true,
-                writable: true,
-                write_interest: false,
-                read_closed: false,
-            },
-            peer,
-            eof: false,
-            jobs: VecDeque::new(),
-            running: None,
-            new_jobs: 0,
-            closing: None,
-        }
-    }
-
-    /// Whether more input should be read now: the codec wants it and no waiting request has
-    /// buffered more body than the cap (backpressure until it runs).
-    pub(super) fn want_read(&self, queued_cap: usize) -> bool {
-        !self.eof
-            && self.codec.wants_input()
-            && self
-                .jobs
-                .iter()
-                .all(|j| j.stdin_done || j.stdin_len < queued_cap)
-    }
-
-    /// Moves the codec's events into the jobs.
-    fn take_events(&mut self) {
-        while let Some(ev) = self.codec.poll_event() {
-            match ev {
-                Event::Request { id, params, .. } => {
-                    self.push_job(id, JobKind::Request(params));
-                }
-                Event::Rejected { id, reason, .. } => {
-                    self.push_job(id, JobKind::Rejected(reason));
-                }
-                Event::Stdin { id, data } => {
-                    if let Some(j) = self.job_mut(id) {
-                        j.stdin_len += data.len();
-                        j.stdin.push_back(data);
-                    }
-                }
-                Event::StdinEnd { id } => {
-                    if let Some(j) = self.job_mut(id) {
-                        j.stdin_done = true;
-                    }
-                }
-                Event::Abort { id } => {
-                    if let Some(j) = self.job_mut(id) {
-                        j.aborted = true;
-                    }
-                }
-                Event::UnknownRecord { id, record_type } => {
-                    log::debug!(
-                        "ignored a record of unknown type {record_type} for request {id} from {}",
-                        self.peer
-                    );
-                }
-            }
-        }
-    }
-
-    fn push_job(&mut self, id: u16, kind: JobKind) {
-        self.jobs.push_back(Job {
-            id,
-            kind,
-            stdin: VecDeque::new(),
-            stdin_len: 0,
-            stdin_done: false,
-            aborted: false,
-        });
-        self.new_jobs += 1;
-    }
-
-    fn job_mut(&mut self, id: u16) -> Option<&mut Job> {
-        if let Some(j) = self.running.as_mut().filter(|j| j.id == id) {
-            return Some(j);
-        }
-        self.jobs.iter_mut().find(|j| j.id == id)
-    }
-
-    /// Writes pending codec output as far as the socket takes it.
-    fn flush(&mut self) -> io::Result<()> {
-        while self.codec.has_pending_output() && self.flags.writable {
-            match self.stream.write(self.codec.pending_output()) {
-                Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "wrote nothing")),
-                Ok(n) => self.codec.consume_output(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.flags.writable = false,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
-    }
-
-    /// One non-blocking read into the codec, used while the application runs. `Ok(false)`
-    /// when nothing is available; EOF, reset and framing faults are errors.
-    pub(super) fn read_some(&mut self, scratch: &mut [u8]) -> io::Result<bool> {
-        self.flush()?;
-        if !self.flags.readable {
-            return Ok(false);
-        }
-        loop {
-            match self.stream.read(scratch) {
-                Ok(0) => {
-                    self.eof = true;
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "the web server closed the connection",
-                    ));
-                }
-                Ok(n) => {
-                    self.codec
-                        .recv(&scratch[..n])
-                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
-                    self.take_events();
-                    self.flush()?;
-                    return Ok(true);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.flags.readable = false;
-                    return Ok(false);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    /// Reads and writes while the connection is idle (no request running).
-    fn pump(&mut self, scratch: &mut [u8], queued_cap: usize) -> Pumped {
-        loop {
-            if let Err(e) = self.flush() {
-                return Pumped::Failed(e);
-            }
-            if !(self.flags.readable && self.want_read(queued_cap)) {
-                return Pumped::Open;
-            }
-            match self.stream.read(scratch) {
-                Ok(0) => {
-                    self.eof = true;
-                    let r = self.codec.recv_eof();
-                    self.take_events();
-                    return match r {
-                        // A peer that hangs up inside a record went away; it did not send
-                        // garbage.
-                        Ok(()) | Err(fastcgi::DecodeError::TruncatedRecord) => Pumped::Eof,
-                        Err(e) => Pumped::Framing(e),
-                    };
-                }
-                Ok(n) => {
-                    let r = self.codec.recv(&scratch[..n]);
-                    self.take_events();
-                    if let Err(e) = r {
-                        return Pumped::Framing(e);
-                    }
-                    // A short read drained the socket for now. Under edge-triggered epoll any
-                    // later arrival raises a new event, so the read that could only answer
-                    // EAGAIN is skipped (one system call per request). Not once the peer's
-                    // end-of-stream was reported: that raises no new event, so the read that
-                    // returns it must happen now. Sockets only: mio's Windows pipe signals
-                    // readiness differently.
-                    if cfg!(unix) && n < scratch.len() && !self.flags.read_closed {
-                        self.flags.readable = false;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.flags.readable = false,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Pumped::Failed(e),
-            }
-        }
-    }
-
-    /// Reads and discards during a lingering close. `true` once the peer has closed.
-    fn discard(&mut self, scratch: &mut [u8]) -> bool {
-        loop {
-            match self.stream.read(scratch) {
-                Ok(0) => return true,
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.flags.readable = false;
-                    return false;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return true,
-            }
-        }
-    }
-
-    /// Whether a request has arrived whole or partly (for EOF handling).
-    fn has_complete_job(&self) -> bool {
-        self.jobs.iter().any(|j| j.stdin_done || j.aborted)
     }
 }
 
@@ -1273,8 +866,423 @@ impl<A: Application> Engine<'_, A> {
     }
 }
 
-/// Separates a job's kind (params, moved into the environ) from its stream state.
-fn split_job(mut job: Job) -> (Job, JobKind) {
-    let kind = std::mem::replace(&mut job.kind, JobKind::Rejected(Rejection::Malformed));
-    (job, kind)
+#[cfg(all(test, unix))]
+mod tests {
+    //! The loop's bookkeeping, over socket pairs: connection slots and tokens, the request
+    //! FIFO and who may run next, write interest, and when the loop stops (max-requests,
+    //! an exit asked by the app, IIS's connection closing).
+
+    use std::io::{Read as _, Write as _};
+    use std::os::unix::net::UnixStream as StdUnixStream;
+
+    use super::*;
+    use crate::runtime::fastcgi::testkit::{Wire, decode_all};
+    use crate::runtime::fastcgi::{EndRequestBody, ProtocolStatus, Record, RecordType, Rejection};
+    use crate::runtime::server::conn::Job;
+    use crate::runtime::server::{Body, Response};
+
+    /// Answers `200 OK` with `hi`; asks the process to exit after answering `/exit`.
+    struct Hello;
+
+    impl Application for Hello {
+        fn handle(
+            &self,
+            request: &Request,
+            _body: &mut dyn Body,
+            response: &mut dyn Response,
+        ) -> Outcome {
+            let _ = response.start("200 OK", &[]);
+            let _ = response.write_final(b"hi");
+            if request.param(b"REQUEST_URI") == Some(b"/exit") {
+                Outcome::Exit
+            } else {
+                Outcome::Complete
+            }
+        }
+    }
+
+    /// What an engine borrows.
+    struct Fixture {
+        opts: RunOptions,
+        shutdown: Arc<Shutdown>,
+        app: Hello,
+    }
+
+    impl Fixture {
+        fn new(max_requests: Option<u64>) -> Self {
+            Fixture {
+                opts: RunOptions {
+                    max_requests,
+                    ..RunOptions::default()
+                },
+                shutdown: Shutdown::new(Vec::new()),
+                app: Hello,
+            }
+        }
+
+        /// A loop over IIS's single connection (`single`) or a generic server's.
+        fn engine<'a>(&'a self, single: bool, workers: Option<Workers<'a>>) -> Engine<'a, Hello> {
+            let setup = Setup {
+                app: &self.app,
+                opts: &self.opts,
+                shutdown: &self.shutdown,
+                single,
+                codec_config: if single {
+                    fastcgi::Config::iis()
+                } else {
+                    fastcgi::Config::generic(self.opts.max_conns)
+                },
+                transport_name: "test",
+            };
+            setup.engine(Poll::new().expect("poll"), workers)
+        }
+    }
+
+    /// Adds a connection; returns its token and the web server's end (blocking, with a
+    /// read timeout).
+    fn connect(engine: &mut Engine<'_, Hello>) -> (Token, StdUnixStream) {
+        let (ours, theirs) = StdUnixStream::pair().expect("socketpair");
+        ours.set_nonblocking(true).expect("nonblocking");
+        theirs
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let token = Token(engine.next_token);
+        engine
+            .add_conn(
+                Stream::Unix(mio::net::UnixStream::from_std(ours)),
+                "test".into(),
+            )
+            .expect("register");
+        (token, theirs)
+    }
+
+    /// A complete `GET path` on a kept connection.
+    fn get(id: u16, path: &str) -> Vec<u8> {
+        let path = path.as_bytes();
+        Wire::new()
+            .begin(id, true)
+            .params(
+                id,
+                &[
+                    (b"REQUEST_METHOD", b"GET"),
+                    (b"REQUEST_URI", path),
+                    (b"SCRIPT_NAME", b""),
+                    (b"PATH_INFO", path),
+                    (b"SERVER_PROTOCOL", b"HTTP/1.1"),
+                ],
+                4096,
+            )
+            .stdin(id, b"", 64)
+            .bytes
+    }
+
+    /// Everything the web server has received so far, as records.
+    fn received(peer: &mut StdUnixStream) -> Vec<Record> {
+        peer.set_nonblocking(true).expect("nonblocking");
+        let mut bytes = Vec::new();
+        let mut buf = [0; 4096];
+        while let Ok(n @ 1..) = peer.read(&mut buf) {
+            bytes.extend_from_slice(&buf[..n]);
+        }
+        decode_all(&bytes)
+    }
+
+    fn end_requests(records: &[Record]) -> Vec<EndRequestBody> {
+        records
+            .iter()
+            .filter(|r| r.header().record_type == RecordType::EndRequest)
+            .filter_map(|r| EndRequestBody::parse(r.content()))
+            .collect()
+    }
+
+    fn stdout(records: &[Record]) -> String {
+        let bytes: Vec<u8> = records
+            .iter()
+            .filter(|r| r.header().record_type == RecordType::Stdout)
+            .flat_map(|r| r.content().to_vec())
+            .collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    /// Puts `jobs` on connection `t` and queues each in the FIFO, as `service` would.
+    fn queue(engine: &mut Engine<'_, Hello>, t: Token, jobs: Vec<Job>) {
+        for job in jobs {
+            engine.conns.get_mut(&t).expect("conn").jobs.push_back(job);
+            engine.fifo.push_back(t);
+        }
+    }
+
+    /// A request waiting to run with `stdin_len` body bytes buffered, complete or not.
+    fn job(id: u16, stdin_len: usize, stdin_done: bool) -> Job {
+        Job {
+            id,
+            kind: JobKind::Rejected(Rejection::Malformed),
+            stdin: VecDeque::new(),
+            stdin_len,
+            stdin_done,
+            aborted: false,
+        }
+    }
+
+    mod slots {
+        use super::*;
+
+        #[test]
+        fn connections_take_the_tokens_after_the_waker_and_listener_numbered_from_one() {
+            let f = Fixture::new(None);
+            let mut e = f.engine(false, None);
+            let (a, _pa) = connect(&mut e);
+            let (b, _pb) = connect(&mut e);
+            assert_eq!((a, b), (Token(FIRST_CONN), Token(FIRST_CONN + 1)));
+            assert!(![WAKER, LISTENER].contains(&a));
+            assert_eq!(e.conns[&a].peer, "test (connection 1)");
+            assert_eq!(e.conns[&b].peer, "test (connection 2)");
+        }
+
+        #[test]
+        fn a_dropped_connection_leaves_the_table_and_the_fifo_and_its_token_is_not_reused() {
+            let f = Fixture::new(None);
+            let mut e = f.engine(false, None);
+            let (a, _pa) = connect(&mut e);
+            let (b, _pb) = connect(&mut e);
+            queue(&mut e, a, vec![job(1, 0, true)]);
+            queue(&mut e, b, vec![job(1, 0, true)]);
+            queue(&mut e, a, vec![job(2, 0, true)]);
+            e.drop_conn(a, None);
+            assert!(!e.conns.contains_key(&a));
+            assert_eq!(e.fifo, [b]);
+            let (c, _pc) = connect(&mut e);
+            assert_eq!(c, Token(FIRST_CONN + 2));
+        }
+
+        #[test]
+        fn a_connection_added_during_shutdown_refuses_new_requests() {
+            let f = Fixture::new(None);
+            let mut e = f.engine(false, None);
+            e.begin_shutdown(StopReason::Signal);
+            let (t, mut peer) = connect(&mut e);
+            peer.write_all(&get(1, "/")).expect("write");
+            e.service(t);
+            assert!(e.fifo.is_empty(), "nothing queued");
+            let ends = end_requests(&received(&mut peer));
+            assert_eq!(ends.len(), 1);
+            assert_eq!(ends[0].protocol_status, ProtocolStatus::Overloaded);
+        }
+
+        #[test]
+        fn a_request_read_from_a_connection_is_queued_once() {
+            let f = Fixture::new(None);
+            let mut e = f.engine(false, None);
+            let (t, mut peer) = connect(&mut e);
+            peer.write_all(&get(1, "/")).expect("write");
+            e.service(t);
+            e.service(t);
+            assert_eq!(e.fifo, [t]);
+            assert_eq!(e.conns[&t].new_jobs, 0, "handed over to the FIFO");
+        }
+    }
+
+    mod fifo {
+        use super::*;
+
+        #[test]
+        fn a_connections_later_request_never_overtakes_its_first() {
+            let f = Fixture::new(None);
+            let mut e = f.engine(false, None);
+            let (a, _pa) = connect(&mut e);
+            queue(&mut e, a, vec![job(1, 10, false), job(2, 0, true)]);
+            assert_eq!(e.next_ready(), None);
+        }
+
+        #[test]
+        fn a_request_still_receiving_its_body_lets_a_ready_one_go_first() {
+            let f = Fixture::new(None);
+            let mut e = f.engine(false, None);
+            let (a, _pa) = connect(&mut e);
+            let (b, _pb) = connect(&mut e);
+            queue(&mut e, a, vec![job(1, 10, false)]);
+            queue(&mut e, b, vec![job(1, 0, true)]);
+            assert_eq!(e.next_ready(), Some(1));
+        }
+
+        #[test]
+        fn a_request_whose_buffered_body_reached_the_cap_may_run() {
+            let f = Fixture::new(None);
+            let mut e = f.engine(false, None);
+            let (a, _pa) = connect(&mut e);
+            let cap = f.opts.queued_body_bytes;
+            queue(&mut e, a, vec![job(1, cap, false)]);
+            assert_eq!(e.next_ready(), Some(0));
+        }
+
+        #[test]
+        fn an_aborted_request_or_one_whose_peer_closed_may_run() {
+            let f = Fixture::new(None);
+            let mut e = f.engine(false, None);
+            let (a, _pa) = connect(&mut e);
+            let (b, _pb) = connect(&mut e);
+            queue(&mut e, a, vec![job(1, 0, false)]);
+            queue(&mut e, b, vec![job(1, 0, false)]);
+            assert_eq!(e.next_ready(), None);
+            e.conns.get_mut(&b).expect("b").eof = true;
+            assert_eq!(e.next_ready(), Some(1));
+            e.conns.get_mut(&a).expect("a").jobs[0].aborted = true;
+            assert_eq!(e.next_ready(), Some(0));
+        }
+
+        #[test]
+        fn under_iis_a_request_runs_as_soon_as_its_params_are_complete() {
+            let f = Fixture::new(None);
+            let mut e = f.engine(true, None);
+            let (a, _pa) = connect(&mut e);
+            queue(&mut e, a, vec![job(1, 0, false)]);
+            assert_eq!(e.next_ready(), Some(0));
+        }
+
+        #[test]
+        fn an_entry_whose_connection_is_gone_is_handed_out_and_discarded() {
+            let f = Fixture::new(None);
+            let mut e = f.engine(false, None);
+            e.fifo.push_back(Token(99));
+            assert_eq!(e.next_ready(), Some(0));
+            e.run_job(Token(99));
+            assert_eq!(e.requests, 0);
+        }
+    }
+
+    mod write_interest {
+        use super::*;
+
+        /// Queues a `GET_VALUES_RESULT` on `t`: output waiting to be written.
+        fn pending_output(e: &mut Engine<'_, Hello>, t: Token) {
+            let c = e.conns.get_mut(&t).expect("conn");
+            c.codec
+                .recv(&Wire::new().get_values(&[b"FCGI_MAX_CONNS"]).bytes)
+                .expect("well-framed");
+            assert!(c.codec.has_pending_output());
+        }
+
+        #[test]
+        fn a_connection_is_registered_for_writability_only_while_its_output_is_blocked() {
+            let f = Fixture::new(None);
+            let mut e = f.engine(false, None);
+            let (t, _peer) = connect(&mut e);
+            pending_output(&mut e, t);
+            e.sync_write_interest();
+            assert!(!e.conns[&t].flags.write_interest, "writable: no need");
+            e.conns.get_mut(&t).expect("conn").flags.writable = false;
+            e.sync_write_interest();
+            assert!(e.conns[&t].flags.write_interest, "blocked write");
+            e.conns.get_mut(&t).expect("conn").flags.writable = true;
+            e.sync_write_interest();
+            assert!(!e.conns[&t].flags.write_interest, "writable again");
+        }
+
+        #[test]
+        fn a_connection_that_cannot_be_reregistered_is_dropped() {
+            let f = Fixture::new(None);
+            let mut e = f.engine(false, None);
+            let (t, _peer) = connect(&mut e);
+            pending_output(&mut e, t);
+            let c = e.conns.get_mut(&t).expect("conn");
+            c.flags.writable = false;
+            e.poll
+                .registry()
+                .deregister(&mut c.stream)
+                .expect("deregister");
+            e.sync_write_interest();
+            assert!(!e.conns.contains_key(&t));
+        }
+    }
+
+    mod stopping {
+        use super::*;
+
+        #[test]
+        fn the_loop_stops_once_max_requests_have_run() {
+            let f = Fixture::new(Some(2));
+            let mut e = f.engine(false, None);
+            let (_, mut pa) = connect(&mut e);
+            let (_, mut pb) = connect(&mut e);
+            pa.write_all(&get(1, "/")).expect("write");
+            pb.write_all(&get(1, "/")).expect("write");
+            assert_eq!(e.serve().expect("serve"), StopReason::MaxRequests);
+            assert_eq!(e.requests, 2);
+            for peer in [&mut pa, &mut pb] {
+                let records = received(peer);
+                assert!(stdout(&records).starts_with("Status: 200 OK\r\n"));
+                assert_eq!(end_requests(&records).len(), 1);
+            }
+        }
+
+        #[test]
+        fn requests_already_queued_when_the_limit_is_reached_still_run() {
+            let f = Fixture::new(Some(1));
+            let mut e = f.engine(false, None);
+            let (_, mut pa) = connect(&mut e);
+            let (_, mut pb) = connect(&mut e);
+            pa.write_all(&get(1, "/")).expect("write");
+            pb.write_all(&get(1, "/")).expect("write");
+            assert_eq!(e.serve().expect("serve"), StopReason::MaxRequests);
+            assert_eq!(e.requests, 2);
+        }
+
+        #[test]
+        fn max_requests_counts_the_requests_of_every_worker_loop() {
+            let f = Fixture::new(Some(5));
+            let started = AtomicU64::new(4); // the other loops have run four
+            let workers = Workers {
+                count: 2,
+                started: Some(&started),
+                ready_since: None,
+            };
+            let mut e = f.engine(false, Some(workers));
+            let (_, mut peer) = connect(&mut e);
+            peer.write_all(&get(1, "/")).expect("write");
+            assert_eq!(e.serve().expect("serve"), StopReason::MaxRequests);
+            assert_eq!(e.requests, 1, "this loop's own count");
+            assert_eq!(started.load(Ordering::Relaxed), 5);
+            assert_eq!(
+                f.shutdown.requested(),
+                Some(Trigger::MaxRequests),
+                "the other loops are told"
+            );
+        }
+
+        #[test]
+        fn an_application_asking_to_exit_stops_the_loop_after_its_response() {
+            let f = Fixture::new(None);
+            let mut e = f.engine(false, None);
+            let (_, mut peer) = connect(&mut e);
+            peer.write_all(&get(1, "/exit")).expect("write");
+            assert_eq!(e.serve().expect("serve"), StopReason::AppExit);
+            assert_eq!(e.requests, 1);
+            assert_eq!(end_requests(&received(&mut peer)).len(), 1);
+            assert_eq!(
+                f.shutdown.requested(),
+                None,
+                "one loop: nobody else to tell"
+            );
+        }
+
+        #[test]
+        fn under_iis_the_loop_ends_when_its_one_connection_closes() {
+            let f = Fixture::new(None);
+            let mut e = f.engine(true, None);
+            let (_, peer) = connect(&mut e);
+            drop(peer);
+            assert_eq!(e.serve().expect("serve"), StopReason::TransportClosed);
+            assert_eq!(e.requests, 0);
+            assert!(e.conns.is_empty());
+        }
+
+        #[test]
+        fn a_shutdown_trigger_stops_an_idle_loop() {
+            let f = Fixture::new(None);
+            let mut e = f.engine(false, None);
+            let (_, _peer) = connect(&mut e);
+            f.shutdown.trigger(Trigger::Signal);
+            assert_eq!(e.serve().expect("serve"), StopReason::Signal);
+        }
+    }
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use bytes::Buf;
 use mio::{Events, Poll, Token};
 
-use super::engine::{Conn, Flags, LISTENER, WAKER};
+use super::conn::{Conn, Flags, LISTENER, WAKER};
 use super::options::RunOptions;
 use super::{Outcome, Response};
 use crate::runtime::fastcgi::Frame;

@@ -55,15 +55,18 @@
 
 use std::io;
 
+mod conn;
 pub mod diagnostic;
 mod engine;
 mod exchange;
 mod options;
+mod report;
 mod signals;
 pub mod supervisor;
 
-pub use engine::{RunError, RunReport, ServerInfo, StopHandle, StopReason, run};
+pub use engine::run;
 pub use options::RunOptions;
+pub use report::{RunError, RunReport, ServerInfo, StopHandle, StopReason};
 
 pub use crate::runtime::environ::{Mode, Param, Scheme};
 

@@ -7,8 +7,8 @@ use crate::runtime::environ::EnvironOptions;
 use crate::runtime::logging::LogConfig;
 use crate::runtime::transport::ListenAddr;
 
-/// How `iiswsgi run` serves. Built by the CLI from its flags; every field has a documented
-/// default ([`RunOptions::default`]).
+/// How `iiswsgi run` serves. Built by [`crate::runtime::RawOptions::resolve`] from the flags;
+/// every field has a documented default ([`RunOptions::default`]).
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     /// Bind this address; `None` serves what stdin holds (IIS, lighttpd, spawn-fcgi).

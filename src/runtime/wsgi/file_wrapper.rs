@@ -17,9 +17,9 @@ use pyo3::gc::PyVisit;
 use pyo3::intern;
 use pyo3::prelude::*;
 
-use super::response::{Ending, Exchange};
+use super::exchange::{Ending, Exchange};
 #[cfg(unix)]
-use super::response::{PumpError, deliver_err};
+use super::exchange::{PumpError, deliver_err};
 
 /// `environ["wsgi.file_wrapper"]`.
 #[pyclass(frozen, module = "iiswsgi", name = "FileWrapper")]

@@ -24,6 +24,7 @@ use pyo3::types::{PyList, PyString};
 mod app;
 mod environ;
 mod errors;
+mod exchange;
 mod file_wrapper;
 mod input;
 mod interpreter;
@@ -493,6 +494,21 @@ fn redirect_streams(py: Python<'_>, log: &Arc<dyn LogSink>) -> PyResult<()> {
     Ok(())
 }
 
+/// Why `faulthandler` could not be enabled; logged as a warning, never fatal.
+#[derive(Debug, thiserror::Error)]
+enum FaultHandlerError {
+    /// The log file could not be opened a second time for it.
+    #[error("{}: {error}", path.display())]
+    Open {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    /// Handing the descriptor to Python, or `faulthandler.enable`, raised (the exception in
+    /// short form).
+    #[error("{0}")]
+    Python(String),
+}
+
 /// iis-runtime §12 item 29: a fatal error (a crashing C extension, `abort()`) leaves the
 /// Python traceback of every thread in the log, where an admin looks after IIS reports "the
 /// FastCGI process exited unexpectedly". `faulthandler` gets a descriptor of its own on the log
@@ -501,14 +517,18 @@ fn redirect_streams(py: Python<'_>, log: &Arc<dyn LogSink>) -> PyResult<()> {
 /// (`<log>.1`). A failure is logged and start-up goes on.
 fn enable_faulthandler(py: Python<'_>, log: &dyn LogSink) {
     use crate::runtime::logging::Destination;
-    let result = (|| -> Result<Option<String>, String> {
+    let result = (|| -> Result<Option<String>, FaultHandlerError> {
         let (fd, shown) = match log.fault_destination() {
             Some(Destination::File(path)) => {
                 let file = std::fs::OpenOptions::new()
                     .append(true)
                     .open(&path)
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
-                let fd = fault_fd(py, file).map_err(|e| errors::short_exception(py, &e))?;
+                    .map_err(|error| FaultHandlerError::Open {
+                        path: path.clone(),
+                        error,
+                    })?;
+                let fd = fault_fd(py, file)
+                    .map_err(|e| FaultHandlerError::Python(errors::short_exception(py, &e)))?;
                 (fd, path.display().to_string())
             }
             Some(Destination::Stderr) => (2, "stderr".to_owned()),
@@ -522,7 +542,7 @@ fn enable_faulthandler(py: Python<'_>, log: &dyn LogSink) {
                 .call_method("enable", (), Some(&kwargs))
                 .map(drop)
         })()
-        .map_err(|e| errors::short_exception(py, &e))?;
+        .map_err(|e| FaultHandlerError::Python(errors::short_exception(py, &e)))?;
         Ok(Some(shown))
     })();
     let (level, message) = match result {

@@ -13,7 +13,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 
 use super::errors::type_name;
-use super::response::{DeliverError, Exchange, Head};
+use super::exchange::{DeliverError, Exchange, Head};
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1): the gateway's business, never the app's.
 const HOP_BY_HOP: &[&str] = &[
