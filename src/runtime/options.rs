@@ -168,14 +168,7 @@ pub enum RunConfigError {
 
 /// `err`, then each of its causes, joined with `: `.
 fn one_line(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+    crate::error_chain(err, ": ")
 }
 
 fn absolute(p: &Path) -> Result<PathBuf, RunConfigError> {

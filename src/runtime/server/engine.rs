@@ -64,16 +64,7 @@ where
             report.requests,
             report.reason
         ),
-        Err(e) => {
-            let mut text = e.to_string();
-            let mut source = std::error::Error::source(e);
-            while let Some(s) = source {
-                text.push_str(": ");
-                text.push_str(&s.to_string());
-                source = s.source();
-            }
-            log::error!("{text}");
-        }
+        Err(e) => log::error!("{}", crate::error_chain(e, ": ")),
     }
     logging::flush();
     result
