@@ -544,6 +544,8 @@ mod hostile {
     use std::os::unix::net::UnixStream;
     use std::time::Duration;
 
+    use fcgi_testkit::cgi::Cgi;
+
     use crate::support::iis_client::wire::{self, Record, RecordReader};
     use crate::support::peers::{Backend, Gateway, Sandbox};
 
@@ -588,8 +590,9 @@ mod hostile {
             &mut out,
             wire::PARAMS,
             id,
-            &wire::encode_pairs(&pairs),
+            &wire::encode_pairs(&pairs, wire::Lengths::Shortest),
             65_535,
+            wire::Padding::None,
         );
         wire::push_record(&mut out, wire::PARAMS, id, &[], 0);
         wire::push_record(&mut out, wire::STDIN, id, &[], 0);
@@ -628,7 +631,7 @@ mod hostile {
     }
 
     fn status_of(stdout: &[u8]) -> u16 {
-        wire::parse_cgi(stdout).map_or(0, |c| c.status)
+        Cgi::parse(stdout).map_or(0, |c| c.status)
     }
 
     /// The process is alive and a fresh connection gets a 200 for a normal request.

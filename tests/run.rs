@@ -15,6 +15,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use fcgi_testkit::iis::iis_id;
 use rustix::process::Signal;
 
 /// `--processes N`: the supervisor and its workers sharing one socket (`run/processes.rs`).
@@ -23,11 +24,6 @@ mod processes;
 use crate::support::fcgi_client::{
     self as fc, Cgi, Reply, Server, diag_value, exchange, fnv1a64, iis_params, nginx_params,
 };
-
-/// The id IIS uses for the `nth` request on a connection (0-based): 1..=255, then 1 again.
-fn iis_id(nth: usize) -> u16 {
-    (nth % 255) as u16 + 1
-}
 
 fn page(reply: &Reply) -> (Cgi, String) {
     let cgi = reply.cgi();
@@ -113,7 +109,8 @@ mod iis {
             assert_eq!(reply.app_status, 0);
             let (cgi, text) = page(&reply);
             assert_eq!(cgi.status, 200, "#{nth}: {text}");
-            assert!(cgi.status_first_crlf);
+            // `Status:` first is checked by the parse; every line must end in CRLF.
+            assert!(cgi.crlf);
             assert_eq!(
                 cgi.header("Content-Length"),
                 Some(cgi.body.len().to_string().as_str())

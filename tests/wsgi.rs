@@ -312,7 +312,7 @@ impl IisGateway {
             }
         }
         self.pipe
-            .write_all(&fc::record(2, id, &[], 0))
+            .write_all(&fc::record(fc::ABORT_REQUEST, id, &[], 0))
             .expect("abort");
         self.read(id)
     }

@@ -26,6 +26,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+pub use fcgi_testkit::cgi::fnv1a64;
+
 use super::iis_client::wire;
 
 /// How long a peer or backend may take to start listening.
@@ -1148,29 +1150,10 @@ fn relay(conn: usize, client: UnixStream, server: UnixStream, records: Arc<Mutex
 // Reading what a backend shows
 // ---------------------------------------------------------------------------------------------
 
-/// The value the `iiswsgi run --diagnostic` page shows for the environ key `name`: the text
-/// of the cell after the one holding exactly `name`, HTML entities decoded.
+/// The value the `iiswsgi run --diagnostic` page shows for the environ key `name` (the kit's
+/// [`fcgi_testkit::cgi::diag_value`] on a page read as lossy UTF-8).
 pub fn diagnostic_value(page: &[u8], name: &str) -> Option<String> {
-    let page = String::from_utf8_lossy(page);
-    let key = format!(">{}<", html_escape(name));
-    let at = page.find(&key)? + key.len();
-    let rest = &page[at..];
-    let open = rest.find("<td")?;
-    let start = open + rest[open..].find('>')? + 1;
-    let end = start + rest[start..].find("</td>")?;
-    let cell = &rest[start..end];
-    // Values may be wrapped in <code> or similar; drop inner tags.
-    let mut text = String::new();
-    let mut in_tag = false;
-    for c in cell.chars() {
-        match c {
-            '<' => in_tag = true,
-            '>' => in_tag = false,
-            c if !in_tag => text.push(c),
-            _ => {}
-        }
-    }
-    Some(html_unescape(&text))
+    fcgi_testkit::cgi::diag_value(&String::from_utf8_lossy(page), name)
 }
 
 /// The value the C responder shows for `name` (its `NAME=VALUE` lines).
@@ -1180,64 +1163,10 @@ pub fn c_responder_value(page: &[u8], name: &str) -> Option<String> {
         .find_map(|l| l.strip_prefix(name)?.strip_prefix('=').map(str::to_owned))
 }
 
-/// FNV-1a 64 of `bytes` in hex, as the diagnostic page reports a request body's hash.
-pub fn fnv1a64(bytes: &[u8]) -> String {
-    let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    });
-    format!("{hash:016x}")
-}
-
 /// What `backend` shows for `name` on its environ page.
 pub fn shown_by(backend: &Backend, page: &[u8], name: &str) -> Option<String> {
     match backend {
         Backend::CResponder => c_responder_value(page, name),
         Backend::Iiswsgi(_) => diagnostic_value(page, name),
     }
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
-fn html_unescape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(amp) = rest.find('&') {
-        out.push_str(&rest[..amp]);
-        rest = &rest[amp..];
-        let Some(semi) = rest.find(';').filter(|&i| i <= 10) else {
-            out.push('&');
-            rest = &rest[1..];
-            continue;
-        };
-        let entity = &rest[1..semi];
-        let decoded = match entity {
-            "amp" => Some('&'),
-            "lt" => Some('<'),
-            "gt" => Some('>'),
-            "quot" => Some('"'),
-            "apos" => Some('\''),
-            _ => entity
-                .strip_prefix("#x")
-                .or_else(|| entity.strip_prefix("#X"))
-                .and_then(|h| u32::from_str_radix(h, 16).ok())
-                .or_else(|| entity.strip_prefix('#').and_then(|d| d.parse().ok()))
-                .and_then(char::from_u32),
-        };
-        match decoded {
-            Some(c) => {
-                out.push(c);
-                rest = &rest[semi + 1..];
-            }
-            None => {
-                out.push('&');
-                rest = &rest[1..];
-            }
-        }
-    }
-    out.push_str(rest);
-    out
 }

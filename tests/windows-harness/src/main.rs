@@ -21,6 +21,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use fcgi::{Cgi, diag_value, fnv1a64, iis_id, iis_params, read_reply, request_writes};
+use fcgi_testkit::wire::{self, Record};
 use iis::{Event, Exit, OverlappedPipe, Pipe, Process};
 
 /// How long one read or write on the transport may take before the run fails.
@@ -237,7 +238,7 @@ fn request(nth: usize, body: &[u8]) -> (Vec<u8>, Vec<u8>) {
     if nth % 50 == 3 {
         // A 33 KB header: the page shows it twice, so the reply spans two STDOUT records and
         // is many times the pipe's 4 KiB buffer.
-        params.insert(0, ("HTTP_X_PADDING".into(), "p".repeat(33_000)));
+        params.insert(0, ("HTTP_X_PADDING".into(), vec![b'p'; 33_000]));
     }
     request_writes(iis_id(nth), &params, nth % 2 == 1, body)
 }
@@ -247,7 +248,7 @@ fn check_reply(l: &mut Launch, nth: usize, body: &[u8], stats: &mut Stats) -> Re
     let fail = |what: String| format!("request #{nth} (id {id}): {what}");
     let reply = read_reply(&mut l.conn, id).map_err(|e| fail(e.to_string()))?;
     stats.requests += 1;
-    stats.records_down += reply.records;
+    stats.records_down += reply.records.len();
     stats.bytes_down += reply.stdout.len();
     if !body.is_empty() {
         stats.with_body += 1;
@@ -499,13 +500,11 @@ fn shutdown_event_mid_request(ctx: &Ctx, tag: &str, mode: Mode) -> Result<String
 /// The offset just past the first STDIN record in `rest` (PARAMS records, then STDIN ones).
 fn find_first_stdin_end(rest: &[u8]) -> Option<usize> {
     let mut at = 0;
-    while at + 8 <= rest.len() {
-        let len = usize::from(u16::from_be_bytes([rest[at + 4], rest[at + 5]]));
-        let end = at + 8 + len + usize::from(rest[at + 6]);
-        if rest[at + 1] == fcgi::STDIN {
-            return Some(end);
+    while let Some((record, used)) = Record::parse(&rest[at..]) {
+        at += used;
+        if record.kind == wire::STDIN {
+            return Some(at);
         }
-        at = end;
     }
     None
 }
