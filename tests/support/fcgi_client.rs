@@ -17,12 +17,14 @@ use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub use fcgi_testkit::cgi::{Cgi, diag_value, fnv1a64};
 use fcgi_testkit::iis::{AnsiCodePage, IisApp, IisRequest};
 pub use fcgi_testkit::iis::{Reply, read_reply};
 use fcgi_testkit::wire::{self, Lengths, Padding};
+
+use super::wait;
 pub use fcgi_testkit::wire::{
     ABORT_REQUEST, END_REQUEST, GET_VALUES, GET_VALUES_RESULT, PARAMS, STDIN, STDOUT, read_record,
 };
@@ -127,25 +129,20 @@ impl Server {
 
     /// Waits for exit (at most `limit`), returning the status and what the process printed.
     pub fn wait(mut self, limit: Duration) -> (std::process::ExitStatus, Vec<u8>, Vec<u8>) {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                let mut out = Vec::new();
-                let mut err = Vec::new();
-                if let Some(mut s) = self.child.stdout.take() {
-                    let _ = s.read_to_end(&mut out);
-                }
-                if let Some(mut s) = self.child.stderr.take() {
-                    let _ = s.read_to_end(&mut err);
-                }
-                return (status, out, err);
-            }
-            if start.elapsed() > limit {
-                let _ = self.child.kill();
-                panic!("iiswsgi did not exit within {limit:?}");
-            }
-            std::thread::sleep(Duration::from_millis(10));
+        let exited = wait::poll(limit, || self.child.try_wait().expect("try_wait"));
+        let Some(status) = exited else {
+            let _ = self.child.kill();
+            panic!("iiswsgi did not exit within {limit:?}");
+        };
+        let mut out = Vec::new();
+        let mut err = Vec::new();
+        if let Some(mut s) = self.child.stdout.take() {
+            let _ = s.read_to_end(&mut out);
         }
+        if let Some(mut s) = self.child.stderr.take() {
+            let _ = s.read_to_end(&mut err);
+        }
+        (status, out, err)
     }
 
     /// Sends a signal to the server.
@@ -166,11 +163,8 @@ impl Drop for Server {
 
 /// Waits until `path` exists (a socket a server is about to bind).
 pub fn wait_for_path(path: &Path, limit: Duration) {
-    let start = Instant::now();
-    while !path.exists() {
-        assert!(start.elapsed() < limit, "{} did not appear", path.display());
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let what = format!("{} appears", path.display());
+    wait::until_true(&what, limit, || path.exists());
 }
 
 /// Sends one request and reads its reply.

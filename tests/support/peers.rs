@@ -24,11 +24,12 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub use fcgi_testkit::cgi::fnv1a64;
 
 use super::iis_client::wire;
+use super::wait;
 
 /// How long a peer or backend may take to start listening.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
@@ -36,8 +37,6 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Read/write timeout of the HTTP client: a hung peer fails the test instead of hanging it.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
-/// Poll interval while waiting for readiness or exit.
-const POLL: Duration = Duration::from_millis(10);
 
 // ---------------------------------------------------------------------------------------------
 // Sandbox
@@ -212,41 +211,31 @@ impl Proc {
     /// Polls `ready` until it holds; fails with the process output if the process exits or
     /// the startup timeout passes.
     pub fn wait_until(&mut self, what: &str, mut ready: impl FnMut() -> bool) {
-        let deadline = Instant::now() + STARTUP_TIMEOUT;
-        loop {
+        let outcome = wait::poll(STARTUP_TIMEOUT, || {
             if ready() {
-                return;
+                Some(Ok(()))
+            } else {
+                self.exited().map(Err)
             }
-            if let Some(status) = self.exited() {
-                panic!(
-                    "{} exited ({status}) before {what}: {}",
-                    self.name,
-                    self.output()
-                );
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "{} not ready ({what}) after {STARTUP_TIMEOUT:?}: {}",
-                    self.name,
-                    self.output()
-                );
-            }
-            thread::sleep(POLL);
+        });
+        match outcome {
+            Some(Ok(())) => {}
+            Some(Err(status)) => panic!(
+                "{} exited ({status}) before {what}: {}",
+                self.name,
+                self.output()
+            ),
+            None => panic!(
+                "{} not ready ({what}) after {STARTUP_TIMEOUT:?}: {}",
+                self.name,
+                self.output()
+            ),
         }
     }
 
     /// Waits for the leader to exit by itself, up to `timeout`.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.exited() {
-                return Some(status);
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            thread::sleep(POLL);
-        }
+        wait::poll(timeout, || self.exited())
     }
 
     /// Fails unless the process is still running.
@@ -305,17 +294,13 @@ fn become_subreaper() {
 /// Reaps the (already SIGKILLed) members of process group `pgid` that were reparented to us.
 /// `waitpid(-pgid)` only touches that group, so no other test's child status is stolen.
 fn reap_group(pgid: libc::pid_t) {
-    let deadline = Instant::now() + Duration::from_secs(2);
-    loop {
+    // Gives up after 2 s: a member that outlives SIGKILL that long is not ours to wait for.
+    let _ = wait::poll(Duration::from_secs(2), || {
         // SAFETY: plain syscall; a null status pointer is allowed.
         let rc = unsafe { libc::waitpid(-pgid, std::ptr::null_mut(), libc::WNOHANG) };
-        match rc {
-            -1 => return, // ECHILD: none left
-            0 if Instant::now() > deadline => return,
-            0 => thread::sleep(POLL),
-            _ => {}
-        }
-    }
+        // -1 is ECHILD: none left. A pid: one reaped, try the next at once.
+        (rc == -1).then_some(())
+    });
 }
 
 impl Drop for Proc {
@@ -499,9 +484,15 @@ fn start_with_port_retry(kind: PeerKind, mut start: impl FnMut(u16) -> (Proc, Pa
     for _ in 0..5 {
         let port = free_port();
         let (mut proc, error_log) = start(port);
-        let deadline = Instant::now() + STARTUP_TIMEOUT;
-        loop {
+        let listening = wait::poll(STARTUP_TIMEOUT, || {
             if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                Some(Ok(()))
+            } else {
+                proc.exited().map(Err)
+            }
+        });
+        match listening {
+            Some(Ok(())) => {
                 return Peer {
                     kind,
                     proc,
@@ -509,14 +500,8 @@ fn start_with_port_retry(kind: PeerKind, mut start: impl FnMut(u16) -> (Proc, Pa
                     error_log,
                 };
             }
-            if let Some(status) = proc.exited() {
-                last = format!("exited ({status}): {}", proc.output());
-                break;
-            }
-            if Instant::now() > deadline {
-                panic!("{kind:?} did not listen on {port}: {}", proc.output());
-            }
-            thread::sleep(POLL);
+            Some(Err(status)) => last = format!("exited ({status}): {}", proc.output()),
+            None => panic!("{kind:?} did not listen on {port}: {}", proc.output()),
         }
         if !last.contains("in use") {
             break;

@@ -12,6 +12,9 @@
 
 mod fcgi;
 mod iis;
+#[path = "../../support/wait.rs"]
+#[allow(dead_code)] // the harness uses a part
+mod wait;
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
@@ -72,6 +75,16 @@ impl Conn {
             Conn::Tcp(s) => {
                 let _ = s.shutdown(std::net::Shutdown::Both);
             }
+        }
+    }
+
+    /// Waits until the process has written something for us to read.
+    fn wait_readable(&mut self, limit: Duration) -> Result<(), String> {
+        match self {
+            Conn::Pipe(p) => wait::poll(limit, || p.available().is_ok_and(|n| n > 0).then_some(()))
+                .ok_or_else(|| format!("nothing to read within {limit:?}")),
+            // Blocks (up to the read timeout, IO_TIMEOUT) until a byte arrives.
+            Conn::Tcp(s) => s.peek(&mut [0u8; 1]).map(drop).map_err(|e| e.to_string()),
         }
     }
 }
@@ -469,23 +482,40 @@ fn shutdown_event_mid_request(ctx: &Ctx, tag: &str, mode: Mode) -> Result<String
         .write_all(&begin)
         .and_then(|()| l.conn.write_all(&rest[..params_end]))
         .map_err(|e| format!("first half: {e}"))?;
+    // Time for the process to take the first half before the event is set. Nothing outside
+    // it shows that it has (the request starts only once its body is complete, and a pipe's
+    // buffer sizes are advisory), so this stays a pause.
     std::thread::sleep(Duration::from_millis(300));
     l.event
         .as_ref()
         .ok_or("no event")?
         .set()
         .map_err(|e| e.to_string())?;
-    std::thread::sleep(Duration::from_millis(700));
+    // The process saw the event; it must stay for the request in flight. (Exiting a moment
+    // later would fail the second half or the reply below.)
+    wait::poll(EXIT_DEADLINE, || {
+        read_log(&l)
+            .contains("IIS set the shutdown event")
+            .then_some(())
+    })
+    .ok_or_else(|| {
+        format!(
+            "the shutdown event was not noticed; the log reads:\n{}",
+            read_log(&l)
+        )
+    })?;
     if l.process.wait(Duration::ZERO).map_err(|e| e.to_string())? != Exit::StillRunning {
         return Err("exited while a request was in flight".into());
     }
     l.conn
         .write_all(&rest[params_end..])
         .map_err(|e| format!("second half: {e}"))?;
-    // Read the reply only after the process has had time to finish the request and head for
-    // the exit: the reply is far larger than the pipe's 4 KiB buffer, so the process must
-    // wait until IIS has taken every byte before it exits, or the tail is lost.
-    std::thread::sleep(Duration::from_millis(1000));
+    // The process finished the request: its reply has started to arrive. The reply is far
+    // larger than the pipe's 4 KiB buffer, so the process must now wait until IIS has taken
+    // every byte before it exits, or the tail is lost: leave it a window in which exiting
+    // early would show (the reply check below then finds the tail missing).
+    l.conn.wait_readable(IO_TIMEOUT)?;
+    let _ = l.process.wait(Duration::from_millis(500));
     check_reply(&mut l, nth, &body, &mut stats)?;
     let exit = expect_clean_exit(&l)?;
     expect_eof(&mut l)?;
