@@ -19,6 +19,9 @@
 
 #[path = "../tests/support/fcgi_client.rs"]
 mod fcgi_client;
+#[path = "../tests/support/wait.rs"]
+#[allow(dead_code)] // the bench uses a part
+mod wait;
 
 use std::io::{BufReader, Read, Write};
 use std::os::fd::OwnedFd;
@@ -82,12 +85,9 @@ struct IisPeer {
 impl Drop for IisPeer {
     fn drop(&mut self) {
         let _ = self.pipe.shutdown(std::net::Shutdown::Both);
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(5) {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
+        let child = &mut self.child;
+        if wait::poll(Duration::from_secs(5), || child.try_wait().ok().flatten()).is_some() {
+            return;
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -440,12 +440,8 @@ fn stop(child: &mut Child) {
     unsafe {
         libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
     }
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(5) {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(10));
+    if wait::poll(Duration::from_secs(5), || child.try_wait().ok().flatten()).is_some() {
+        return;
     }
     let _ = child.kill();
     let _ = child.wait();
@@ -459,15 +455,7 @@ fn free_port() -> u16 {
 }
 
 fn wait_for(path: &Path) {
-    let start = Instant::now();
-    while !path.exists() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "{} did not appear",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    fc::wait_for_path(path, Duration::from_secs(30));
 }
 
 fn start_http_peer(setup: &Setup, name: &'static str) -> HttpPeer {
@@ -590,14 +578,9 @@ fn start_http_peer(setup: &Setup, name: &'static str) -> HttpPeer {
         .stderr(Stdio::null())
         .spawn()
         .expect("nginx");
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "nginx did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait::until_true("nginx listens", Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
     let peer = HttpPeer {
         name,
         child,

@@ -7,102 +7,36 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use fcgi_testkit::iis::{IisApp, IisRequest};
+use fcgi_testkit::wire::{self, Lengths, Padding};
 use iiswsgi::runtime::fastcgi::{
-    BeginRequestBody, Config, Connection, Event, KEEP_CONN, ParamsParser, RecordHeader, RecordType,
-    Role, encode_pair, encode_stream, end_request_bytes, stream_frames,
+    Config, Connection, Event, Limits, ParamsParser, ProtocolStatus, RecordType, encode_stream,
+    end_request_bytes, stream_frames,
 };
-use iiswsgi::runtime::fastcgi::{Limits, ProtocolStatus};
 
-/// The params IIS sends for a GET to a sub-application (iis-runtime.md §6.2 plus headers).
-fn iis_pairs() -> Vec<(&'static str, &'static str)> {
-    vec![
-        ("HTTP_CACHE_CONTROL", "max-age=0"),
-        ("HTTP_CONNECTION", "keep-alive"),
-        (
-            "HTTP_ACCEPT",
-            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
-        ),
-        ("HTTP_ACCEPT_ENCODING", "gzip, deflate, br"),
-        ("HTTP_ACCEPT_LANGUAGE", "en-US,en;q=0.9"),
-        (
-            "HTTP_COOKIE",
-            "session=0123456789abcdef0123456789abcdef; theme=dark",
-        ),
-        ("HTTP_HOST", "www.example.com"),
-        (
-            "HTTP_USER_AGENT",
-            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36",
-        ),
-        ("APPL_MD_PATH", "/LM/W3SVC/1/ROOT/shop"),
-        ("APPL_PHYSICAL_PATH", "C:\\inetpub\\wwwroot\\shop\\"),
-        ("AUTH_TYPE", ""),
-        ("AUTH_PASSWORD", ""),
-        ("AUTH_USER", ""),
-        ("CERT_COOKIE", ""),
-        ("CERT_FLAGS", ""),
-        ("CERT_ISSUER", ""),
-        ("CERT_SERIALNUMBER", ""),
-        ("CERT_SUBJECT", ""),
-        ("CONTENT_LENGTH", "0"),
-        ("CONTENT_TYPE", ""),
-        ("DOCUMENT_ROOT", "C:\\inetpub\\wwwroot\\shop"),
-        ("GATEWAY_INTERFACE", "CGI/1.1"),
-        ("HTTPS", "off"),
-        ("HTTPS_KEYSIZE", ""),
-        ("HTTPS_SECRETKEYSIZE", ""),
-        ("HTTPS_SERVER_ISSUER", ""),
-        ("HTTPS_SERVER_SUBJECT", ""),
-        ("INSTANCE_ID", "1"),
-        ("INSTANCE_NAME", "DEFAULT WEB SITE"),
-        ("INSTANCE_META_PATH", "/LM/W3SVC/1"),
-        ("LOCAL_ADDR", "10.0.0.4"),
-        ("LOGON_USER", ""),
-        ("PATH_INFO", "/shop/cart"),
-        ("PATH_TRANSLATED", "C:\\inetpub\\wwwroot\\shop\\cart"),
-        ("QUERY_STRING", "id=7"),
-        ("REMOTE_ADDR", "203.0.113.9"),
-        ("REMOTE_HOST", "203.0.113.9"),
-        ("REMOTE_PORT", "51234"),
-        ("REMOTE_USER", ""),
-        ("REQUEST_METHOD", "GET"),
-        ("REQUEST_URI", "/shop/cart?id=7"),
-        ("SCRIPT_FILENAME", "C:\\inetpub\\wwwroot\\shop\\cart"),
-        ("SCRIPT_NAME", "/shop/cart"),
-        ("SERVER_NAME", "www.example.com"),
-        ("SERVER_PORT", "80"),
-        ("SERVER_PORT_SECURE", "0"),
-        ("SERVER_PROTOCOL", "HTTP/1.1"),
-        ("SERVER_SOFTWARE", "Microsoft-IIS/10.0"),
-        ("URL", "/shop/cart"),
-    ]
-}
-
+/// The PARAMS stream IIS sends for a browser's GET to a sub-application, with a session
+/// cookie: the shared kit's table (iis-runtime.md §6.2) plus eight headers, 49 pairs.
 fn params_stream() -> Vec<u8> {
-    let mut stream = Vec::new();
-    for (n, v) in iis_pairs() {
-        encode_pair(&mut stream, n.as_bytes(), v.as_bytes()).expect("small pair");
-    }
-    stream
+    let request = IisRequest::browser_get("/shop/cart?id=7").header(
+        "Cookie",
+        "session=0123456789abcdef0123456789abcdef; theme=dark",
+    );
+    let pairs = request.params(&IisApp::sub("/shop"));
+    assert_eq!(pairs.len(), 49);
+    wire::encode_pairs(&pairs, Lengths::Shortest)
 }
 
-fn record(out: &mut Vec<u8>, kind: RecordType, id: u16, content: &[u8]) {
-    let header = RecordHeader::new(kind, id, u16::try_from(content.len()).expect("small"));
-    out.extend_from_slice(&header.to_bytes());
-    out.extend_from_slice(content);
-    out.resize(out.len() + usize::from(header.padding_length), 0);
+/// Appends one record padded to 8 bytes, as nginx and libfcgi send them.
+fn record(out: &mut Vec<u8>, kind: u8, id: u16, content: &[u8]) {
+    wire::push_record(out, kind, id, content, Padding::Align8.after(content.len()));
 }
 
 /// One whole IIS request as it arrives: BEGIN, PARAMS, empty PARAMS, empty STDIN.
 fn iis_request_wire(id: u16) -> Vec<u8> {
-    let mut wire = Vec::new();
-    let begin = BeginRequestBody {
-        role: Role::Responder,
-        flags: KEEP_CONN,
-    };
-    record(&mut wire, RecordType::BeginRequest, id, &begin.to_bytes());
-    record(&mut wire, RecordType::Params, id, &params_stream());
-    record(&mut wire, RecordType::Params, id, &[]);
-    record(&mut wire, RecordType::Stdin, id, &[]);
+    let mut wire = wire::begin_request(id, wire::RESPONDER, wire::KEEP_CONN);
+    record(&mut wire, wire::PARAMS, id, &params_stream());
+    record(&mut wire, wire::PARAMS, id, &[]);
+    record(&mut wire, wire::STDIN, id, &[]);
     wire
 }
 
@@ -159,7 +93,7 @@ fn decode(c: &mut Criterion) {
     // A 64 MiB upload in 8 KiB STDIN records, fed in 64 KiB reads: must be linear.
     let mut chunk = Vec::new();
     for _ in 0..8 {
-        record(&mut chunk, RecordType::Stdin, 1, &[b'u'; 8192]);
+        record(&mut chunk, wire::STDIN, 1, &[b'u'; 8192]);
     }
     let reads = 64 * 1024 * 1024 / (8 * 8192);
     group.throughput(Throughput::Bytes((chunk.len() * reads) as u64));
@@ -167,13 +101,8 @@ fn decode(c: &mut Criterion) {
     group.bench_function("stdin_upload_64mib_in_8kib_records", |b| {
         b.iter(|| {
             let mut conn = Connection::new(Config::iis());
-            let mut head = Vec::new();
-            let begin = BeginRequestBody {
-                role: Role::Responder,
-                flags: KEEP_CONN,
-            };
-            record(&mut head, RecordType::BeginRequest, 1, &begin.to_bytes());
-            record(&mut head, RecordType::Params, 1, &[]);
+            let mut head = wire::begin_request(1, wire::RESPONDER, wire::KEEP_CONN);
+            record(&mut head, wire::PARAMS, 1, &[]);
             conn.recv(&head).expect("valid");
             let mut total = 0usize;
             for _ in 0..reads {

@@ -11,13 +11,14 @@
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::iis_client::wire;
 use crate::support::peers::{
     Backend, Direction, Gateway, HaproxyOptions, HttpResponse, Peer, Sandbox, TapRecord, WireTap,
     fnv1a64, iiswsgi_log, shown_by,
 };
+use crate::support::wait;
 
 /// Asserts a 200 whose page shows `path` as PATH_INFO (SCRIPT_NAME empty) and `query`.
 /// (HAProxy 2.6 omits SCRIPT_NAME and QUERY_STRING when they are empty.)
@@ -437,18 +438,10 @@ fn haproxy_abort_scenario(backend: Backend, options: HaproxyOptions) {
         .write_all(&vec![b'a'; 100_000])
         .expect("send part of the body");
     let saw = |what: &str, pred: &dyn Fn(&TapRecord) -> bool| {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(r) = tap.records().into_iter().find(|r| pred(r)) {
-                return r;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{what} never seen\n{}",
-                haproxy.proc.output()
-            );
-            thread::sleep(Duration::from_millis(10));
-        }
+        wait::poll(Duration::from_secs(10), || {
+            tap.records().into_iter().find(|r| pred(r))
+        })
+        .unwrap_or_else(|| panic!("{what} never seen\n{}", haproxy.proc.output()))
     };
     saw("STDIN with data", &|r| {
         r.dir == Direction::ToApp && r.kind == wire::STDIN && r.len > 0
@@ -519,10 +512,10 @@ fn peer_error_log_check_flags_an_unreachable_backend() {
             peer.kind,
             response.status
         );
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while peer.upstream_errors().is_empty() && Instant::now() < deadline {
-            thread::sleep(Duration::from_millis(10));
-        }
+        // Logs are written after the response: the assertion below says what was missing.
+        let _ = wait::poll(Duration::from_secs(5), || {
+            (!peer.upstream_errors().is_empty()).then_some(())
+        });
         assert!(
             !peer.upstream_errors().is_empty(),
             "{:?}: the failed upstream went unnoticed\n{}",
@@ -543,6 +536,8 @@ mod hostile {
     use std::net::Shutdown;
     use std::os::unix::net::UnixStream;
     use std::time::Duration;
+
+    use fcgi_testkit::cgi::Cgi;
 
     use crate::support::iis_client::wire::{self, Record, RecordReader};
     use crate::support::peers::{Backend, Gateway, Sandbox};
@@ -588,8 +583,9 @@ mod hostile {
             &mut out,
             wire::PARAMS,
             id,
-            &wire::encode_pairs(&pairs),
+            &wire::encode_pairs(&pairs, wire::Lengths::Shortest),
             65_535,
+            wire::Padding::None,
         );
         wire::push_record(&mut out, wire::PARAMS, id, &[], 0);
         wire::push_record(&mut out, wire::STDIN, id, &[], 0);
@@ -628,7 +624,7 @@ mod hostile {
     }
 
     fn status_of(stdout: &[u8]) -> u16 {
-        wire::parse_cgi(stdout).map_or(0, |c| c.status)
+        Cgi::parse(stdout).map_or(0, |c| c.status)
     }
 
     /// The process is alive and a fresh connection gets a 200 for a normal request.

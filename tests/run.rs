@@ -15,6 +15,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use fcgi_testkit::iis::iis_id;
 use rustix::process::Signal;
 
 /// `--processes N`: the supervisor and its workers sharing one socket (`run/processes.rs`).
@@ -23,11 +24,10 @@ mod processes;
 use crate::support::fcgi_client::{
     self as fc, Cgi, Reply, Server, diag_value, exchange, fnv1a64, iis_params, nginx_params,
 };
+use crate::support::wait;
 
-/// The id IIS uses for the `nth` request on a connection (0-based): 1..=255, then 1 again.
-fn iis_id(nth: usize) -> u16 {
-    (nth % 255) as u16 + 1
-}
+/// How long a test waits for the server to act on what it was sent.
+const ACT: Duration = Duration::from_secs(10);
 
 fn page(reply: &Reply) -> (Cgi, String) {
     let cgi = reply.cgi();
@@ -75,6 +75,11 @@ fn read_log(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("iiswsgi.log")).unwrap_or_default()
 }
 
+/// Waits until the server's log in `dir` says `needle`; returns the log.
+fn wait_log(dir: &Path, needle: &str) -> String {
+    wait::log_contains(&dir.join("iiswsgi.log"), needle, ACT)
+}
+
 mod iis {
     use super::*;
 
@@ -113,7 +118,8 @@ mod iis {
             assert_eq!(reply.app_status, 0);
             let (cgi, text) = page(&reply);
             assert_eq!(cgi.status, 200, "#{nth}: {text}");
-            assert!(cgi.status_first_crlf);
+            // `Status:` first is checked by the parse; every line must end in CRLF.
+            assert!(cgi.crlf);
             assert_eq!(
                 cgi.header("Content-Length"),
                 Some(cgi.body.len().to_string().as_str())
@@ -268,7 +274,8 @@ mod iis {
         let dir = temp_dir("iis-idle");
         let (server, pipe) =
             Server::spawn_iis(&["--diagnostic", "--log", &log_arg(dir.path())], &[]);
-        std::thread::sleep(Duration::from_millis(100));
+        // Idle on the pipe: it took over the transport and waits for a first request.
+        wait_log(dir.path(), "transport: ");
         drop(pipe);
         let (status, out, err) = server.wait(Duration::from_secs(10));
         assert!(status.success());
@@ -284,7 +291,8 @@ mod iis {
         bytes.extend(fc::stream(fc::PARAMS, 1, &fc::pairs(&params, false), 4096));
         bytes.extend(fc::record(fc::STDIN, 1, &[b'x'; 50], 6));
         pipe.write_all(&bytes).expect("write");
-        std::thread::sleep(Duration::from_millis(100));
+        // In the middle of the request: it has read all of it so far.
+        wait::peer_has_read(&pipe, ACT);
         drop(pipe);
         let (status, out, err) = server.wait(Duration::from_secs(10));
         assert!(status.success());
@@ -558,7 +566,9 @@ mod listen {
         );
         let cut = c_full.len() - 16;
         c.write_all(&c_full[..cut]).expect("partial body");
-        std::thread::sleep(Duration::from_millis(100));
+        // The server holds B's half params and C's queued request.
+        wait::peer_has_read(&b, ACT);
+        wait::peer_has_read(&c, ACT);
         // D must be served at once despite A, B and C.
         let mut d = connect(&l.socket);
         let started = Instant::now();
@@ -670,9 +680,9 @@ mod listen {
             8192,
         );
         gone.write_all(&full[..full.len() - 40]).expect("partial");
-        std::thread::sleep(Duration::from_millis(50));
+        wait::peer_has_read(&gone, ACT);
         drop(gone);
-        std::thread::sleep(Duration::from_millis(100));
+        wait_log(l.dir.path(), "closed the connection mid-request");
         let mut s = connect(&l.socket);
         let reply = exchange(&mut s, 1, true, &nginx_params("GET", "/still", None), b"");
         assert_eq!(reply.cgi().status, 200);
@@ -713,9 +723,9 @@ mod listen {
         );
         let cut = full.len() - 3000;
         s.write_all(&full[..cut]).expect("first part");
-        std::thread::sleep(Duration::from_millis(200)); // the app is now reading the body
+        wait::peer_has_read(&s, ACT); // the app is now reading the body
         l.server.signal(Signal::TERM);
-        std::thread::sleep(Duration::from_millis(300));
+        wait_log(l.dir.path(), "SIGTERM: finishing the current request");
         s.write_all(&full[cut..]).expect("rest");
         let reply = fc::read_reply(&mut s, 1).expect("reply after SIGTERM");
         assert_eq!(reply.cgi().status, 200);
@@ -1095,6 +1105,7 @@ mod boundary {
                 }
                 self.written
                     .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                // Slow on purpose: the peer hangs up while the response is still streaming.
                 std::thread::sleep(Duration::from_millis(20));
             }
             Outcome::Complete
@@ -1216,7 +1227,8 @@ mod boundary {
         );
         bytes.truncate(bytes.len() - 8); // no empty STDIN: the body is still coming
         s.write_all(&bytes).expect("write");
-        std::thread::sleep(Duration::from_millis(100));
+        // The server took every byte, so the app is running and reading the body.
+        wait::peer_has_read(&s, ACT);
         s.write_all(&fc::record(fc::ABORT_REQUEST, 1, &[], 0))
             .expect("abort");
         let reply = fc::read_reply(&mut s, 1).expect("END_REQUEST for the aborted request");
@@ -1237,14 +1249,9 @@ mod boundary {
         read_stdout_records(&mut s, 1, 2);
         // nginx on a client abort: shut the whole connection.
         drop(s);
-        let start = Instant::now();
-        while app.failed.lock().expect("lock").is_none() {
-            assert!(
-                start.elapsed() < Duration::from_secs(2),
-                "the hang-up was not noticed"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        wait::until_true("the hang-up is noticed", Duration::from_secs(2), || {
+            app.failed.lock().expect("lock").is_some()
+        });
         assert!(app.written.load(std::sync::atomic::Ordering::SeqCst) < 20);
         let mut s = connect(&dir.path().join("app.sock"));
         let reply = exchange(&mut s, 1, true, &nginx_params("GET", "/quick", None), b"");
@@ -1260,6 +1267,7 @@ mod boundary {
     }
     impl Application for Sleeper {
         fn handle(&self, _: &Request, _: &mut dyn Body, r: &mut dyn Response) -> Outcome {
+            // Slow on purpose: four at once take 0.2 s only if they run concurrently.
             std::thread::sleep(Duration::from_millis(200));
             self.threads
                 .lock()
@@ -1365,7 +1373,8 @@ mod boundary {
         let mut s = connect(&socket);
         for i in 0..N {
             // A pause, as between a web server's requests: the loop is asleep when this
-            // client reads the previous response.
+            // client reads the previous response. The pause is the point (the waits counted
+            // below are the loop's), so it stays a sleep.
             std::thread::sleep(Duration::from_millis(1));
             let id = (i % 255 + 1) as u16;
             let reply = exchange(&mut s, id, true, &nginx_params("GET", "/", None), b"");
@@ -1468,15 +1477,10 @@ mod nginx {
             .arg("-c")
             .arg(&conf_path)
             .stdin(Stdio::null());
-        let proc = Proc::spawn("nginx", dir, cmd, vec![dir.join("nginx.err")]);
-        let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "nginx did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let mut proc = Proc::spawn("nginx", dir, cmd, vec![dir.join("nginx.err")]);
+        proc.wait_until("nginx listens", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
         Nginx { _proc: proc, port }
     }
 

@@ -19,11 +19,12 @@ use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::fcgi_client::{self as fc, Server};
 use crate::support::iis_client::{IisApp, IisProcess, IisRequest};
 use crate::support::peers::Proc;
+use crate::support::wait;
 
 mod conformance;
 mod frameworks;
@@ -184,20 +185,10 @@ pub fn rss_kib(pid: i32) -> u64 {
         .unwrap_or(0)
 }
 
-/// Waits until the log contains `needle`.
+/// Waits until the log contains `needle`; returns the log.
 pub fn wait_for_log(gw: &dyn Gateway, needle: &str, limit: Duration) -> String {
-    let start = Instant::now();
-    loop {
-        let log = gw.log();
-        if log.contains(needle) {
-            return log;
-        }
-        assert!(
-            start.elapsed() < limit,
-            "`{needle}` not logged within {limit:?}:\n{log}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait::poll(limit, || Some(gw.log()).filter(|log| log.contains(needle)))
+        .unwrap_or_else(|| panic!("`{needle}` not logged within {limit:?}:\n{}", gw.log()))
 }
 
 /// `iiswsgi run --app APP` as IIS runs it: a socketpair on fd 0, `APP_POOL_ID` set, the app at
@@ -312,7 +303,7 @@ impl IisGateway {
             }
         }
         self.pipe
-            .write_all(&fc::record(2, id, &[], 0))
+            .write_all(&fc::record(fc::ABORT_REQUEST, id, &[], 0))
             .expect("abort");
         self.read(id)
     }
@@ -471,15 +462,10 @@ impl NginxGateway {
             .arg("-c")
             .arg(&conf_path)
             .stdin(Stdio::null());
-        let nginx = Proc::spawn("nginx", dir.path(), cmd, vec![dir.path().join("nginx.err")]);
-        let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "nginx did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let mut nginx = Proc::spawn("nginx", dir.path(), cmd, vec![dir.path().join("nginx.err")]);
+        nginx.wait_until("nginx listens", || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
         NginxGateway {
             server: Some(server),
             _nginx: nginx,
@@ -541,16 +527,17 @@ impl NginxGateway {
     }
 
     /// Sends `req` through `/stream-app/` with its full Content-Length but only `sent` body
-    /// bytes, then closes: a client that dies mid-upload. (The server starts a request once
-    /// its body is complete or 1 MiB of it is buffered, so `sent` must exceed 1 MiB for the
-    /// app to be running when the client dies.)
-    pub fn die_mid_upload(&mut self, req: &Req, sent: usize) {
+    /// bytes, waits until the log says `started` (the app is running), then closes: a client
+    /// that dies mid-upload. (The server starts a request once its body is complete or 1 MiB
+    /// of it is buffered, so `sent` must exceed 1 MiB for the app to be running before the
+    /// client dies.)
+    pub fn die_mid_upload(&mut self, req: &Req, sent: usize, started: &str) {
         let mut bytes = self.request_bytes(req, "/stream-app", false);
         let head_len = bytes.len() - req.body.len();
         bytes.truncate(head_len + sent);
         let mut s = self.connect();
         s.write_all(&bytes).expect("partial upload");
-        std::thread::sleep(Duration::from_millis(300));
+        wait_for_log(self, started, Duration::from_secs(15));
         drop(s);
     }
 
@@ -573,6 +560,7 @@ impl NginxGateway {
             if since >= pause_every {
                 since = 0;
                 peak = peak.max(rss_kib(pid));
+                // Reading slowly is the point: the gateway must not buffer what is unread.
                 std::thread::sleep(Duration::from_millis(5));
             }
         }

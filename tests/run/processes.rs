@@ -12,6 +12,10 @@ use std::time::{Duration, Instant};
 
 use crate::support::fcgi_client::{self as fc, Server, diag_value, exchange, nginx_params};
 use crate::support::peers::{Proc, Sandbox, iiswsgi_bin};
+use crate::support::wait;
+
+/// How long a test waits for the supervisor or a worker to act.
+const ACT: Duration = Duration::from_secs(10);
 
 /// The live (not zombie) children of `parent`, from `/proc/*/stat`.
 fn children(parent: u32) -> BTreeSet<u32> {
@@ -45,6 +49,15 @@ fn alive(pid: u32) -> bool {
         && std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .map(|s| !s.contains(") Z "))
             .unwrap_or(false)
+}
+
+/// Whether worker `pid` logged that SIGTERM came (log lines read `<time> <pid> - LEVEL - ...`).
+fn logged_sigterm(log: &str, pid: u32) -> bool {
+    let pid = pid.to_string();
+    log.lines().any(|l| {
+        l.contains("SIGTERM: finishing the current request")
+            && l.split_whitespace().nth(1) == Some(pid.as_str())
+    })
 }
 
 /// A supervisor under test: `iiswsgi run --processes N ...` in its own process group.
@@ -100,20 +113,18 @@ impl Supervised {
         what: &str,
         mut ok: impl FnMut(&BTreeSet<u32>) -> bool,
     ) -> BTreeSet<u32> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let w = self.workers();
-            if ok(&w) {
-                return w;
-            }
+        let pid = self.pid();
+        let found = wait::poll(ACT, || {
             self.proc.assert_alive();
-            assert!(
-                Instant::now() < deadline,
-                "{what}: workers {w:?}\n{}",
+            Some(children(pid)).filter(|w| ok(w))
+        });
+        found.unwrap_or_else(|| {
+            panic!(
+                "{what}: workers {:?}\n{}",
+                self.workers(),
                 self.proc.output()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            )
+        })
     }
 
     fn connect(&self) -> UnixStream {
@@ -149,9 +160,10 @@ impl Supervised {
 /// A body larger than the 1 MiB a worker buffers before it calls the application.
 const HELD_BODY: usize = 1_500_000;
 
-/// Sends a POST whose last 100 body bytes are held back. The body exceeds what the server
-/// buffers before calling the application, so the worker that accepted it sits in the
-/// application call reading the body (and accepts nothing else) until [`finish`].
+/// Sends a POST whose last 100 body bytes are held back, and returns once a worker has read
+/// all the rest. The body exceeds what the server buffers before calling the application, so
+/// that worker sits in the application call reading the body (and accepts nothing else) until
+/// [`finish`].
 fn hold_a_worker(s: &Supervised) -> (UnixStream, Vec<u8>) {
     let body = vec![b'b'; HELD_BODY];
     let full = fc::request_bytes(
@@ -164,6 +176,7 @@ fn hold_a_worker(s: &Supervised) -> (UnixStream, Vec<u8>) {
     let mut c = s.connect();
     let cut = full.len() - 100;
     c.write_all(&full[..cut]).expect("first part");
+    wait::peer_has_read(&c, ACT);
     (c, full[cut..].to_vec())
 }
 
@@ -190,7 +203,6 @@ fn three_workers_answer_concurrent_requests_from_three_distinct_pids() {
     let mut held = Vec::new();
     for _ in 0..3 {
         held.push(hold_a_worker(&s));
-        std::thread::sleep(Duration::from_millis(150));
     }
     let pids: BTreeSet<u32> = held.into_iter().map(|(c, r)| finish(c, &r)).collect();
     assert_eq!(pids, workers, "{}", s.proc.output());
@@ -229,9 +241,15 @@ fn sigterm_finishes_requests_in_flight_stops_every_worker_and_removes_the_socket
     let mut s = Supervised::start("procsterm", &["--diagnostic", "--processes", "3"], 3);
     let workers = s.workers();
     let (c, rest) = hold_a_worker(&s);
-    std::thread::sleep(Duration::from_millis(200));
     s.terminate();
-    std::thread::sleep(Duration::from_millis(300));
+    // SIGTERM reached every worker: the idle ones are gone (or logged it), and the one holding
+    // the request, which cannot exit, logged that it drains it.
+    wait::until_true("every worker got SIGTERM", ACT, || {
+        let log = s.log();
+        workers
+            .iter()
+            .all(|&p| logged_sigterm(&log, p) || !alive(p))
+    });
     // The worker holding the request is draining: it still answers.
     assert!(workers.contains(&finish(c, &rest)));
     let status = s
@@ -263,7 +281,6 @@ fn worker_still_busy_after_the_grace_period_is_killed_and_the_supervisor_exits_z
     let workers = s.workers();
     // This request's body never completes: its worker stays in the application call.
     let (_held, _rest) = hold_a_worker(&s);
-    std::thread::sleep(Duration::from_millis(200));
     let start = Instant::now();
     s.terminate();
     let status = s
@@ -316,14 +333,8 @@ fn sigkilled_supervisor_leaves_no_worker_behind() {
         libc::kill(s.pid() as libc::pid_t, libc::SIGKILL);
     }
     s.proc.wait_exit(Duration::from_secs(5)).expect("killed");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while workers.iter().any(|&p| alive(p)) {
-        assert!(
-            Instant::now() < deadline,
-            "orphaned workers {workers:?} still run"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let what = format!("orphaned workers {workers:?} stop");
+    wait::until_true(&what, ACT, || !workers.iter().any(|&p| alive(p)));
 }
 
 #[test]
@@ -427,6 +438,7 @@ fn python_app_behind_nginx_is_served_by_two_worker_processes() {
         "import os, time\n\
          def application(environ, start_response):\n\
          \x20   if environ['PATH_INFO'] == '/slow':\n\
+         \x20       print('slow: sleeping', flush=True)\n\
          \x20       time.sleep(0.6)\n\
          \x20   body = '%d %s %s' % (os.getpid(), environ['wsgi.multiprocess'],\n\
          \x20                        environ['wsgi.multithread'])\n\
@@ -451,7 +463,8 @@ fn python_app_behind_nginx_is_served_by_two_worker_processes() {
             .request("GET", "/slow", &[], b"")
             .expect("slow request")
     });
-    std::thread::sleep(Duration::from_millis(250));
+    // The slow request holds one worker (its sleep is the point of the test).
+    wait::log_contains(&s.sandbox.join("iiswsgi.log"), "slow: sleeping", ACT);
     let fast = nginx
         .connect()
         .request("GET", "/fast", &[], b"")

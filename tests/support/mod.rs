@@ -8,3 +8,5 @@ pub mod iis_client;
 pub mod peers;
 #[cfg(all(unix, feature = "python"))]
 pub mod venv;
+#[cfg(unix)]
+pub mod wait;

@@ -24,9 +24,12 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+pub use fcgi_testkit::cgi::fnv1a64;
 
 use super::iis_client::wire;
+use super::wait;
 
 /// How long a peer or backend may take to start listening.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
@@ -34,8 +37,6 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Read/write timeout of the HTTP client: a hung peer fails the test instead of hanging it.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
-/// Poll interval while waiting for readiness or exit.
-const POLL: Duration = Duration::from_millis(10);
 
 // ---------------------------------------------------------------------------------------------
 // Sandbox
@@ -210,41 +211,31 @@ impl Proc {
     /// Polls `ready` until it holds; fails with the process output if the process exits or
     /// the startup timeout passes.
     pub fn wait_until(&mut self, what: &str, mut ready: impl FnMut() -> bool) {
-        let deadline = Instant::now() + STARTUP_TIMEOUT;
-        loop {
+        let outcome = wait::poll(STARTUP_TIMEOUT, || {
             if ready() {
-                return;
+                Some(Ok(()))
+            } else {
+                self.exited().map(Err)
             }
-            if let Some(status) = self.exited() {
-                panic!(
-                    "{} exited ({status}) before {what}: {}",
-                    self.name,
-                    self.output()
-                );
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "{} not ready ({what}) after {STARTUP_TIMEOUT:?}: {}",
-                    self.name,
-                    self.output()
-                );
-            }
-            thread::sleep(POLL);
+        });
+        match outcome {
+            Some(Ok(())) => {}
+            Some(Err(status)) => panic!(
+                "{} exited ({status}) before {what}: {}",
+                self.name,
+                self.output()
+            ),
+            None => panic!(
+                "{} not ready ({what}) after {STARTUP_TIMEOUT:?}: {}",
+                self.name,
+                self.output()
+            ),
         }
     }
 
     /// Waits for the leader to exit by itself, up to `timeout`.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.exited() {
-                return Some(status);
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            thread::sleep(POLL);
-        }
+        wait::poll(timeout, || self.exited())
     }
 
     /// Fails unless the process is still running.
@@ -303,17 +294,13 @@ fn become_subreaper() {
 /// Reaps the (already SIGKILLed) members of process group `pgid` that were reparented to us.
 /// `waitpid(-pgid)` only touches that group, so no other test's child status is stolen.
 fn reap_group(pgid: libc::pid_t) {
-    let deadline = Instant::now() + Duration::from_secs(2);
-    loop {
+    // Gives up after 2 s: a member that outlives SIGKILL that long is not ours to wait for.
+    let _ = wait::poll(Duration::from_secs(2), || {
         // SAFETY: plain syscall; a null status pointer is allowed.
         let rc = unsafe { libc::waitpid(-pgid, std::ptr::null_mut(), libc::WNOHANG) };
-        match rc {
-            -1 => return, // ECHILD: none left
-            0 if Instant::now() > deadline => return,
-            0 => thread::sleep(POLL),
-            _ => {}
-        }
-    }
+        // -1 is ECHILD: none left. A pid: one reaped, try the next at once.
+        (rc == -1).then_some(())
+    });
 }
 
 impl Drop for Proc {
@@ -497,9 +484,15 @@ fn start_with_port_retry(kind: PeerKind, mut start: impl FnMut(u16) -> (Proc, Pa
     for _ in 0..5 {
         let port = free_port();
         let (mut proc, error_log) = start(port);
-        let deadline = Instant::now() + STARTUP_TIMEOUT;
-        loop {
+        let listening = wait::poll(STARTUP_TIMEOUT, || {
             if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                Some(Ok(()))
+            } else {
+                proc.exited().map(Err)
+            }
+        });
+        match listening {
+            Some(Ok(())) => {
                 return Peer {
                     kind,
                     proc,
@@ -507,14 +500,8 @@ fn start_with_port_retry(kind: PeerKind, mut start: impl FnMut(u16) -> (Proc, Pa
                     error_log,
                 };
             }
-            if let Some(status) = proc.exited() {
-                last = format!("exited ({status}): {}", proc.output());
-                break;
-            }
-            if Instant::now() > deadline {
-                panic!("{kind:?} did not listen on {port}: {}", proc.output());
-            }
-            thread::sleep(POLL);
+            Some(Err(status)) => last = format!("exited ({status}): {}", proc.output()),
+            None => panic!("{kind:?} did not listen on {port}: {}", proc.output()),
         }
         if !last.contains("in use") {
             break;
@@ -1148,29 +1135,10 @@ fn relay(conn: usize, client: UnixStream, server: UnixStream, records: Arc<Mutex
 // Reading what a backend shows
 // ---------------------------------------------------------------------------------------------
 
-/// The value the `iiswsgi run --diagnostic` page shows for the environ key `name`: the text
-/// of the cell after the one holding exactly `name`, HTML entities decoded.
+/// The value the `iiswsgi run --diagnostic` page shows for the environ key `name` (the kit's
+/// [`fcgi_testkit::cgi::diag_value`] on a page read as lossy UTF-8).
 pub fn diagnostic_value(page: &[u8], name: &str) -> Option<String> {
-    let page = String::from_utf8_lossy(page);
-    let key = format!(">{}<", html_escape(name));
-    let at = page.find(&key)? + key.len();
-    let rest = &page[at..];
-    let open = rest.find("<td")?;
-    let start = open + rest[open..].find('>')? + 1;
-    let end = start + rest[start..].find("</td>")?;
-    let cell = &rest[start..end];
-    // Values may be wrapped in <code> or similar; drop inner tags.
-    let mut text = String::new();
-    let mut in_tag = false;
-    for c in cell.chars() {
-        match c {
-            '<' => in_tag = true,
-            '>' => in_tag = false,
-            c if !in_tag => text.push(c),
-            _ => {}
-        }
-    }
-    Some(html_unescape(&text))
+    fcgi_testkit::cgi::diag_value(&String::from_utf8_lossy(page), name)
 }
 
 /// The value the C responder shows for `name` (its `NAME=VALUE` lines).
@@ -1180,64 +1148,10 @@ pub fn c_responder_value(page: &[u8], name: &str) -> Option<String> {
         .find_map(|l| l.strip_prefix(name)?.strip_prefix('=').map(str::to_owned))
 }
 
-/// FNV-1a 64 of `bytes` in hex, as the diagnostic page reports a request body's hash.
-pub fn fnv1a64(bytes: &[u8]) -> String {
-    let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    });
-    format!("{hash:016x}")
-}
-
 /// What `backend` shows for `name` on its environ page.
 pub fn shown_by(backend: &Backend, page: &[u8], name: &str) -> Option<String> {
     match backend {
         Backend::CResponder => c_responder_value(page, name),
         Backend::Iiswsgi(_) => diagnostic_value(page, name),
     }
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
-fn html_unescape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(amp) = rest.find('&') {
-        out.push_str(&rest[..amp]);
-        rest = &rest[amp..];
-        let Some(semi) = rest.find(';').filter(|&i| i <= 10) else {
-            out.push('&');
-            rest = &rest[1..];
-            continue;
-        };
-        let entity = &rest[1..semi];
-        let decoded = match entity {
-            "amp" => Some('&'),
-            "lt" => Some('<'),
-            "gt" => Some('>'),
-            "quot" => Some('"'),
-            "apos" => Some('\''),
-            _ => entity
-                .strip_prefix("#x")
-                .or_else(|| entity.strip_prefix("#X"))
-                .and_then(|h| u32::from_str_radix(h, 16).ok())
-                .or_else(|| entity.strip_prefix('#').and_then(|d| d.parse().ok()))
-                .and_then(char::from_u32),
-        };
-        match decoded {
-            Some(c) => {
-                out.push(c);
-                rest = &rest[semi + 1..];
-            }
-            None => {
-                out.push('&');
-                rest = &rest[1..];
-            }
-        }
-    }
-    out.push_str(rest);
-    out
 }

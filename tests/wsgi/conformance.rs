@@ -781,7 +781,8 @@ mod input_edges {
     #[test]
     fn client_dying_mid_upload_raises_connection_error_through_nginx() {
         let mut gw = nginx();
-        gw.die_mid_upload(&Req::post("/raw/short", &vec![b'u'; 4 << 20]), 2 << 20);
+        let upload = Req::post("/raw/short", &vec![b'u'; 4 << 20]);
+        gw.die_mid_upload(&upload, 2 << 20, "short: reading the body");
         wait_for_log(&gw, "short body:", Duration::from_secs(15));
         assert_eq!(
             ok(&mut gw, Req::get("/hello")).text(),

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 
@@ -12,6 +12,7 @@ use super::{
     Gateway, IisGateway, NginxGateway, Req, apps_dir, build_python, temp_dir, wait_for_log,
 };
 use crate::support::fcgi_client::{Server, iiswsgi_bin, wait_for_path};
+use crate::support::wait;
 
 /// A fresh app directory holding copies of `files` from `tests/conformance/apps`.
 fn app_copy(files: &[&str]) -> tempfile::TempDir {
@@ -184,20 +185,15 @@ fn failing_import_answers_503_and_recovers_once_the_dependency_appears() {
     );
     assert!(log.contains("answering 503 and retrying"), "{log}");
     std::fs::write(dir.path().join("dependency-installed"), "").expect("install dependency");
-    let start = Instant::now();
-    loop {
+    let r = wait::until("the import is retried", Duration::from_secs(10), || {
         let r = gw.send(&Req::get("/"));
         if r.status == 200 {
-            assert_eq!(r.text(), "loaded at last");
-            break;
+            return Some(r);
         }
         assert_eq!(r.status, 503);
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "the import was not retried"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        None
+    });
+    assert_eq!(r.text(), "loaded at last");
     assert!(gw.log().contains("on attempt"), "{}", gw.log());
     let (status, out, err) = gw.close();
     assert!(
@@ -213,8 +209,11 @@ fn reload_waits_for_the_request_in_flight_then_exits_zero() {
     let mut gw = IisGateway::start("lifecycle:application", dir.path(), &[]);
     assert_eq!(gw.send(&Req::get("/")).text(), "hello");
     let file = dir.path().join("lifecycle.py");
+    let log = gw.log.clone();
     let touch = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(400));
+        // The watcher is armed and the request is in flight (the app sleeps on purpose).
+        wait::log_contains(&log, "reload: watching", Duration::from_secs(10));
+        wait::log_contains(&log, "slow: sleeping", Duration::from_secs(10));
         let mut text = std::fs::read_to_string(&file).expect("read");
         text.push_str("\n# changed\n");
         std::fs::write(&file, text).expect("write");
@@ -251,17 +250,7 @@ fn reload_while_idle_exits_without_waiting_for_another_request() {
         &log.display().to_string(),
     ]);
     wait_for_path(&socket, Duration::from_secs(20));
-    let start = Instant::now();
-    while !std::fs::read_to_string(&log)
-        .unwrap_or_default()
-        .contains("reload: watching")
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "watcher not armed"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait::log_contains(&log, "reload: watching", Duration::from_secs(20));
     // A file in a brand-new folder: its own event may come before the folder is watched.
     std::fs::create_dir_all(dir.path().join("pkg")).expect("mkdir");
     std::fs::write(dir.path().join("pkg/new_module.py"), "X = 1\n").expect("new file");
@@ -281,6 +270,7 @@ fn empty_reload_pattern_disables_reloading() {
         &["--reload-pattern", ""],
     );
     std::fs::write(dir.path().join("other.py"), "X = 1\n").expect("new file");
+    // Proving that nothing happens: a window in which a reload would have started.
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(gw.send(&Req::get("/")).text(), "hello", "still serving");
     assert!(!gw.log().contains("reload:"), "{}", gw.log());
@@ -347,7 +337,13 @@ fn pipe_eof_finalises_python_so_atexit_handlers_run() {
             ("IISWSGI_TEST_ATEXIT", &marker_arg),
         ],
     );
-    std::thread::sleep(Duration::from_millis(500));
+    // The app is imported (its atexit handler registered) before the pipe closes.
+    let log = dir.path().join("log");
+    wait::log_contains(
+        &log,
+        "imported lifecycle:application",
+        Duration::from_secs(20),
+    );
     drop(pipe);
     let (status, out, err) = server.wait(Duration::from_secs(20));
     assert!(status.success(), "{status:?}");
@@ -407,6 +403,7 @@ fn manifest_wsgi_section_supplies_app_paths_environment_and_reload_rule() {
         "the manifest's folder"
     );
     std::fs::write(dir.path().join("other.py"), "X = 1\n").expect("change");
+    // Proving that nothing happens: a window in which a reload would have started.
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(
         gw.send(&Req::get("/")).text(),

@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use super::{Gateway, IisGateway, NginxGateway, Req, apps_dir, temp_dir};
 use crate::support::fcgi_client::{self as fc, Server, wait_for_path};
+use crate::support::wait;
 
 const APP: &str = "threads_app:application";
 
@@ -191,7 +192,8 @@ fn threads_finish_every_request_in_flight_on_sigterm_then_exit_zero() {
     let server = gw.server.take().expect("server");
     let (replies, status) = std::thread::scope(|s| {
         let clients: Vec<_> = (0..4).map(|_| s.spawn(|| gw.get("/slow?0.6"))).collect();
-        std::thread::sleep(Duration::from_millis(250));
+        // All four are in the application (sleeping on purpose) when SIGTERM comes.
+        wait::log_count(&gw.log, "sleeping: /slow", 4, Duration::from_secs(20));
         server.signal(rustix::process::Signal::TERM);
         let replies: Vec<_> = clients
             .into_iter()

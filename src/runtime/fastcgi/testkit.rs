@@ -2,6 +2,10 @@
 //! scripted server that drives a [`Connection`], the one split helper every decoder case goes
 //! through (style.md item 9), and an allocation counter for the "claims allocate nothing"
 //! properties.
+//!
+//! The client bytes come from the shared test kit (`crates/fcgi-testkit`, a dev-dependency),
+//! not from this codec's own encoders: a record or pair encoder that shared the codec's
+//! misreading of the spec would agree with it. [`Wire`] only adds the codec's enums on top.
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -10,10 +14,12 @@ use bytes::BytesMut;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as RunnerConfig, TestRunner};
 
-use super::params::{encode_length, encode_pair};
+use fcgi_testkit::iis::{IisApp, IisRequest};
+use fcgi_testkit::wire::{self, Lengths, Padding};
+
 use super::record::{
     BeginRequestBody, Decoder, EndRequestBody, HEADER_LEN, KEEP_CONN, ProtocolStatus, Record,
-    RecordHeader, RecordType, Role,
+    RecordType, Role,
 };
 use super::{Config, Connection, DecodeError, Event};
 
@@ -39,18 +45,9 @@ impl Wire {
         content: &[u8],
         padding: u8,
     ) -> Self {
-        let header = RecordHeader {
-            version: 1,
-            record_type,
-            request_id: id,
-            content_length: u16::try_from(content.len()).expect("test record too long"),
-            padding_length: padding,
-        };
-        self.bytes.extend_from_slice(&header.to_bytes());
-        self.bytes.extend_from_slice(content);
         // Non-zero padding bytes: receivers must ignore their value.
-        self.bytes
-            .extend(std::iter::repeat_n(0xA5u8, usize::from(padding)));
+        let kind = u8::from(record_type);
+        wire::push_record_exact(&mut self.bytes, 1, kind, id, content, padding, 0xA5);
         self
     }
 
@@ -74,28 +71,23 @@ impl Wire {
     /// The pairs as one PARAMS stream cut into records of at most `per_record` bytes, then
     /// the empty PARAMS record.
     pub fn params(self, id: u16, pairs: &[(&[u8], &[u8])], per_record: usize) -> Self {
-        let mut stream = Vec::new();
-        for (n, v) in pairs {
-            encode_pair(&mut stream, n, v).expect("test pair");
-        }
+        let stream = wire::encode_pairs(pairs, Lengths::Shortest);
         self.params_stream(id, &stream, per_record)
     }
 
     /// A raw PARAMS stream cut into records of at most `per_record` bytes, then the empty
     /// record.
     pub fn params_stream(mut self, id: u16, stream: &[u8], per_record: usize) -> Self {
-        for chunk in stream.chunks(per_record.max(1)) {
-            self = self.record(RecordType::Params, id, chunk);
-        }
-        self.record(RecordType::Params, id, &[])
+        let records = wire::stream(wire::PARAMS, id, stream, per_record, Padding::None);
+        self.bytes.extend_from_slice(&records);
+        self
     }
 
     /// The body in STDIN records of at most `per_record` bytes, then the empty record.
     pub fn stdin(mut self, id: u16, body: &[u8], per_record: usize) -> Self {
-        for chunk in body.chunks(per_record.max(1)) {
-            self = self.record(RecordType::Stdin, id, chunk);
-        }
-        self.record(RecordType::Stdin, id, &[])
+        let records = wire::stream(wire::STDIN, id, body, per_record, Padding::None);
+        self.bytes.extend_from_slice(&records);
+        self
     }
 
     pub fn abort(self, id: u16) -> Self {
@@ -103,10 +95,8 @@ impl Wire {
     }
 
     pub fn get_values(self, names: &[&[u8]]) -> Self {
-        let mut body = Vec::new();
-        for n in names {
-            encode_pair(&mut body, n, b"").expect("test pair");
-        }
+        let pairs: Vec<(&[u8], &[u8])> = names.iter().map(|n| (*n, &b""[..])).collect();
+        let body = wire::encode_pairs(&pairs, Lengths::Shortest);
         self.record(RecordType::GetValues, 0, &body)
     }
 }
@@ -114,77 +104,18 @@ impl Wire {
 /// A pair with the 4-byte length form for both lengths, whatever their size.
 pub fn long_form_pair(name: &[u8], value: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    encode_length(&mut out, name.len(), true).expect("test length");
-    encode_length(&mut out, value.len(), true).expect("test length");
-    out.extend_from_slice(name);
-    out.extend_from_slice(value);
+    wire::push_pair_long(&mut out, name, value);
     out
 }
 
-/// The params IIS sends for `GET /shop/cart?id=7` (headers, then the fixed table of
-/// iis-runtime.md §6.2): 45 pairs.
+/// The params IIS sends for a browser's `GET uri` to the application `/shop`: the shared
+/// kit's table (request headers, then the 41 fixed variables), 48 pairs.
 pub fn iis_params(uri: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let fixed: &[(&str, &str)] = &[
-        ("HTTP_CACHE_CONTROL", "max-age=0"),
-        ("HTTP_CONNECTION", "keep-alive"),
-        (
-            "HTTP_ACCEPT",
-            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
-        ),
-        ("HTTP_ACCEPT_ENCODING", "gzip, deflate, br"),
-        ("HTTP_ACCEPT_LANGUAGE", "en-US,en;q=0.9"),
-        ("HTTP_HOST", "www.example.com"),
-        (
-            "HTTP_USER_AGENT",
-            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36",
-        ),
-        ("APPL_MD_PATH", "/LM/W3SVC/1/ROOT/shop"),
-        ("APPL_PHYSICAL_PATH", "C:\\inetpub\\wwwroot\\shop\\"),
-        ("AUTH_TYPE", ""),
-        ("AUTH_PASSWORD", ""),
-        ("AUTH_USER", ""),
-        ("CERT_COOKIE", ""),
-        ("CERT_FLAGS", ""),
-        ("CERT_ISSUER", ""),
-        ("CERT_SERIALNUMBER", ""),
-        ("CERT_SUBJECT", ""),
-        ("CONTENT_LENGTH", "0"),
-        ("CONTENT_TYPE", ""),
-        ("DOCUMENT_ROOT", "C:\\inetpub\\wwwroot\\shop"),
-        ("GATEWAY_INTERFACE", "CGI/1.1"),
-        ("HTTPS", "off"),
-        ("HTTPS_KEYSIZE", ""),
-        ("HTTPS_SECRETKEYSIZE", ""),
-        ("HTTPS_SERVER_ISSUER", ""),
-        ("HTTPS_SERVER_SUBJECT", ""),
-        ("INSTANCE_ID", "1"),
-        ("INSTANCE_NAME", "DEFAULT WEB SITE"),
-        ("INSTANCE_META_PATH", "/LM/W3SVC/1"),
-        ("LOCAL_ADDR", "10.0.0.4"),
-        ("LOGON_USER", ""),
-        ("PATH_INFO", "/shop/cart"),
-        ("PATH_TRANSLATED", "C:\\inetpub\\wwwroot\\shop\\cart"),
-        ("QUERY_STRING", "id=7"),
-        ("REMOTE_ADDR", "203.0.113.9"),
-        ("REMOTE_HOST", "203.0.113.9"),
-        ("REMOTE_PORT", "51234"),
-        ("REMOTE_USER", ""),
-        ("REQUEST_METHOD", "GET"),
-        ("SCRIPT_FILENAME", "C:\\inetpub\\wwwroot\\shop\\cart"),
-        ("SCRIPT_NAME", "/shop/cart"),
-        ("SERVER_NAME", "www.example.com"),
-        ("SERVER_PORT", "80"),
-        ("SERVER_PORT_SECURE", "0"),
-        ("SERVER_PROTOCOL", "HTTP/1.1"),
-        ("SERVER_SOFTWARE", "Microsoft-IIS/10.0"),
-        ("URL", "/shop/cart"),
-    ];
-    let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = fixed
-        .iter()
-        .map(|(n, v)| (n.as_bytes().to_vec(), v.as_bytes().to_vec()))
-        .collect();
-    pairs.push((b"REQUEST_URI".to_vec(), uri.as_bytes().to_vec()));
-    pairs
+    IisRequest::browser_get(uri)
+        .params(&IisApp::sub("/shop"))
+        .into_iter()
+        .map(|(n, v)| (n.into_bytes(), v))
+        .collect()
 }
 
 /// Borrowed view of owned pairs, for [`Wire::params`].
@@ -211,7 +142,7 @@ pub fn arb_conversation_record() -> impl Strategy<Value = (u8, u16, Vec<u8>, u8)
         });
     let pair = (bytes(), bytes()).prop_map(|(n, v)| {
         let mut out = Vec::new();
-        encode_pair(&mut out, &n, &v).expect("short pair");
+        wire::push_pair(&mut out, &n, &v);
         out
     });
     let params = prop_oneof![3 => Just(Vec::new()), 5 => pair, 1 => bytes()]
@@ -524,13 +455,8 @@ pub fn allocated_by<T>(f: impl FnOnce() -> T) -> (T, usize) {
 
 /// A header followed by `content` and `padding` bytes, as raw bytes (for framing tests).
 pub fn raw_record(version: u8, kind: u8, id: u16, content: &[u8], padding: u8) -> Vec<u8> {
-    let mut out = vec![version, kind];
-    out.extend_from_slice(&id.to_be_bytes());
-    out.extend_from_slice(&(content.len() as u16).to_be_bytes());
-    out.push(padding);
-    out.push(0);
-    out.extend_from_slice(content);
-    out.extend(std::iter::repeat_n(0u8, usize::from(padding)));
+    let mut out = Vec::new();
+    wire::push_record_exact(&mut out, version, kind, id, content, padding, 0);
     assert_eq!(out.len(), HEADER_LEN + content.len() + usize::from(padding));
     out
 }

@@ -58,6 +58,8 @@ def application(environ, start_response):
         start_response("200 OK", [("Content-Type", "application/json")])
         return [body.encode()]
     if path == "/slow":
+        # Logged (stdout goes to the gateway log) so a test can tell the request is running.
+        print("slow: sleeping", flush=True)
         time.sleep(float(environ["QUERY_STRING"] or "1"))
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"slow done"]

@@ -1,9 +1,10 @@
 """`iiswsgi run --threads N`: which thread serves a request, per-thread state, slow requests.
 
 Every response is JSON describing the serving thread:
-- `/slow?S` sleeps S seconds (the GIL is released while sleeping) before answering;
+- `/slow?S` prints `sleeping: /slow S`, then sleeps S seconds (the GIL is released while
+  sleeping) before answering;
 - `/local` counts requests in a `threading.local` (per worker thread) next to a global count;
-- `/fail?S` sleeps S seconds, then raises (the gateway answers 500);
+- `/fail?S` prints and sleeps as `/slow` does, then raises (the gateway answers 500);
 - `/exit` raises SystemExit (the gateway answers 500, then the process exits);
 - anything else answers at once.
 """
@@ -21,6 +22,8 @@ def application(environ, start_response):
     path = environ["PATH_INFO"]
     query = environ.get("QUERY_STRING", "")
     if path in ("/slow", "/fail"):
+        # Logged (stdout goes to the gateway log) so a test can tell the request is running.
+        print("sleeping:", path, query, flush=True)
         time.sleep(float(query or "0.3"))
     if path == "/exit":
         raise SystemExit(0)

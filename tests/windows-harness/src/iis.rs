@@ -32,6 +32,7 @@ use windows_sys::Win32::Storage::FileSystem::{
 use windows_sys::Win32::System::IO::{CancelIoEx, GetOverlappedResult, OVERLAPPED};
 use windows_sys::Win32::System::Pipes::{
     ConnectNamedPipe, CreateNamedPipeW, PIPE_READMODE_BYTE, PIPE_TYPE_BYTE, PIPE_WAIT,
+    PeekNamedPipe,
 };
 use windows_sys::Win32::System::Threading::{
     CREATE_UNICODE_ENVIRONMENT, CreateEventW, CreateProcessW, DETACHED_PROCESS, GetExitCodeProcess,
@@ -188,6 +189,29 @@ impl OverlappedPipe {
     /// Closes our end: the server reads EOF (`ERROR_BROKEN_PIPE`).
     pub fn close(&mut self) {
         self.handle = None;
+    }
+
+    /// How many bytes the server has written that wait to be read at our end.
+    pub fn available(&self) -> io::Result<u32> {
+        let Some(h) = self.handle.as_ref().map(Handle::raw) else {
+            return Err(io::Error::new(io::ErrorKind::NotConnected, "closed"));
+        };
+        let mut avail = 0u32;
+        // SAFETY: our pipe handle; no buffer is passed, so only the count is written.
+        let ok = unsafe {
+            PeekNamedPipe(
+                h,
+                std::ptr::null_mut(),
+                0,
+                std::ptr::null_mut(),
+                &mut avail,
+                std::ptr::null_mut(),
+            )
+        };
+        if ok == 0 {
+            return Err(last_error("PeekNamedPipe"));
+        }
+        Ok(avail)
     }
 
     fn io(&mut self, read: bool, ptr: *mut u8, len: usize) -> io::Result<usize> {

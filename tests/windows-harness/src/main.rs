@@ -12,6 +12,9 @@
 
 mod fcgi;
 mod iis;
+#[path = "../../support/wait.rs"]
+#[allow(dead_code)] // the harness uses a part
+mod wait;
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
@@ -21,6 +24,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use fcgi::{Cgi, diag_value, fnv1a64, iis_id, iis_params, read_reply, request_writes};
+use fcgi_testkit::wire::{self, Record};
 use iis::{Event, Exit, OverlappedPipe, Pipe, Process};
 
 /// How long one read or write on the transport may take before the run fails.
@@ -71,6 +75,16 @@ impl Conn {
             Conn::Tcp(s) => {
                 let _ = s.shutdown(std::net::Shutdown::Both);
             }
+        }
+    }
+
+    /// Waits until the process has written something for us to read.
+    fn wait_readable(&mut self, limit: Duration) -> Result<(), String> {
+        match self {
+            Conn::Pipe(p) => wait::poll(limit, || p.available().is_ok_and(|n| n > 0).then_some(()))
+                .ok_or_else(|| format!("nothing to read within {limit:?}")),
+            // Blocks (up to the read timeout, IO_TIMEOUT) until a byte arrives.
+            Conn::Tcp(s) => s.peek(&mut [0u8; 1]).map(drop).map_err(|e| e.to_string()),
         }
     }
 }
@@ -237,7 +251,7 @@ fn request(nth: usize, body: &[u8]) -> (Vec<u8>, Vec<u8>) {
     if nth % 50 == 3 {
         // A 33 KB header: the page shows it twice, so the reply spans two STDOUT records and
         // is many times the pipe's 4 KiB buffer.
-        params.insert(0, ("HTTP_X_PADDING".into(), "p".repeat(33_000)));
+        params.insert(0, ("HTTP_X_PADDING".into(), vec![b'p'; 33_000]));
     }
     request_writes(iis_id(nth), &params, nth % 2 == 1, body)
 }
@@ -247,7 +261,7 @@ fn check_reply(l: &mut Launch, nth: usize, body: &[u8], stats: &mut Stats) -> Re
     let fail = |what: String| format!("request #{nth} (id {id}): {what}");
     let reply = read_reply(&mut l.conn, id).map_err(|e| fail(e.to_string()))?;
     stats.requests += 1;
-    stats.records_down += reply.records;
+    stats.records_down += reply.records.len();
     stats.bytes_down += reply.stdout.len();
     if !body.is_empty() {
         stats.with_body += 1;
@@ -468,23 +482,40 @@ fn shutdown_event_mid_request(ctx: &Ctx, tag: &str, mode: Mode) -> Result<String
         .write_all(&begin)
         .and_then(|()| l.conn.write_all(&rest[..params_end]))
         .map_err(|e| format!("first half: {e}"))?;
+    // Time for the process to take the first half before the event is set. Nothing outside
+    // it shows that it has (the request starts only once its body is complete, and a pipe's
+    // buffer sizes are advisory), so this stays a pause.
     std::thread::sleep(Duration::from_millis(300));
     l.event
         .as_ref()
         .ok_or("no event")?
         .set()
         .map_err(|e| e.to_string())?;
-    std::thread::sleep(Duration::from_millis(700));
+    // The process saw the event; it must stay for the request in flight. (Exiting a moment
+    // later would fail the second half or the reply below.)
+    wait::poll(EXIT_DEADLINE, || {
+        read_log(&l)
+            .contains("IIS set the shutdown event")
+            .then_some(())
+    })
+    .ok_or_else(|| {
+        format!(
+            "the shutdown event was not noticed; the log reads:\n{}",
+            read_log(&l)
+        )
+    })?;
     if l.process.wait(Duration::ZERO).map_err(|e| e.to_string())? != Exit::StillRunning {
         return Err("exited while a request was in flight".into());
     }
     l.conn
         .write_all(&rest[params_end..])
         .map_err(|e| format!("second half: {e}"))?;
-    // Read the reply only after the process has had time to finish the request and head for
-    // the exit: the reply is far larger than the pipe's 4 KiB buffer, so the process must
-    // wait until IIS has taken every byte before it exits, or the tail is lost.
-    std::thread::sleep(Duration::from_millis(1000));
+    // The process finished the request: its reply has started to arrive. The reply is far
+    // larger than the pipe's 4 KiB buffer, so the process must now wait until IIS has taken
+    // every byte before it exits, or the tail is lost: leave it a window in which exiting
+    // early would show (the reply check below then finds the tail missing).
+    l.conn.wait_readable(IO_TIMEOUT)?;
+    let _ = l.process.wait(Duration::from_millis(500));
     check_reply(&mut l, nth, &body, &mut stats)?;
     let exit = expect_clean_exit(&l)?;
     expect_eof(&mut l)?;
@@ -499,13 +530,11 @@ fn shutdown_event_mid_request(ctx: &Ctx, tag: &str, mode: Mode) -> Result<String
 /// The offset just past the first STDIN record in `rest` (PARAMS records, then STDIN ones).
 fn find_first_stdin_end(rest: &[u8]) -> Option<usize> {
     let mut at = 0;
-    while at + 8 <= rest.len() {
-        let len = usize::from(u16::from_be_bytes([rest[at + 4], rest[at + 5]]));
-        let end = at + 8 + len + usize::from(rest[at + 6]);
-        if rest[at + 1] == fcgi::STDIN {
-            return Some(end);
+    while let Some((record, used)) = Record::parse(&rest[at..]) {
+        at += used;
+        if record.kind == wire::STDIN {
+            return Some(at);
         }
-        at = end;
     }
     None
 }
