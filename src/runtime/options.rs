@@ -377,6 +377,11 @@ mod tests {
         std::env::current_dir().expect("cwd")
     }
 
+    /// `p` made absolute as `resolve` does: unchanged on Unix, on the current drive on Windows.
+    fn abs(p: &str) -> PathBuf {
+        std::path::absolute(p).expect("absolute")
+    }
+
     mod server_side {
         use super::*;
 
@@ -388,7 +393,7 @@ mod tests {
             }
             .resolve()
             .expect("valid");
-            assert_eq!(r.server.app_root, Some(PathBuf::from("/srv/shop")));
+            assert_eq!(r.server.app_root, Some(abs("/srv/shop")));
             assert_eq!(
                 r.server.log.app_root, r.server.app_root,
                 "the default log's folder"
@@ -400,10 +405,10 @@ mod tests {
             }
             .resolve()
             .expect("valid");
-            assert_eq!(r.server.app_root, Some(PathBuf::from("/srv/other")));
+            assert_eq!(r.server.app_root, Some(abs("/srv/other")));
             assert_eq!(
                 r.server.manifest,
-                Some(PathBuf::from("/srv/shop/iiswsgi.toml"))
+                Some(abs("/srv/shop/iiswsgi.toml"))
             );
         }
 
