@@ -3,6 +3,9 @@
 
 mod support;
 
+/// `check --import` and `doctor` import `[wsgi] app` in its venv (real Flask and Django).
+#[cfg(all(unix, feature = "python"))]
+mod app_import;
 /// Who may name whom inside `src/`.
 mod architecture;
 /// `iiswsgi check`: lint rules on packages, their XML, feeds and manifests.
