@@ -14,7 +14,9 @@ use std::path::Path;
 
 use crate::manifest::{Manifest, ManifestError};
 use crate::package::check::web_config as web_config_rules;
-use crate::package::render::{HandlerElement, RequestFilteringElement, Templates, WebConfig};
+use crate::package::render::{
+    HandlerElement, RequestFilteringElement, StaticLocationElement, Templates, WebConfig,
+};
 
 pub use crate::package::render::{HandlerElement as HandlerMapping, RenderError, Template};
 
@@ -98,15 +100,44 @@ pub fn web_config(manifest: &Manifest, key: &FastCgiKey) -> WebConfig {
             allow_double_escaping: rf.allow_double_escaping,
             max_allowed_content_length: rf.max_allowed_content_length,
         },
+        static_locations: manifest
+            .iis
+            .static_files
+            .iter()
+            .map(|s| StaticLocationElement {
+                path: s.path.to_string(),
+            })
+            .collect(),
     }
 }
 
+/// The `[[iis.static]]` folders of `manifest`, as the C05 rule takes them.
+pub fn static_paths(manifest: &Manifest) -> Vec<String> {
+    manifest
+        .iis
+        .static_files
+        .iter()
+        .map(|s| s.path.to_string())
+        .collect()
+}
+
+/// A shipped web.config template rendered for a sample path, and what it must contain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebConfigSample {
+    /// The rendered XML.
+    pub xml: String,
+    /// The `scriptProcessor` its handler must name (C01).
+    pub script_processor: String,
+    /// The `[[iis.static]]` folders it must hand to IIS (C05).
+    pub static_paths: Vec<String>,
+}
+
 /// Renders a shipped web.config template for the manifest text of a package, at a sample
-/// path; returns the XML and the `scriptProcessor` it must contain. Used by `iiswsgi check`.
+/// path, with what the result must contain. Used by `iiswsgi check`.
 pub fn installed_web_config_sample(
     manifest_toml: &str,
     template: &str,
-) -> Result<(String, String), SampleError> {
+) -> Result<WebConfigSample, SampleError> {
     let manifest = Manifest::parse(manifest_toml, Path::new(crate::manifest::FILE_NAME))
         .map_err(|e| SampleError::Manifest(Box::new(e)))?;
     let key = FastCgiKey::for_app(
@@ -114,7 +145,11 @@ pub fn installed_web_config_sample(
         &sample_physical_path(manifest.app.name.as_str()),
     );
     let xml = Templates::render_source(template, &web_config(&manifest, &key))?;
-    Ok((xml, key.script_processor()))
+    Ok(WebConfigSample {
+        xml,
+        script_processor: key.script_processor(),
+        static_paths: static_paths(&manifest),
+    })
 }
 
 /// The physical path the package renders its sample web.config for: `C:\inetpub\wwwroot\<app>`.
@@ -149,7 +184,7 @@ pub enum WebConfigError {
 
 /// Renders a web.config template for `manifest` and `key` and checks it: well-formed, and the
 /// C rules of `iiswsgi check` with the expected `scriptProcessor` (so the handler names the
-/// registration character for character).
+/// registration character for character) and `[[iis.static]]` folders (C05).
 pub fn render_web_config(
     template: &str,
     manifest: &Manifest,
@@ -157,7 +192,12 @@ pub fn render_web_config(
 ) -> Result<String, WebConfigError> {
     let text = Templates::render_source(template, &web_config(manifest, key))?;
     let root = crate::xml::parse(&text)?;
-    let findings = web_config_rules::lint(&root, "web.config", Some(&key.script_processor()));
+    let findings = web_config_rules::lint_installed(
+        &root,
+        "web.config",
+        &key.script_processor(),
+        &static_paths(manifest),
+    );
     if findings.errors() > 0 {
         return Err(WebConfigError::Lint(findings.render_errors()));
     }

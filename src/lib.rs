@@ -10,7 +10,8 @@
 //!   built on appcmd and icacls command lines.
 //!
 //! Shared ground: [`manifest`] (`iiswsgi.toml`, read by every wing and reading none),
-//! [`venv`] (`pyvenv.cfg`), [`xml`] (a bounded XML tree), [`fsutil`] (atomic writes) and
+//! [`venv`] (`pyvenv.cfg`), [`xml`] (a bounded XML tree), [`fsutil`] (atomic writes),
+//! [`probe`] (does `[wsgi] app` import in its venv: `check --import` and `doctor`) and
 //! [`deploy`], the contract the package and the installer agree on (the FastCGI key, the
 //! install stamp, the web.config context). `src/main.rs` and `src/cli/` only parse arguments,
 //! call one entry point per subcommand and print the report or the error chain.
@@ -28,6 +29,7 @@ pub mod fsutil;
 pub mod iis;
 pub mod manifest;
 pub mod package;
+pub mod probe;
 pub mod runtime;
 pub mod venv;
 pub mod xml;

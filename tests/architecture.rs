@@ -5,7 +5,7 @@
 //! - `package/` (what `init`, `package`, `feed`, `check` are) never names `runtime` or `iis`;
 //! - `iis/` (server administration) reaches the packaging wing only through `deploy`, the
 //!   contract both sides agree on, and never names `runtime`;
-//! - the shared ground (`manifest/`, `venv`, `xml`, `fsutil`) names no wing; `deploy` may
+//! - the shared ground (`manifest/`, `venv`, `xml`, `fsutil`, `probe/`) names no wing; `deploy` may
 //!   name `package`;
 //! - `runtime/fastcgi` is sans-IO: no I/O, no clock, no other module of the crate;
 //! - only `runtime/wsgi` names PyO3;
@@ -711,7 +711,7 @@ fn the_three_wings_are_folders() {
         .filter_map(|f| f.module.first().map(String::as_str))
         .collect();
     let expected: BTreeSet<&str> = [
-        "deploy", "fsutil", "iis", "manifest", "package", "runtime", "venv", "xml",
+        "deploy", "fsutil", "iis", "manifest", "package", "probe", "runtime", "venv", "xml",
     ]
     .into();
     assert_eq!(
@@ -758,7 +758,7 @@ fn shared_ground_names_no_wing() {
     found.extend(crossings(&crate_, "deploy", &["runtime", "iis"]));
     assert!(
         found.is_empty(),
-        "manifest, venv, xml and fsutil are read by the wings and read none of them; \
+        "manifest, venv, xml, fsutil and probe are read by the wings and read none of them; \
          deploy may read package only:\n{}",
         found.join("\n")
     );

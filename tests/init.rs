@@ -422,3 +422,198 @@ mod cli {
         );
     }
 }
+
+/// Real layouts (issue 13, item 5): mod_wsgi scripts, pyproject-only dependencies, Django's
+/// asgi.py beside wsgi.py, a project's own `.venv`, a deep tree, comments as written.
+mod real_layouts {
+    use super::*;
+    use iiswsgi::probe::{self, Outcome, ProbeRequest};
+
+    #[test]
+    fn a_mod_wsgi_script_is_served_through_a_shim_that_imports() {
+        let (_tmp, dir) = project("wsgi-script");
+        let report = run_init(&dir);
+        let m = load(&dir);
+        assert_eq!(m.wsgi.app.to_string(), "notes_wsgi:application");
+        assert_eq!(m.app.name.as_str(), "NotesWiki");
+        let app = report
+            .plan
+            .detected
+            .iter()
+            .find(|d| d.what == "wsgi app")
+            .expect("detected");
+        assert_eq!(
+            app.source,
+            "cgi-bin/notes.wsgi:11: `application = make_app(title=\"Notes\")`"
+        );
+        let shim = std::fs::read_to_string(dir.join("notes_wsgi.py")).expect("shim written");
+        assert!(shim.contains("\"cgi-bin\", \"notes.wsgi\""), "{shim}");
+        assert!(
+            report
+                .to_string()
+                .contains("notes_wsgi.py: serves the mod_wsgi script cgi-bin/notes.wsgi")
+        );
+        // The shim really serves the script's application (run by the base python, as
+        // `check --import` would without a venv): not run as __main__, so no dev server.
+        let python = probe::interpreter(&m, &dir, None, None)
+            .expect("a python3")
+            .python;
+        let outcome = probe::probe(&ProbeRequest::for_manifest(&m, &dir, python)).expect("probe");
+        match outcome {
+            Outcome::Imported(i) => {
+                assert_eq!(i.object, "function notes.web.make_app.<locals>.app")
+            }
+            Outcome::Failed(p) => panic!("{p:?}"),
+        }
+        // A second init (with --force) rewrites its own shim, never a file of the user's.
+        init::init(&InitOptions {
+            dir: dir.clone(),
+            force: true,
+        })
+        .expect("second init");
+        std::fs::write(dir.join("notes_wsgi.py"), "# mine\n").expect("write");
+        let plan = init::plan(&dir).expect("plan");
+        assert_eq!(
+            plan.extra_files[0].path,
+            dir.join("notes_wsgi2.py"),
+            "a foreign notes_wsgi.py is left alone"
+        );
+    }
+
+    #[test]
+    fn pyproject_dependencies_become_the_requirements_file_when_there_is_none() {
+        let (_tmp, dir) = project("pyproject-deps");
+        let report = run_init(&dir);
+        let m = load(&dir);
+        assert_eq!(
+            m.package.requirements.as_ref().map(|r| r.as_str()),
+            Some("requirements.txt")
+        );
+        assert!(
+            matches!(&m.wsgi.venv, Some(iiswsgi::manifest::Venv::InApp(p)) if p.as_str() == ".venv"),
+            "{:?}",
+            m.wsgi.venv
+        );
+        let req = std::fs::read_to_string(dir.join("requirements.txt")).expect("written");
+        let lines: Vec<&str> = req.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(
+            lines,
+            ["flask>=3.0", "requests>=2.31; python_version >= \"3.8\""]
+        );
+        assert!(req.starts_with("# Written by `iiswsgi init` from pyproject.toml"));
+        assert!(
+            !report
+                .plan
+                .notes
+                .iter()
+                .any(|n| n.contains("no requirements.txt")),
+            "{:?}",
+            report.plan.notes
+        );
+    }
+
+    #[test]
+    fn django_asgi_py_is_never_proposed() {
+        let (_tmp, dir) = project("django-asgi");
+        let report = run_init(&dir);
+        let m = load(&dir);
+        assert_eq!(m.wsgi.app.to_string(), "mysite.wsgi:application");
+        assert!(
+            !report.plan.notes.iter().any(|n| n.contains("also found")),
+            "{:?}",
+            report.plan.notes
+        );
+        assert!(
+            report
+                .plan
+                .notes
+                .iter()
+                .any(|n| n.starts_with("mysite/asgi.py: an ASGI application")),
+            "{:?}",
+            report.plan.notes
+        );
+        // With asgi.py alone there is nothing to serve: a TODO, not the ASGI app.
+        std::fs::remove_file(dir.join("mysite/wsgi.py")).expect("rm");
+        let plan = init::plan(&dir).expect("plan");
+        assert!(
+            plan.text.contains("app = \"TODO:module:callable\""),
+            "{}",
+            plan.text
+        );
+    }
+
+    #[test]
+    fn a_projects_own_venv_is_set_and_never_searched() {
+        let (_tmp, dir) = project("pyproject-only");
+        std::fs::create_dir_all(dir.join(".venv/lib")).expect("mkdir");
+        std::fs::write(dir.join(".venv/pyvenv.cfg"), "home = /usr/bin\n").expect("cfg");
+        std::fs::write(
+            dir.join(".venv/lib/decoy.py"),
+            "from flask import Flask\napp = Flask(__name__)\n",
+        )
+        .expect("decoy");
+        run_init(&dir);
+        let m = load(&dir);
+        assert!(
+            matches!(&m.wsgi.venv, Some(iiswsgi::manifest::Venv::InApp(p)) if p.as_str() == ".venv"),
+            "{:?}",
+            m.wsgi.venv
+        );
+        assert_eq!(m.wsgi.app.to_string(), "shop:application");
+    }
+
+    #[test]
+    fn a_shallow_wsgi_py_is_found_in_a_tree_larger_than_the_file_limit() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("bigsite");
+        // 5,100 vendored modules that sort before the app and exceed the read limit: a
+        // depth-first walk reads them all and stops before webapp/wsgi.py.
+        for p in 0..51 {
+            let pkg = dir.join(format!("aaa_vendor/pkg{p:02}"));
+            std::fs::create_dir_all(&pkg).unwrap();
+            for m in 0..100 {
+                std::fs::write(pkg.join(format!("m{m:03}.py")), "X = 1\n").unwrap();
+            }
+        }
+        std::fs::create_dir_all(dir.join("webapp")).unwrap();
+        std::fs::write(dir.join("webapp/__init__.py"), "").unwrap();
+        std::fs::write(
+            dir.join("webapp/wsgi.py"),
+            "from django.core.wsgi import get_wsgi_application\napplication = get_wsgi_application()\n",
+        )
+        .unwrap();
+        let report = run_init(&dir);
+        let m = load(&dir);
+        assert_eq!(m.wsgi.app.to_string(), "webapp.wsgi:application");
+        assert!(
+            report
+                .plan
+                .notes
+                .iter()
+                .any(|n| n.contains("stopped searching after 5000")),
+            "the limit still applies: {:?}",
+            report.plan.notes
+        );
+    }
+
+    #[test]
+    fn comments_keep_their_quotes_unescaped() {
+        for fixture in ["nothing", "pyramid", "flask"] {
+            let (_tmp, dir) = project(fixture);
+            let report = run_init(&dir);
+            let escaped: Vec<&str> = report
+                .plan
+                .text
+                .lines()
+                .filter(|l| l.starts_with('#') && l.contains("\\\""))
+                .collect();
+            assert!(escaped.is_empty(), "{fixture}: {escaped:?}");
+        }
+        let (_tmp, dir) = project("nothing");
+        let text = run_init(&dir).plan.text;
+        assert!(
+            text.contains("# No WSGI callable was found. Name yours, e.g. \"hello:app\""),
+            "{text}"
+        );
+    }
+}

@@ -3,6 +3,9 @@
 
 mod support;
 
+/// `check --import` and `doctor` import `[wsgi] app` in its venv (real Flask and Django).
+#[cfg(all(unix, feature = "python"))]
+mod app_import;
 /// Who may name whom inside `src/`.
 mod architecture;
 /// `iiswsgi check`: lint rules on packages, their XML, feeds and manifests.
@@ -29,6 +32,8 @@ mod peers;
 /// `iiswsgi run` over socketpairs, sockets and a real nginx: transports, shutdown, limits.
 #[cfg(unix)]
 mod run;
+/// `[[iis.static]]`: the `<location>` IIS serves static files from, packaged and installed.
+mod static_files;
 /// The binary in a venv's bin/, as `pip install iiswsgi` puts it: self-location, `--version`,
 /// serving Flask through the IIS client (`IISWSGI_WHEEL_BIN` tests the installed wheel).
 #[cfg(all(unix, feature = "python"))]

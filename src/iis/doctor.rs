@@ -6,7 +6,10 @@
 //! (0xC0000135, shown by IIS only as "the FastCGI process exited unexpectedly"), a venv made
 //! by another Python, a per-user Python the pool cannot see, a `scriptProcessor` that is not
 //! the registered `fullPath|arguments` (0x80070585), a missing registration, buffering that
-//! breaks streaming, frequent recycling, ACLs, the log folder, `stderrMode`.
+//! breaks streaming, frequent recycling, ACLs, the log folder, `stderrMode`; and the app
+//! itself: `[wsgi] app` must import in its venv (the probe of `check --import`, run by the
+//! venv's python in a child process) and each `[[iis.static]]` folder must exist and be handed
+//! to IIS by web.config.
 //!
 //! Each [`Check`] has a stable id, a status, what was found and the fix. Checks that need IIS
 //! (appcmd, icacls, the app pool's DLL search) run only where appcmd can be asked; elsewhere
@@ -276,6 +279,8 @@ pub fn doctor(
     checks.extend(web_config_checks(&facts));
     checks.extend(fastcgi_value_checks(&facts));
     checks.push(log_check(&facts, dir));
+    checks.push(app::import_check(&facts, dir, &options.iiswsgi_exe));
+    checks.extend(app::static_check(&facts, dir));
     if iis.can_read() {
         checks.push(registered_check(&facts));
         checks.push(dll_check(&facts, options, iis));
@@ -825,5 +830,6 @@ fn permission_checks(
     }
 }
 
+mod app;
 #[cfg(test)]
 mod tests;

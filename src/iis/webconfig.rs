@@ -3,7 +3,9 @@
 //! `install`, `iis enable` and `doctor` need the same few facts from the app folder's
 //! web.config: the FastCGI handler mappings (name, `scriptProcessor`, `responseBufferLimit`),
 //! whether it is still the placeholder a package ships (every verb denied, msdeploy-webpi.md
-//! §5.3), and whether someone put a `<fastCgi>` section there (no effect: AppHostOnly). Pure:
+//! §5.3), whether someone put a `<fastCgi>` section there (no effect: AppHostOnly), and which
+//! `<location>` folders IIS serves itself (`[[iis.static]]`). Handlers inside a `<location>`
+//! are that folder's, never the app's: they are kept apart. Pure:
 //! it takes text. Bounded like every parser of outside input: size and depth capped, DTDs
 //! refused.
 
@@ -72,6 +74,33 @@ pub struct WebConfigFacts {
     pub denies_all_verbs: bool,
     /// Line of a `<fastCgi>` element (no effect in web.config), if any.
     pub fastcgi_section_line: Option<usize>,
+    /// `<location path>` elements and their handlers.
+    pub locations: Vec<LocationFacts>,
+}
+
+/// A `<location>` of web.config and its `<handlers>`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LocationFacts {
+    /// `path`, as written.
+    pub path: String,
+    /// Its `<handlers><clear/>` is present.
+    pub handlers_cleared: bool,
+    /// Its `<handlers><add>` elements.
+    pub handlers: Vec<HandlerAdd>,
+}
+
+impl LocationFacts {
+    /// IIS serves this folder itself: the handlers are cleared, a StaticFileModule handler is
+    /// mapped and no FastCGI one.
+    pub fn serves_static(&self) -> bool {
+        let maps = |m: &str| {
+            self.handlers.iter().any(|h| {
+                h.attr("modules")
+                    .is_some_and(|v| v.split(',').any(|x| x.trim().eq_ignore_ascii_case(m)))
+            })
+        };
+        self.handlers_cleared && maps("StaticFileModule") && !maps("FastCgiModule")
+    }
 }
 
 impl WebConfigFacts {
@@ -85,6 +114,16 @@ impl WebConfigFacts {
         self.handlers
             .iter()
             .find(|h| h.name().eq_ignore_ascii_case(name))
+    }
+
+    /// The `<location>` paths IIS serves itself ([`LocationFacts::serves_static`]), without
+    /// surrounding `/`.
+    pub fn static_locations(&self) -> Vec<String> {
+        self.locations
+            .iter()
+            .filter(|l| l.serves_static())
+            .map(|l| l.path.trim_matches('/').to_string())
+            .collect()
     }
 }
 
@@ -162,7 +201,29 @@ pub fn parse(text: &str) -> Result<WebConfigFacts, WebConfigError> {
         }
         let parent = stack.last().map(String::as_str);
         let in_web_server = stack.iter().any(|s| s == "system.webServer");
+        let in_location = stack.iter().any(|s| s == "location");
         match (parent, name.as_str()) {
+            (_, "location") if !in_location => facts.locations.push(LocationFacts {
+                path: attrs
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("path"))
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default(),
+                ..LocationFacts::default()
+            }),
+            (Some("handlers"), "add") if in_web_server && in_location => {
+                if let Some(l) = facts.locations.last_mut() {
+                    l.handlers.push(HandlerAdd {
+                        line: line_at(text, pos),
+                        attrs,
+                    });
+                }
+            }
+            (Some("handlers"), "clear") if in_web_server && in_location => {
+                if let Some(l) = facts.locations.last_mut() {
+                    l.handlers_cleared = true;
+                }
+            }
             (Some("handlers"), "add") if in_web_server => facts.handlers.push(HandlerAdd {
                 line: line_at(text, pos),
                 attrs,
@@ -233,6 +294,20 @@ mod tests {
         .expect("parse");
         assert_eq!(f.handlers[0].response_buffer_limit(), Some(4_194_304));
         assert_eq!(f.fastcgi_section_line, Some(1));
+    }
+
+    #[test]
+    fn location_handlers_are_the_folders_not_the_apps() {
+        let f = parse(
+            "<configuration><system.webServer><handlers><add name=\"iiswsgi-Shop\" modules=\"FastCgiModule\" scriptProcessor=\"C:\\i.exe|run\"/></handlers></system.webServer>\
+             <location path=\"static\"><system.webServer><handlers><clear/><add name=\"StaticFile\" path=\"*\" modules=\"StaticFileModule,DefaultDocumentModule\"/></handlers></system.webServer></location>\
+             <location path=\"media\"><system.webServer><handlers><remove name=\"iiswsgi-Shop\"/></handlers></system.webServer></location></configuration>",
+        )
+        .expect("parse");
+        assert_eq!(f.handlers.len(), 1);
+        assert!(!f.handlers_cleared);
+        assert_eq!(f.locations.len(), 2);
+        assert_eq!(f.static_locations(), ["static"]);
     }
 
     #[test]

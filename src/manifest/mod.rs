@@ -555,6 +555,16 @@ pub struct Iis {
     pub set_acl: Vec<SetAcl>,
     /// Request filtering.
     pub request_filtering: RequestFiltering,
+    /// `[[iis.static]]`: folders IIS serves itself.
+    pub static_files: Vec<StaticFolder>,
+}
+
+/// `[[iis.static]]`: a folder IIS's StaticFileModule serves, at the same URL path under the
+/// app, instead of the Python handler (a `<location>` in web.config clears the handlers there).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticFolder {
+    /// Relative to the app folder; also the URL path under the app.
+    pub path: RelPath,
 }
 
 /// `[iis.handler]`.

@@ -177,6 +177,10 @@ pub struct RawIis {
     pub set_acl: Option<Vec<RawSetAcl>>,
     /// `system.webServer/security/requestFiltering` in web.config.
     pub request_filtering: Option<RawRequestFiltering>,
+    /// Folders IIS serves itself (its StaticFileModule), not Python: one `<location>` each in
+    /// web.config.
+    #[serde(rename = "static")]
+    pub static_files: Option<Vec<RawStatic>>,
 }
 
 /// `[iis.handler]`: the `system.webServer/handlers` entry that routes requests to iiswsgi.
@@ -303,6 +307,18 @@ pub struct RawSetAcl {
     /// `Directory` or `File`. Default: `Directory`. A File ACL on a missing file creates it
     /// empty.
     pub resource_type: Option<AclResourceType>,
+}
+
+/// `[[iis.static]]`: a folder of the app that IIS serves itself, at the same URL path.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+#[schemars(deny_unknown_fields)]
+pub struct RawStatic {
+    /// The folder, relative to the app folder with `/` separators, which is also the URL path
+    /// under the app (`static` serves `/<app>/static/...` from `<app folder>/static`). For
+    /// Django, the `STATIC_ROOT` that `collectstatic` fills, with `STATIC_URL` the same name.
+    #[schemars(required)]
+    pub path: Option<Spanned<String>>,
 }
 
 /// `setAclResourceType`.

@@ -3,6 +3,30 @@
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
+
+/// A venv with Flask and Django from PyPI (`<target>/tmp/wsgi-frameworks-py<minor>`), made
+/// once per run for every module that needs it (one call site, so two tests never build it
+/// at the same time).
+pub fn frameworks() -> &'static Path {
+    static VENV: OnceLock<PathBuf> = OnceLock::new();
+    VENV.get_or_init(|| {
+        cached(
+            "wsgi-frameworks",
+            &["Flask>=3.0,<4".as_ref(), "Django>=4.2,<6".as_ref()],
+        )
+    })
+}
+
+/// A fresh venv of the embedded Python at `dir` with nothing installed (no pip either).
+pub fn empty(dir: &Path) {
+    let status = Command::new(env!("IISWSGI_PY_EXECUTABLE"))
+        .args(["-m", "venv", "--without-pip"])
+        .arg(dir)
+        .status()
+        .expect("python -m venv");
+    assert!(status.success(), "python -m venv --without-pip failed");
+}
 
 /// `<target>/tmp/<name>-py<minor>`: a venv of the embedded Python with `pip install
 /// <pip_args>` done, built on first use. A venv records absolute paths, so it is built where

@@ -49,6 +49,7 @@ impl Validator<'_> {
                 set_acl.push(a);
             }
         }
+        let static_files = self.static_files(i.static_files.as_deref().unwrap_or(&[]));
         let rf = i.request_filtering.clone().unwrap_or_default();
         let max_len = self.int(
             rf.max_allowed_content_length.as_ref(),
@@ -67,6 +68,7 @@ impl Validator<'_> {
                 allow_double_escaping: rf.allow_double_escaping.unwrap_or(true),
                 max_allowed_content_length: max_len? as u32,
             },
+            static_files: static_files?,
         })
     }
 

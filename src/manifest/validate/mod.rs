@@ -8,7 +8,7 @@
 //!
 //! This file holds the `Validator` (the diagnostics it collects and how it reports them) and
 //! walks the sections in file order; each section is checked in its own file: `app`, `wsgi`,
-//! `iis`, `package`, `parameters`, `feed`, `run`. The value checks they share (free text,
+//! `iis` (and `iis_static`), `package`, `parameters`, `feed`, `run`. The value checks they share (free text,
 //! URLs, relative paths, bounded integers, regexes) are in `values`.
 
 use std::collections::BTreeSet;
@@ -24,6 +24,7 @@ mod app;
 mod feed;
 mod files;
 mod iis;
+mod iis_static;
 mod package;
 mod parameters;
 mod run;
@@ -161,6 +162,7 @@ impl Validator<'_> {
         let parameters = self.parameters(r.parameters.as_deref().unwrap_or(&[]));
         let feed = self.feed(r.feed.as_ref());
         let run = self.run(r.run.as_ref());
+        self.static_overlaps(r, wsgi.as_ref(), &run);
         if let (Some(app), Some(base)) = (&app, self.base.clone()) {
             self.files_exist(r, app, package.as_ref(), &base);
         }

@@ -688,6 +688,7 @@ mod tests {
         fs_err::write(&prev, feed("", &"a".repeat(40), "https://x/y.zip")).expect("write");
         let options = CheckOptions {
             previous_feed: Some(prev),
+            ..CheckOptions::default()
         };
         let doc = feed("", &"b".repeat(40), "https://x/y.zip");
         let f = lint(&xml::parse(&doc).expect("xml"), "feed.xml", None, &options);

@@ -12,13 +12,15 @@
 //! Unreadable files are findings too, so one bad path does not hide the others.
 //!
 //! Modules: [`zip`] (central-directory reader and Z rules),
-//! [`manifest_xml`] (M, O), [`parameters`] (P, S), [`web_config`] (C), [`feed`] (F).
+//! [`manifest_xml`] (M, O), [`parameters`] (P, S), [`web_config`] (C), [`feed`] (F), and
+//! [`app_import`] (I: with `--import`, `[wsgi] app` imports in its venv).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::xml;
 
+pub mod app_import;
 pub mod feed;
 pub mod manifest_xml;
 pub mod parameters;
@@ -189,6 +191,8 @@ pub struct FileReport {
     pub findings: Findings,
     /// For `iiswsgi.toml`: the manifest checker's own report (diagnostics with carets).
     pub manifest: Option<crate::manifest::CheckReport>,
+    /// With `--import`, what the app imported as (the I rules passed).
+    pub imported: Option<String>,
 }
 
 impl FileReport {
@@ -210,7 +214,29 @@ impl FileReport {
     /// The findings, then a one-line summary.
     pub fn render(&self) -> String {
         if let Some(m) = &self.manifest {
-            return m.render();
+            let mut out = m.render();
+            if !self.findings.0.is_empty() {
+                // The import failed: one summary for the file replaces the manifest's "ok".
+                let last = out.trim_end_matches('\n').rfind('\n').map_or(0, |i| i + 1);
+                if out[last..].starts_with("ok: ") {
+                    out.truncate(last);
+                }
+                for f in &self.findings.0 {
+                    out.push_str(&format!("{f}\n"));
+                }
+                let (e, w) = (self.errors(), self.warnings());
+                out.push_str(&format!(
+                    "error: {}: {e} error{}, {w} warning{}\n",
+                    m.path.display(),
+                    plural(e),
+                    plural(w)
+                ));
+            }
+            if let Some(line) = &self.imported {
+                out.push_str(line);
+                out.push('\n');
+            }
+            return out;
         }
         let mut out = String::new();
         for f in &self.findings.0 {
@@ -262,6 +288,10 @@ fn plural(n: usize) -> &'static str {
 pub struct CheckOptions {
     /// The previously published feed, for F09 (same installerURL, different sha1).
     pub previous_feed: Option<PathBuf>,
+    /// `--import`: import `[wsgi] app` of each valid manifest in its venv (I rules).
+    pub import_app: bool,
+    /// `--venv`: the venv to import with, instead of the manifest's.
+    pub venv: Option<PathBuf>,
 }
 
 /// Lints every file in `paths`; see the module doc.
@@ -278,6 +308,7 @@ pub fn lint_file(path: &Path, options: &CheckOptions) -> FileReport {
         kind: FileKind::Unknown,
         findings: Findings::default(),
         manifest: None,
+        imported: None,
     };
     let name = path
         .file_name()
@@ -286,7 +317,17 @@ pub fn lint_file(path: &Path, options: &CheckOptions) -> FileReport {
     if name.ends_with(".toml") || path.is_dir() {
         report.kind = FileKind::IiswsgiToml;
         match crate::manifest::check_file(path) {
-            Ok(m) => report.manifest = Some(m),
+            Ok(m) => {
+                if options.import_app
+                    && let Some(valid) = &m.manifest
+                {
+                    let (findings, imported) =
+                        app_import::lint(valid, &m.path, options.venv.as_deref());
+                    report.findings = findings;
+                    report.imported = imported;
+                }
+                report.manifest = Some(m);
+            }
             Err(e) => report
                 .findings
                 .error("IO", "", crate::error_chain(&e, ": ")),

@@ -1,6 +1,9 @@
-//! Rules C01–C04 (web.config), msdeploy-webpi.md §5 and §7.4: the FastCGI handler mapping must
+//! Rules C01–C06 (web.config), msdeploy-webpi.md §5 and §7.4: the FastCGI handler mapping must
 //! name the registered `fullPath|arguments` exactly, stream (`responseBufferLimit="0"`), and
-//! carry nothing appcmd cannot quote; `<fastCgi>` has no effect at app level.
+//! carry nothing appcmd cannot quote; `<fastCgi>` has no effect at app level. C05 and C06 are
+//! iiswsgi's own, for `[[iis.static]]`: each static folder has a `<location>` whose handlers
+//! are cleared down to IIS's StaticFileModule (C05, checked where the manifest is known), and
+//! no `<location>` clears its handlers without mapping one again (C06).
 
 use super::Findings;
 use crate::xml::Element;
@@ -77,6 +80,21 @@ pub fn lint(root: &Element, label: &str, expected_script_processor: Option<&str>
             );
         }
     }
+    for loc in root.children_named("location") {
+        let Some(handlers) = location_handlers(loc) else {
+            continue;
+        };
+        if handlers.child("clear").is_some() && handlers.child("add").is_none() {
+            f.error(
+                "C06",
+                at(handlers.line),
+                format!(
+                    "<location path=\"{}\"> clears its handlers and maps none: no request under it can be served",
+                    loc.attr("path").unwrap_or("")
+                ),
+            );
+        }
+    }
     if expected_script_processor.is_some() && fastcgi_handlers == 0 {
         f.error(
             "C01",
@@ -85,6 +103,77 @@ pub fn lint(root: &Element, label: &str, expected_script_processor: Option<&str>
         );
     }
     f
+}
+
+/// [`lint`] for a web.config `iiswsgi install` renders: C01 against the registered
+/// `script_processor`, and C05: every `[[iis.static]]` folder in `static_paths` is served by
+/// IIS's StaticFileModule.
+pub fn lint_installed(
+    root: &Element,
+    label: &str,
+    script_processor: &str,
+    static_paths: &[String],
+) -> Findings {
+    let mut f = lint(root, label, Some(script_processor));
+    for path in static_paths {
+        let wanted = path.trim_matches('/');
+        let loc = root.children_named("location").find(|l| {
+            l.attr("path")
+                .is_some_and(|p| p.trim_matches('/').eq_ignore_ascii_case(wanted))
+        });
+        let problem = match loc.map(|l| (l, location_handlers(l))) {
+            None => Some((
+                label.to_string(),
+                format!(
+                    "no <location path=\"{wanted}\">: the FastCGI handler serves /{wanted}/ through Python"
+                ),
+            )),
+            Some((l, None)) => Some((
+                format!("{label}:{}", l.line),
+                format!(
+                    "<location path=\"{wanted}\"> has no <handlers>: the FastCGI handler still serves it"
+                ),
+            )),
+            Some((_, Some(h))) => {
+                let adds: Vec<&Element> = h.children_named("add").collect();
+                let modules = |e: &Element, m: &str| {
+                    e.attr("modules")
+                        .is_some_and(|v| v.split(',').any(|x| x.trim().eq_ignore_ascii_case(m)))
+                };
+                if h.child("clear").is_none() {
+                    Some((
+                        format!("{label}:{}", h.line),
+                        format!(
+                            "<location path=\"{wanted}\"> does not <clear/> the inherited handlers: the FastCGI handler (path=\"*\") still serves it"
+                        ),
+                    ))
+                } else if adds.iter().any(|&e| modules(e, "FastCgiModule")) {
+                    Some((
+                        format!("{label}:{}", h.line),
+                        format!("<location path=\"{wanted}\"> maps a FastCGI handler again"),
+                    ))
+                } else if !adds.iter().any(|&e| modules(e, "StaticFileModule")) {
+                    Some((
+                        format!("{label}:{}", h.line),
+                        format!(
+                            "<location path=\"{wanted}\"> maps no StaticFileModule handler: IIS cannot serve its files"
+                        ),
+                    ))
+                } else {
+                    None
+                }
+            }
+        };
+        if let Some((at, message)) = problem {
+            f.error("C05", at, format!("[[iis.static]] `{wanted}`: {message}"));
+        }
+    }
+    f
+}
+
+/// `<location>/<system.webServer>/<handlers>`.
+fn location_handlers(loc: &Element) -> Option<&Element> {
+    loc.child("system.webServer")?.child("handlers")
 }
 
 #[cfg(test)]
@@ -114,6 +203,60 @@ mod tests {
             Some(r#""C:\i.exe"|run"#),
         );
         assert!(f.has("C01"));
+    }
+
+    fn with_location(location: &str) -> String {
+        GOOD.replace("</configuration>", &format!("{location}</configuration>"))
+    }
+
+    const STATIC: &str = r#"<location path="static"><system.webServer><handlers><clear/>
+      <add name="StaticFile" path="*" verb="*" modules="StaticFileModule,DefaultDocumentModule" resourceType="File" requireAccess="Read"/>
+    </handlers></system.webServer></location>"#;
+
+    #[test]
+    fn a_static_location_clearing_down_to_static_files_is_clean() {
+        let doc = with_location(STATIC);
+        let f = lint_installed(
+            &parse(&doc).expect("xml"),
+            "web.config",
+            r"C:\i.exe|run",
+            &["static".to_string()],
+        );
+        assert!(f.0.is_empty(), "{f:?}");
+    }
+
+    #[test]
+    fn a_static_folder_python_still_serves_is_c05() {
+        let sp = r"C:\i.exe|run";
+        let statics = ["static".to_string()];
+        let c05 = |doc: &str| {
+            let f = lint_installed(&parse(doc).expect("xml"), "web.config", sp, &statics);
+            assert!(f.has("C05"), "{f:?}");
+            f.0.iter()
+                .find(|x| x.rule == "C05")
+                .map(|x| x.message.clone())
+                .unwrap_or_default()
+        };
+        assert!(c05(GOOD).contains("no <location path=\"static\">"));
+        assert!(c05(&with_location(&STATIC.replace("<clear/>", ""))).contains("does not <clear/>"));
+        assert!(
+            c05(&with_location(&STATIC.replace("StaticFileModule,", "")))
+                .contains("no StaticFileModule")
+        );
+        // A location for another folder does not count.
+        assert!(
+            c05(&with_location(&STATIC.replace("\"static\"", "\"assets\"")))
+                .contains("no <location")
+        );
+    }
+
+    #[test]
+    fn a_location_that_clears_every_handler_is_c06() {
+        let doc = with_location(
+            r#"<location path="x"><system.webServer><handlers><clear/></handlers></system.webServer></location>"#,
+        );
+        let f = lint(&parse(&doc).expect("xml"), "web.config", None);
+        assert!(f.has("C06"), "{f:?}");
     }
 
     #[test]

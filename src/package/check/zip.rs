@@ -311,11 +311,12 @@ pub fn lint_package(path: &Path) -> Findings {
             && let (Some(tpl_text), Some(toml_text)) = (read(tpl, &mut f), read(toml, &mut f))
         {
             match crate::deploy::installed_web_config_sample(&toml_text, &tpl_text) {
-                Ok((xml_text, expected)) => match xml::parse(&xml_text) {
-                    Ok(root) => f.extend(web_config::lint(
+                Ok(sample) => match xml::parse(&sample.xml) {
+                    Ok(root) => f.extend(web_config::lint_installed(
                         &root,
                         &format!("{} (rendered)", tpl.name),
-                        Some(&expected),
+                        &sample.script_processor,
+                        &sample.static_paths,
                     )),
                     Err(e) => f.error(
                         "C01",

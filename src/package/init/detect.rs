@@ -1,11 +1,17 @@
-//! What a Python project already says about itself: name, version, description and author
-//! from `pyproject.toml`, `setup.cfg` or `setup.py`, and where its WSGI callable is.
+//! What a Python project already says about itself: name, version, description, author and
+//! dependencies from `pyproject.toml`, `setup.cfg` or `setup.py`, its local venv, and where
+//! its WSGI callable is: a module of the project, or a mod_wsgi script (`*.wsgi`, as Trac,
+//! MoinMoin and Mercurial's hgweb ship), which `init` then serves through a small shim module
+//! because a `.wsgi` file cannot be imported by name.
 //!
 //! Reading only: `setup.py` is scanned with regular expressions for literal keyword
-//! arguments and never executed. The walk skips virtual environments, VCS folders,
-//! `node_modules` and `site-packages`, and is bounded in depth and file count so `init` in a
-//! large tree stays quick.
+//! arguments and never executed. The walk is breadth-first (every file of a folder level
+//! before the next level, so a shallow `wsgi.py` is found even in a huge tree), skips virtual
+//! environments, VCS folders, `node_modules` and `site-packages`, and is bounded in depth and
+//! file count so `init` in a large tree stays quick. An `asgi.py` is never a candidate: its
+//! `application` is an ASGI app, which fails with a `TypeError` at request time.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -13,7 +19,7 @@ use regex::Regex;
 
 /// Deepest folder level searched for Python files (the project folder is level 0).
 pub const MAX_DEPTH: usize = 6;
-/// Most `.py` files read while looking for the WSGI callable.
+/// Most `.py` and `.wsgi` files read while looking for the WSGI callable.
 pub const MAX_PY_FILES: usize = 5000;
 /// Larger `.py` files are not read.
 pub const MAX_PY_BYTES: u64 = 1024 * 1024;
@@ -63,6 +69,8 @@ pub struct Metadata {
     pub license: Option<Found>,
     /// Home page.
     pub homepage: Option<Found>,
+    /// `[project] dependencies` of pyproject.toml (PEP 508 strings).
+    pub dependencies: Vec<String>,
     /// Files that were read.
     pub files: Vec<String>,
 }
@@ -80,6 +88,9 @@ impl Metadata {
         take(&mut self.author, other.author);
         take(&mut self.license, other.license);
         take(&mut self.homepage, other.homepage);
+        if self.dependencies.is_empty() {
+            self.dependencies = other.dependencies;
+        }
         self.files.extend(other.files);
     }
 }
@@ -95,6 +106,10 @@ pub enum Framework {
     FlaskFactory,
     /// `app = Bottle()` / `falcon.App()`.
     OtherFramework,
+    /// A mod_wsgi script (`*.wsgi`) defining `application`, served through a shim module:
+    /// after the frameworks' own objects (a `.wsgi` wrapping a Flask app often names server
+    /// paths that do not exist on IIS), before a bare `application = ...`.
+    ModWsgi,
     /// `application = ...` or `def application(environ, start_response)`.
     Plain,
     /// `def main(global_config, **settings)`: a PasteDeploy factory, not a WSGI app.
@@ -106,6 +121,7 @@ impl Framework {
     pub fn label(self) -> &'static str {
         match self {
             Framework::Django => "Django",
+            Framework::ModWsgi => "mod_wsgi script",
             Framework::Flask => "Flask",
             Framework::FlaskFactory => "Flask (app factory)",
             Framework::OtherFramework => "WSGI framework",
@@ -162,6 +178,10 @@ pub struct Detection {
     pub requirements: Option<String>,
     /// `manage.py` exists at the top (Django).
     pub has_manage_py: bool,
+    /// The project's own venv (`.venv` or `venv` holding a `pyvenv.cfg`), when there is one.
+    pub local_venv: Option<String>,
+    /// `asgi.py` files passed over (their `application` is ASGI).
+    pub asgi_skipped: Vec<String>,
     /// Python files read.
     pub py_files_read: usize,
     /// The walk stopped at [`MAX_PY_FILES`].
@@ -193,6 +213,10 @@ pub fn detect(dir: &Path) -> Detection {
         d.requirements = Some("requirements.txt".to_string());
     }
     d.has_manage_py = dir.join("manage.py").is_file();
+    d.local_venv = [".venv", "venv"]
+        .iter()
+        .find(|v| dir.join(v).join("pyvenv.cfg").is_file())
+        .map(|v| v.to_string());
     find_callables(&mut d);
     d
 }
@@ -257,6 +281,18 @@ pub fn pyproject_metadata(text: &str) -> Result<Metadata, PyprojectError> {
             Some(toml::Value::Table(t)) => s(t, "text").and_then(|v| found(&v, src)),
             _ => None,
         };
+        m.dependencies = p
+            .get("dependencies")
+            .and_then(|v| v.as_array())
+            .map(|list| {
+                list.iter()
+                    .filter_map(|d| d.as_str())
+                    .map(str::trim)
+                    .filter(|d| !d.is_empty() && !d.chars().any(char::is_control))
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
         m.homepage = p
             .get("urls")
             .and_then(|u| u.as_table())
@@ -285,6 +321,7 @@ pub fn pyproject_metadata(text: &str) -> Result<Metadata, PyprojectError> {
                 .and_then(|v| found(v, src)),
             license: s(p, "license").and_then(|v| found(&v, src)),
             homepage: s(p, "homepage").and_then(|v| found(&v, src)),
+            dependencies: Vec::new(),
             files: Vec::new(),
         };
         poetry.files.clear();
@@ -340,6 +377,7 @@ pub fn setup_cfg_metadata(text: &str) -> Metadata {
         author,
         license: get("license"),
         homepage: get("url").or_else(|| get("home_page")),
+        dependencies: Vec::new(),
         files: vec!["setup.cfg".into()],
     }
 }
@@ -395,6 +433,7 @@ struct Patterns {
     plain_def: Regex,
     django_app: Regex,
     pyramid: Regex,
+    asgi: Regex,
 }
 
 fn patterns() -> &'static Patterns {
@@ -409,6 +448,9 @@ fn patterns() -> &'static Patterns {
         plain_def: re(r"(?m)^def\s+application\s*\(\s*environ\b"),
         django_app: re(r"(?m)^application\s*=\s*(?:get_wsgi_application|StaticFilesHandler|\S)"),
         pyramid: re(r"(?m)^def\s+main\s*\(\s*global_config\b"),
+        asgi: re(
+            r"(?m)^application\s*=\s*(?:get_asgi_application|ASGIHandler|ProtocolTypeRouter|Starlette|FastAPI|Quart)\b",
+        ),
     })
 }
 
@@ -425,56 +467,74 @@ fn skip_dir(path: &Path, name: &str) -> bool {
 }
 
 fn find_callables(d: &mut Detection) {
-    let walker = walkdir::WalkDir::new(&d.dir)
-        .max_depth(MAX_DEPTH)
-        .sort_by_file_name()
-        .into_iter()
-        .filter_entry(|e| {
-            e.depth() == 0
-                || !(e.file_type().is_dir() && skip_dir(e.path(), &e.file_name().to_string_lossy()))
-        });
-    for entry in walker {
-        let entry = match entry {
-            Ok(e) => e,
+    // Breadth-first: every file of one folder level before the next level.
+    let mut queue = VecDeque::from([(d.dir.clone(), 0usize)]);
+    'walk: while let Some((folder, depth)) = queue.pop_front() {
+        let mut entries: Vec<fs_err::DirEntry> = match fs_err::read_dir(&folder) {
+            Ok(list) => list.filter_map(Result::ok).collect(),
             Err(e) => {
                 d.problems.push(e.to_string());
                 continue;
             }
         };
-        if !entry.file_type().is_file()
-            || entry.path().extension().is_none_or(|e| e != "py")
-            || entry.metadata().is_ok_and(|m| m.len() > MAX_PY_BYTES)
-        {
-            continue;
+        entries.sort_by_key(fs_err::DirEntry::file_name);
+        for entry in entries {
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if kind.is_dir() {
+                if depth + 1 < MAX_DEPTH && !skip_dir(&path, &name) {
+                    queue.push_back((path, depth + 1));
+                }
+                continue;
+            }
+            let script = name.ends_with(".wsgi");
+            if !kind.is_file()
+                || !(script || name.ends_with(".py"))
+                || entry.metadata().is_ok_and(|m| m.len() > MAX_PY_BYTES)
+            {
+                continue;
+            }
+            if d.py_files_read >= MAX_PY_FILES {
+                d.truncated = true;
+                break 'walk;
+            }
+            d.py_files_read += 1;
+            let Ok(text) = fs_err::read_to_string(&path) else {
+                continue; // not UTF-8 or unreadable: not a candidate
+            };
+            let Ok(rel) = path.strip_prefix(&d.dir) else {
+                continue;
+            };
+            let rel_str = rel
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/");
+            if script {
+                scan_wsgi_script(&d.dir, &text, &rel_str, &mut d.candidates);
+                continue;
+            }
+            if name == "asgi.py" {
+                if patterns().plain_assign.is_match(&text) {
+                    d.asgi_skipped.push(rel_str);
+                }
+                continue;
+            }
+            let Some((python_path, module)) = module_of(&d.dir, rel) else {
+                continue;
+            };
+            scan(
+                &text,
+                &name,
+                &rel_str,
+                &module,
+                &python_path,
+                &mut d.candidates,
+            );
         }
-        if d.py_files_read >= MAX_PY_FILES {
-            d.truncated = true;
-            break;
-        }
-        d.py_files_read += 1;
-        let Ok(text) = fs_err::read_to_string(entry.path()) else {
-            continue; // not UTF-8 or unreadable: not a candidate
-        };
-        let Ok(rel) = entry.path().strip_prefix(&d.dir) else {
-            continue;
-        };
-        let Some((python_path, module)) = module_of(&d.dir, rel) else {
-            continue;
-        };
-        let rel_str = rel
-            .components()
-            .map(|c| c.as_os_str().to_string_lossy())
-            .collect::<Vec<_>>()
-            .join("/");
-        let file_name = entry.file_name().to_string_lossy();
-        scan(
-            &text,
-            &file_name,
-            &rel_str,
-            &module,
-            &python_path,
-            &mut d.candidates,
-        );
     }
     d.candidates.sort_by(|a, b| {
         (a.framework, a.file.matches('/').count(), &a.file).cmp(&(
@@ -482,6 +542,63 @@ fn find_callables(d: &mut Detection) {
             b.file.matches('/').count(),
             &b.file,
         ))
+    });
+}
+
+/// The module `init` writes to serve the mod_wsgi script `rel` (`contrib/hgweb.wsgi` →
+/// `hgweb_wsgi`): a Python identifier from the file's stem, not clashing with a file of the
+/// project that `init` did not write.
+pub fn shim_module(dir: &Path, rel: &str) -> String {
+    let file = rel.rsplit('/').next().unwrap_or(rel);
+    let stem = file.strip_suffix(".wsgi").unwrap_or(file);
+    let mut base: String = stem
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    if !base.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        base.insert_str(0, "app_");
+    }
+    let ours = |name: &str| {
+        let path = dir.join(format!("{name}.py"));
+        !path.exists() || fs_err::read_to_string(&path).is_ok_and(|t| t.contains(SHIM_MARKER))
+    };
+    let first = format!("{base}_wsgi");
+    if ours(&first) {
+        return first;
+    }
+    (2..100)
+        .map(|n| format!("{base}_wsgi{n}"))
+        .find(|n| ours(n))
+        .unwrap_or_else(|| format!("{base}_wsgi_iiswsgi"))
+}
+
+/// A line every shim module `init` writes carries, so a second `init` may rewrite it.
+pub const SHIM_MARKER: &str = "Written by `iiswsgi init` to serve the mod_wsgi script";
+
+/// mod_wsgi's convention: the script defines `application` at the top level.
+fn scan_wsgi_script(dir: &Path, text: &str, rel: &str, out: &mut Vec<Candidate>) {
+    let p = patterns();
+    if p.asgi.is_match(text) {
+        return;
+    }
+    let Some(m) = p.plain_def.find(text).or_else(|| {
+        static DEF: OnceLock<Regex> = OnceLock::new();
+        DEF.get_or_init(|| re(r"(?m)^def\s+application\s*\("))
+            .find(text)
+            .or_else(|| p.plain_assign.find(text))
+    }) else {
+        return;
+    };
+    let (line, evidence) = line_of(text, m.start());
+    out.push(Candidate {
+        framework: Framework::ModWsgi,
+        module: shim_module(dir, rel),
+        attribute: "application".to_string(),
+        call: false,
+        file: rel.to_string(),
+        line,
+        evidence,
+        python_path: String::new(),
     });
 }
 
@@ -568,7 +685,11 @@ fn scan(
         push(Framework::OtherFramework, var.as_str(), false, var.start());
         return;
     }
-    if let Some(m) = p.plain_def.find(text).or_else(|| p.plain_assign.find(text)) {
+    if let Some(m) = p
+        .plain_def
+        .find(text)
+        .or_else(|| p.plain_assign.find(text).filter(|_| !p.asgi.is_match(text)))
+    {
         push(Framework::Plain, "application", false, m.start());
         return;
     }

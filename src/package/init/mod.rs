@@ -1,11 +1,17 @@
 //! `iiswsgi init`: scaffold an `iiswsgi.toml` from what a Python project already says about
 //! itself.
 //!
-//! Two phases, as every subcommand: [`plan`] reads the project (metadata files and `.py`
-//! sources, never executing anything) and renders the manifest in memory; [`Plan::write`]
-//! does the only writing. The library takes the project folder as a path and never looks at
-//! the working directory. What could not be found becomes a `TODO` value that
+//! Two phases, as every subcommand: [`plan`] reads the project (metadata files, `.py` sources
+//! and `.wsgi` scripts, never executing anything) and renders the manifest in memory;
+//! [`Plan::write`] does the only writing. The library takes the project folder as a path and
+//! never looks at the working directory. What could not be found becomes a `TODO` value that
 //! `iiswsgi check` reports, so a half-filled manifest cannot be packaged by accident.
+//!
+//! Besides `iiswsgi.toml`, `init` may write two files, never over one of the user's:
+//! `requirements.txt` from `[project] dependencies` when the project has none (the server
+//! pip-installs it), and `<name>_wsgi.py` when the WSGI entry is a mod_wsgi script
+//! (`*.wsgi`), which Python cannot import by name: the shim runs the script with `runpy` and
+//! serves its `application`, as mod_wsgi does.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -49,6 +55,15 @@ pub enum InitError {
     /// Rendering the template failed (a bug).
     #[error(transparent)]
     Template(#[from] templates::TemplateError),
+    /// A file `init` would write besides the manifest exists and is not one `init` wrote.
+    #[error(
+        "{} already exists and was not written by iiswsgi init; not overwriting it",
+        path.display()
+    )]
+    ExtraExists {
+        /// The file.
+        path: PathBuf,
+    },
     /// Writing failed.
     #[error("cannot write {}", path.display())]
     Write {
@@ -71,6 +86,17 @@ pub struct Detected {
     pub source: String,
 }
 
+/// A file `init` writes besides the manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtraFile {
+    /// Where.
+    pub path: PathBuf,
+    /// Its text.
+    pub text: String,
+    /// Why it is written (for the report).
+    pub why: String,
+}
+
 /// The rendered manifest and what `init` learned, before anything is written.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -78,6 +104,8 @@ pub struct Plan {
     pub path: PathBuf,
     /// Its text.
     pub text: String,
+    /// Other files to write: a generated requirements.txt, a shim for a `.wsgi` script.
+    pub extra_files: Vec<ExtraFile>,
     /// Values taken from the project.
     pub detected: Vec<Detected>,
     /// What the user must still fill in or decide.
@@ -190,6 +218,7 @@ pub fn plan(dir: &Path) -> Result<Plan, InitError> {
         .unwrap_or_else(|| name.clone());
 
     // [wsgi] app.
+    let mut extra_files = Vec::new();
     let mut wsgi_notes = Vec::new();
     let mut python_paths = Vec::new();
     let mut post_install = Vec::new();
@@ -221,6 +250,20 @@ pub fn plan(dir: &Path) -> Result<Plan, InitError> {
                     value: c.python_path.clone(),
                     source: format!("{} is importable from there", c.module),
                 });
+            }
+            if c.framework == Framework::ModWsgi {
+                extra_files.push(ExtraFile {
+                    path: dir.join(format!("{}.py", c.module)),
+                    text: templates::wsgi_script_shim(&c.file),
+                    why: format!(
+                        "serves the mod_wsgi script {} (a .wsgi file cannot be imported by name)",
+                        c.file
+                    ),
+                });
+                todo.push(format!(
+                    "[wsgi] app: {} is a mod_wsgi script; check the paths it names (they are often placeholders such as /path/to/env) before deploying",
+                    c.file
+                ));
             }
             if c.framework == Framework::FlaskFactory {
                 todo.push(format!(
@@ -274,13 +317,20 @@ pub fn plan(dir: &Path) -> Result<Plan, InitError> {
             .filter(|c| c.framework != Framework::Pyramid && *c != first)
             .take(5)
         {
-            notes.push(format!(
-                "also found {} `{}` ({}:{}); edit [wsgi] app if that is the one to serve",
-                other.framework.label(),
-                other.target(),
-                other.file,
-                other.line
-            ));
+            notes.push(if other.framework == Framework::ModWsgi {
+                format!(
+                    "also found the mod_wsgi script {} (line {}), not chosen",
+                    other.file, other.line
+                )
+            } else {
+                format!(
+                    "also found {} `{}` ({}:{}); edit [wsgi] app if that is the one to serve",
+                    other.framework.label(),
+                    other.target(),
+                    other.file,
+                    other.line
+                )
+            });
         }
         if first.framework == Framework::Django && d.has_manage_py {
             post_install.push("python manage.py migrate --noinput".to_string());
@@ -290,16 +340,55 @@ pub fn plan(dir: &Path) -> Result<Plan, InitError> {
             );
         }
     }
+    for asgi in &d.asgi_skipped {
+        notes.push(format!(
+            "{asgi}: an ASGI application, which iiswsgi cannot serve (it would fail with a TypeError at request time); not proposed"
+        ));
+    }
+    let mut requirements = d.requirements.clone();
     if let Some(r) = &d.requirements {
         detected.push(Detected {
             what: "requirements",
             value: r.clone(),
             source: "found next to the project files".to_string(),
         });
+    } else if !meta.dependencies.is_empty() {
+        let path = dir.join("requirements.txt");
+        extra_files.push(ExtraFile {
+            text: templates::requirements_from_pyproject(&meta.dependencies),
+            why: format!(
+                "pyproject.toml [project] dependencies ({}), for the server's pip",
+                meta.dependencies.join(", ")
+            ),
+            path,
+        });
+        detected.push(Detected {
+            what: "requirements",
+            value: "requirements.txt".to_string(),
+            source: format!(
+                "written from pyproject.toml [project] dependencies: {}",
+                meta.dependencies.join(", ")
+            ),
+        });
+        requirements = Some("requirements.txt".to_string());
     } else {
         notes.push(
             "no requirements.txt: list the app's dependencies there (or set [package] requirements) so the server can install them".to_string(),
         );
+    }
+    // A venv when the project has one, or has requirements to install into one.
+    let venv = d
+        .local_venv
+        .clone()
+        .or_else(|| requirements.as_ref().map(|_| ".venv".to_string()));
+    if let Some(v) = &d.local_venv {
+        detected.push(Detected {
+            what: "venv",
+            value: v.clone(),
+            source: format!(
+                "{v}/pyvenv.cfg exists (check --import uses it; the package leaves it out)"
+            ),
+        });
     }
     if d.truncated {
         notes.push(format!(
@@ -332,7 +421,8 @@ pub fn plan(dir: &Path) -> Result<Plan, InitError> {
         wsgi_notes,
         python_paths,
         environment: Default::default(),
-        requirements: d.requirements.clone(),
+        requirements,
+        venv,
         post_install,
     };
     let text = Templates::new()?.manifest(&data)?;
@@ -351,6 +441,7 @@ pub fn plan(dir: &Path) -> Result<Plan, InitError> {
     Ok(Plan {
         path,
         text,
+        extra_files,
         detected,
         todo,
         notes,
@@ -363,6 +454,15 @@ impl Plan {
     /// file is first copied to `iiswsgi.toml.bak`, whose path is returned.
     pub fn write(&self, force: bool) -> Result<Option<PathBuf>, InitError> {
         let mut backup = None;
+        for f in &self.extra_files {
+            let ours = fs_err::read_to_string(&f.path)
+                .is_ok_and(|t| t.contains(templates::WRITTEN_BY_INIT));
+            if f.path.exists() && !ours {
+                return Err(InitError::ExtraExists {
+                    path: f.path.clone(),
+                });
+            }
+        }
         if self.path.exists() {
             if !force {
                 return Err(InitError::Exists {
@@ -380,6 +480,12 @@ impl Plan {
             path: self.path.clone(),
             source,
         })?;
+        for f in &self.extra_files {
+            fs_err::write(&f.path, &f.text).map_err(|source| InitError::Write {
+                path: f.path.clone(),
+                source,
+            })?;
+        }
         Ok(backup)
     }
 }
@@ -404,6 +510,9 @@ impl fmt::Display for InitReport {
         writeln!(f, "wrote {}", p.path.display())?;
         if let Some(b) = &self.backup {
             writeln!(f, "  (the previous file is kept as {})", b.display())?;
+        }
+        for e in &p.extra_files {
+            writeln!(f, "wrote {}: {}", e.path.display(), e.why)?;
         }
         if p.nothing_found {
             writeln!(

@@ -4,6 +4,12 @@
 //! the only template `init` needs. The template is compiled into the binary, handlebars runs
 //! in strict mode so a misspelt field fails loudly, and every value goes through a TOML
 //! basic-string escaper, so a description with quotes or backslashes still yields valid TOML.
+//! Comment text goes through the `comment` helper instead: a comment is not a string, so it
+//! keeps its quotes as written (no `\"`) and only loses line breaks and control characters.
+//!
+//! Also the two small files `init` may write besides the manifest: the shim module that serves
+//! a mod_wsgi script ([`wsgi_script_shim`]) and a requirements file made from pyproject.toml
+//! ([`requirements_from_pyproject`]).
 
 use serde::Serialize;
 
@@ -41,6 +47,8 @@ pub struct InitManifest {
     pub environment: std::collections::BTreeMap<String, String>,
     /// `[package] requirements`.
     pub requirements: Option<String>,
+    /// `[wsgi] venv`: the project's own venv, or `.venv` when there are requirements.
+    pub venv: Option<String>,
     /// Suggested `[package] post-install` commands (written commented out).
     pub post_install: Vec<String>,
 }
@@ -61,6 +69,7 @@ impl Templates {
         let mut hb = handlebars::Handlebars::new();
         hb.set_strict_mode(true);
         hb.register_escape_fn(toml_escape);
+        hb.register_helper("comment", Box::new(comment_helper));
         hb.register_template_string("iiswsgi.toml", MANIFEST_TEMPLATE)
             .map_err(|e| TemplateError(Box::new(e.into())))?;
         Ok(Templates { hb })
@@ -72,6 +81,74 @@ impl Templates {
             .render("iiswsgi.toml", data)
             .map_err(|e| TemplateError(Box::new(e)))
     }
+}
+
+/// `{{comment value}}`: the text as it is, for the inside of a `#` comment line.
+fn comment_helper(
+    h: &handlebars::Helper<'_>,
+    _: &handlebars::Handlebars<'_>,
+    _: &handlebars::Context,
+    _: &mut handlebars::RenderContext<'_, '_>,
+    out: &mut dyn handlebars::Output,
+) -> handlebars::HelperResult {
+    let text = h
+        .param(0)
+        .and_then(|p| p.value().as_str())
+        .ok_or_else(|| handlebars::RenderErrorReason::ParamNotFoundForIndex("comment", 0))?;
+    out.write(&comment_text(text))?;
+    Ok(())
+}
+
+/// Text safe inside one `#` comment line: line breaks and other control characters become
+/// spaces; everything else, quotes and backslashes included, stays as written.
+pub fn comment_text(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// The marker line of every file `init` writes besides the manifest; a later `init` may
+/// replace a file that carries it, and no other.
+pub const WRITTEN_BY_INIT: &str = "Written by `iiswsgi init`";
+
+/// A Python string literal for `s` (JSON's escapes are Python's for `"`, `\\` and `\uXXXX`).
+fn py_str(s: &str) -> String {
+    serde_json::Value::String(s.to_string()).to_string()
+}
+
+/// The module serving the mod_wsgi script `rel` (relative to the project, `/` separators):
+/// it runs the script as mod_wsgi does (a fresh namespace, `__file__` set, not `__main__`)
+/// and serves its `application`.
+pub fn wsgi_script_shim(rel: &str) -> String {
+    let parts: Vec<String> = rel.split('/').map(py_str).collect();
+    format!(
+        "\"\"\"WSGI entry of iiswsgi for the mod_wsgi script {rel}.\n\n\
+         {marker} {rel}\n\
+         (Python cannot import a .wsgi file by name). Edit the script, not this file;\n\
+         `iiswsgi init --force` rewrites it.\n\
+         \"\"\"\n\n\
+         import os\n\
+         import runpy\n\n\
+         _SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), {parts})\n\n\
+         # As mod_wsgi: a namespace of its own, __file__ set, never run as __main__.\n\
+         application = runpy.run_path(_SCRIPT, run_name=\"_iiswsgi_wsgi_script\")[\"application\"]\n",
+        marker = crate::package::init::detect::SHIM_MARKER,
+        parts = parts.join(", "),
+    )
+}
+
+/// `requirements.txt` from `[project] dependencies` (PEP 508 strings are requirement lines).
+pub fn requirements_from_pyproject(dependencies: &[String]) -> String {
+    let mut out = format!(
+        "# {WRITTEN_BY_INIT} from pyproject.toml [project] dependencies.\n\
+         # `iiswsgi install` pip-installs this file into the app's venv on the server; pin the\n\
+         # versions here (pip freeze, uv export) for repeatable deployments.\n"
+    );
+    for d in dependencies {
+        out.push_str(d);
+        out.push('\n');
+    }
+    out
 }
 
 /// Escapes text for the inside of a TOML basic string (`"..."`).

@@ -42,7 +42,7 @@ use super::writer::{Gate, PackageWriter};
 use super::zip_path::ZipPath;
 use crate::deploy::{
     DEFAULT_IISWSGI_EXE, FastCgiKey, INSTALL_STAMP, INSTALL_STAMP_TEXT, install_command,
-    sample_physical_path, web_config,
+    sample_physical_path, static_paths, web_config,
 };
 use crate::manifest::{APPLICATION_PATH_PARAMETER, AclResourceType, Manifest, SetAcl};
 use crate::package::check::manifest_xml;
@@ -163,7 +163,7 @@ pub fn plan(manifest: &Manifest, options: &PackageOptions) -> Result<Plan, Packa
         &manifest_xml,
         &parameters_xml,
         &sample_web_config,
-        &key,
+        (&key, &static_paths(manifest)),
         &mut warnings,
     )?;
 
@@ -266,7 +266,7 @@ fn lint_generated(
     manifest_xml: &str,
     parameters_xml: &str,
     web_config: &str,
-    key: &FastCgiKey,
+    (key, static_paths): (&FastCgiKey, &[String]),
     warnings: &mut Findings,
 ) -> Result<(), PackageError> {
     let parse = |text: &str, what: &'static str| {
@@ -284,10 +284,11 @@ fn lint_generated(
             files: None,
         }),
     );
-    let wc = web_config_rules::lint(
+    let wc = web_config_rules::lint_installed(
         &parse(web_config, "web.config")?,
         "web.config",
-        Some(&key.script_processor()),
+        &key.script_processor(),
+        static_paths,
     );
     for (what, findings) in [
         ("Manifest.xml", info.findings),
@@ -711,10 +712,10 @@ download-base-url = "https://dl.example.com/shop/"
             "scriptProcessor=\"{}\"",
             crate::package::render::escape_xml(&key.script_processor())
         )));
-        let (xml_text, expected) =
+        let sample =
             crate::deploy::installed_web_config_sample(MANIFEST, Template::WebConfig.source())
                 .expect("sample");
-        assert_eq!(expected, key.script_processor());
-        assert!(xml_text.contains("responseBufferLimit=\"0\""));
+        assert_eq!(sample.script_processor, key.script_processor());
+        assert!(sample.xml.contains("responseBufferLimit=\"0\""));
     }
 }

@@ -102,6 +102,8 @@ pub struct WebConfig {
     pub handler: HandlerElement,
     /// `<requestFiltering>`.
     pub request_filtering: RequestFilteringElement,
+    /// One `<location>` per `[[iis.static]]`: IIS's StaticFileModule serves it, not Python.
+    pub static_locations: Vec<StaticLocationElement>,
 }
 
 impl Context for WebConfig {
@@ -141,6 +143,13 @@ impl HandlerElement {
             response_buffer_limit: handler.response_buffer_limit,
         }
     }
+}
+
+/// A `<location path>` whose handlers are cleared down to IIS's StaticFile handler.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StaticLocationElement {
+    /// `path`: the folder relative to the app, `/` separators, which is also its URL path.
+    pub path: String,
 }
 
 /// `<requestFiltering>` values.

@@ -78,6 +78,9 @@ fn web_config() -> WebConfig {
             allow_double_escaping: true,
             max_allowed_content_length: 30_000_000,
         },
+        static_locations: vec![StaticLocationElement {
+            path: "static".into(),
+        }],
     }
 }
 
