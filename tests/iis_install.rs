@@ -132,7 +132,7 @@ fn run_command_line_is_accepted_by_install() {
     let (_tmp, _app, line) = unpacked_flask_hello();
     assert_eq!(
         line,
-        r#""%ProgramFiles%\iiswsgi\iiswsgi.exe" install --app-name FlaskHello"#
+        r#""C:\iiswsgi\Scripts\iiswsgi.exe" install --app-name FlaskHello"#
     );
     // Without a folder, APPL_PHYSICAL_PATH or IIS's site list the flags still parse (exit 1,
     // not clap's 2) and the error says what to do.

@@ -47,8 +47,9 @@ pub const REQUIREMENTS_MARKER: &str = "iiswsgi-requirements.sha1";
 /// The shipped template's name in the app folder.
 pub const WEB_CONFIG_TEMPLATE: &str = "web.config.hbs";
 
-/// Where a replaced hand-written web.config is kept.
-pub const WEB_CONFIG_BACKUP: &str = "web.config.iiswsgi-backup";
+/// Where a replaced hand-written web.config is kept (a redeploy keeps it, see
+/// [`crate::deploy::WEB_CONFIG_BACKUP`]).
+pub use crate::deploy::WEB_CONFIG_BACKUP;
 
 /// What `iiswsgi install` was asked, paths resolved and the environment read
 /// ([`super::request::InstallRequest`]).
