@@ -716,3 +716,21 @@ mod hygiene {
         }
     }
 }
+
+/// The README's msdeploy command (issue 14 item 1) carries exactly the skip rules flask-hello's
+/// deploy.cmd passes, so the documented command is as redeploy-safe as the script.
+#[test]
+fn readme_msdeploy_command_carries_flask_hellos_skip_rules() {
+    let out = tempfile::tempdir().expect("tmp");
+    let zip = package(&example("flask-hello"), out.path());
+    let script = zip.with_file_name("FlaskHello-0.1.0.deploy.cmd");
+    let rules = crate::support::msdeploy_sync::skips_of_deploy_cmd(&script);
+    assert_eq!(rules.len(), 6, "{rules:?}");
+    let readme = std::fs::read_to_string(repo().join("README.md")).expect("README");
+    for rule in rules {
+        assert!(
+            readme.contains(&format!("\"{rule}\"")),
+            "README lacks {rule}"
+        );
+    }
+}
