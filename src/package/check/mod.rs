@@ -295,6 +295,16 @@ pub fn lint_file(path: &Path, options: &CheckOptions) -> FileReport {
         }
         return report;
     }
+    if name.ends_with(".cmd") || name.ends_with(".txt") {
+        // `iiswsgi check dist/*` meets the deploy.cmd and readme package writes next to the zip.
+        report.findings.warn(
+            "IO",
+            "",
+            "not a file iiswsgi checks (a deploy.cmd or readme is checked through its package)"
+                .into(),
+        );
+        return report;
+    }
     if name.ends_with(".zip") {
         report.kind = FileKind::Package;
         report.findings = zip::lint_package(path);
