@@ -20,9 +20,12 @@ use crate::package::render::{
 
 pub use crate::package::render::{HandlerElement as HandlerMapping, RenderError, Template};
 
-/// Where `iiswsgi.exe` is installed on the target, unless `--iiswsgi-exe` says otherwise.
-/// `%ProgramFiles%` is expanded on the target (by cmd.exe for runCommand, by IIS for fullPath).
-pub const DEFAULT_IISWSGI_EXE: &str = r"%ProgramFiles%\iiswsgi\iiswsgi.exe";
+/// Where `iiswsgi.exe` is installed on the target, unless `[iis] iiswsgi-exe` or
+/// `--iiswsgi-exe` says otherwise (the README's server set-up creates it).
+pub use crate::manifest::DEFAULT_IISWSGI_EXE;
+
+/// Where `iiswsgi install` keeps a hand-written web.config it replaced; a redeploy keeps it too.
+pub const WEB_CONFIG_BACKUP: &str = "web.config.iiswsgi-backup";
 
 /// A physical path used to render the installed web.config at package time, to check it.
 pub const SAMPLE_PHYSICAL_ROOT: &str = r"C:\inetpub\wwwroot";
@@ -141,7 +144,7 @@ pub fn installed_web_config_sample(
     let manifest = Manifest::parse(manifest_toml, Path::new(crate::manifest::FILE_NAME))
         .map_err(|e| SampleError::Manifest(Box::new(e)))?;
     let key = FastCgiKey::for_app(
-        DEFAULT_IISWSGI_EXE,
+        &manifest.iis.iiswsgi_exe,
         &sample_physical_path(manifest.app.name.as_str()),
     );
     let xml = Templates::render_source(template, &web_config(&manifest, &key))?;
@@ -212,7 +215,7 @@ mod tests {
     fn install_command_quotes_the_exe_and_names_the_app() {
         assert_eq!(
             install_command(DEFAULT_IISWSGI_EXE, "ShopApp"),
-            r#""%ProgramFiles%\iiswsgi\iiswsgi.exe" install --app-name ShopApp"#
+            r#""C:\iiswsgi\Scripts\iiswsgi.exe" install --app-name ShopApp"#
         );
     }
 

@@ -299,3 +299,132 @@ mod more_defects {
         assert!(crate::package_support::text(&o).contains("error[F09]"));
     }
 }
+
+/// Issue 16 item 6: an installer path that lets cmd.exe run more than iiswsgi is refused by
+/// `package` and by `check` (O06), where `check` used to report 0 errors.
+mod installer_path {
+    use super::*;
+    use iiswsgi::package::msdeploy::provider_options::ProviderOptions;
+
+    const INJECTED: &str = r#"C:\x\iiswsgi.exe" & calc & ""#;
+
+    #[test]
+    fn package_refuses_an_injected_iiswsgi_exe() {
+        let out = tempfile::tempdir().expect("tmp");
+        let o = iiswsgi(
+            &[
+                "package",
+                example("flask-hello").to_str().expect("utf8"),
+                "--out",
+                out.path().to_str().expect("utf8"),
+                "--iiswsgi-exe",
+                INJECTED,
+            ],
+            None,
+        );
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{t}");
+        assert!(
+            t.contains("cannot go into the post-install command line"),
+            "{t}"
+        );
+        assert!(t.contains("which cmd.exe interprets"), "{t}");
+        assert!(
+            std::fs::read_dir(out.path()).expect("ls").next().is_none(),
+            "nothing written"
+        );
+    }
+
+    #[test]
+    fn check_refuses_a_package_whose_runcommand_was_injected_o06() {
+        let command = format!("\"{INJECTED}\" install --app-name FlaskHello");
+        let (_d, zip) = tampered("flask-hello", |entries| {
+            let (_, data) = entries
+                .iter_mut()
+                .find(|(n, _)| n == "Manifest.xml")
+                .expect("Manifest.xml");
+            let text = String::from_utf8(data.clone()).expect("utf8");
+            let root = iiswsgi::xml::parse(&text).expect("xml");
+            let run = root.child("runCommand").expect("runCommand");
+            let old_path = run.attr("path").expect("path").to_string();
+            let old_blob = run
+                .attr("MSDeploy.MSDeployProviderOptions")
+                .expect("blob")
+                .to_string();
+            let decoded = ProviderOptions::decode(&old_blob).expect("decodes").options;
+            let blob =
+                ProviderOptions::new("runCommand", command.clone(), decoded.settings).encode();
+            let escape = iiswsgi::package::render::escape_xml;
+            *data = text
+                .replace(&escape(&old_path), &escape(&command))
+                .replace(&old_blob, &blob)
+                .into_bytes();
+        });
+        let out = assert_rule(&[&zip], "O06");
+        assert!(out.contains("& calc &"), "{out}");
+    }
+
+    #[test]
+    fn check_warns_about_a_relative_installer_path_o07() {
+        let out = tempfile::tempdir().expect("tmp");
+        let zip = package_with(
+            &example("flask-hello"),
+            out.path(),
+            &["--iiswsgi-exe", "iiswsgi.exe"],
+        );
+        let (code, t) = check(&[&zip]);
+        assert_eq!(code, Some(0), "{t}");
+        assert!(t.contains("warning[O07]"), "{t}");
+    }
+}
+
+/// SetParameters.xml against the zip of the same name (S02–S05), as pipelines edit it.
+mod set_parameters {
+    use super::*;
+
+    fn edited(from: &str, to: &str) -> (tempfile::TempDir, PathBuf) {
+        let out = tempfile::tempdir().expect("tmp");
+        let zip = package(&example("django-site"), out.path());
+        let set = zip.with_file_name("DjangoSite-0.1.0.SetParameters.xml");
+        let text = std::fs::read_to_string(&set).expect("read");
+        assert!(text.contains(from), "{text}");
+        std::fs::write(&set, text.replace(from, to)).expect("write");
+        (out, set)
+    }
+
+    #[test]
+    fn the_generated_file_passes_with_the_empty_secret_as_a_warning() {
+        let (_d, set) = edited("<parameters>", "<parameters>");
+        let (code, t) = check(&[&set]);
+        assert_eq!(code, Some(0), "{t}");
+        assert!(
+            t.contains("warning[S04]") && t.contains("Secret Key"),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn an_undeclared_name_is_s02() {
+        let (_d, set) = edited(r#"name="Allowed Hosts""#, r#"name="Allowed Host""#);
+        assert_rule(&[&set], "S02");
+    }
+
+    #[test]
+    fn a_secret_that_fails_its_validation_is_s05() {
+        let (_d, set) = edited(
+            r#"<setParameter name="Secret Key" value="" />"#,
+            r#"<setParameter name="Secret Key" value="too short" />"#,
+        );
+        assert_rule(&[&set], "S05");
+    }
+
+    #[test]
+    fn without_its_package_the_s_rules_that_need_it_say_they_did_not_run() {
+        let (d, set) = edited(r#"name="Allowed Hosts""#, r#"name="Nope""#);
+        let alone = d.path().join("elsewhere.SetParameters.xml");
+        std::fs::copy(&set, &alone).expect("copy");
+        let (code, t) = check(&[&alone]);
+        assert_eq!(code, Some(0), "{t}");
+        assert!(t.contains("were not checked"), "{t}");
+    }
+}

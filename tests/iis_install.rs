@@ -14,7 +14,7 @@ use std::time::SystemTime;
 use crate::package_support::{assert_valid, entries, example_copy, package, text};
 
 /// The CPython the crate builds against (its `bin` goes first on PATH, so `python3.11` is it).
-fn build_python() -> PathBuf {
+pub(crate) fn build_python() -> PathBuf {
     match std::env::var("PYO3_PYTHON") {
         Ok(p) => PathBuf::from(p),
         Err(_) => PathBuf::from(
@@ -23,7 +23,7 @@ fn build_python() -> PathBuf {
     }
 }
 
-fn path_with_build_python() -> String {
+pub(crate) fn path_with_build_python() -> String {
     let bin = build_python()
         .parent()
         .map(Path::to_path_buf)
@@ -95,7 +95,7 @@ fn run_command_args(line: &str) -> Vec<String> {
         .collect()
 }
 
-fn install(args: &[String], app_env: Option<&Path>) -> Output {
+pub(crate) fn install(args: &[String], app_env: Option<&Path>) -> Output {
     let mut cmd = Command::new(bin());
     cmd.args(args)
         .env("PATH", path_with_build_python())
@@ -115,7 +115,7 @@ fn mtime(p: &Path) -> SystemTime {
 }
 
 /// The outcome column of a step line (`  web.config  written`).
-fn outcome<'a>(report: &'a str, step: &str) -> &'a str {
+pub(crate) fn outcome<'a>(report: &'a str, step: &str) -> &'a str {
     report
         .lines()
         .find_map(|l| {
@@ -132,7 +132,7 @@ fn run_command_line_is_accepted_by_install() {
     let (_tmp, _app, line) = unpacked_flask_hello();
     assert_eq!(
         line,
-        r#""%ProgramFiles%\iiswsgi\iiswsgi.exe" install --app-name FlaskHello"#
+        r#""C:\iiswsgi\Scripts\iiswsgi.exe" install --app-name FlaskHello"#
     );
     // Without a folder, APPL_PHYSICAL_PATH or IIS's site list the flags still parse (exit 1,
     // not clap's 2) and the error says what to do.
@@ -222,7 +222,7 @@ fn install_on_unpacked_flask_hello_builds_venv_web_config_and_is_idempotent() {
         );
     }
 
-    // Second run: nothing rewritten, pip not run, every local step unchanged.
+    // Second run: nothing rewritten, pip only asked to check, every local step unchanged.
     let watched = [
         app.join("web.config"),
         venv.join("pyvenv.cfg"),
@@ -240,7 +240,7 @@ fn install_on_unpacked_flask_hello_builds_venv_web_config_and_is_idempotent() {
         assert_eq!(outcome(&again, step), "unchanged", "{step} in:\n{again}");
     }
     assert!(
-        again.contains("same as last install (pip not run)"),
+        again.contains("same as last install; pip finds it complete"),
         "{again}"
     );
     assert!(

@@ -12,6 +12,8 @@ mod architecture;
 mod check;
 /// The command line as a shell user meets it: help, version, pipes.
 mod cli;
+/// deploy.cmd and the post-install command line under Wine's cmd.exe (SKIPPED without Wine).
+mod deploy_cmd;
 /// `iiswsgi doctor` on fixture app folders, each with one misconfiguration.
 mod doctor;
 /// `iiswsgi run` driven by the IIS-emulating client, as IIS would (iis-runtime.md).
@@ -29,6 +31,9 @@ mod package_support;
 /// `iiswsgi run` behind real nginx, lighttpd, HAProxy and Apache; hostile input.
 #[cfg(unix)]
 mod peers;
+/// A second deploy over an installed app, with the package's skip rules, loses nothing.
+#[cfg(unix)]
+mod redeploy;
 /// `iiswsgi run` over socketpairs, sockets and a real nginx: transports, shutdown, limits.
 #[cfg(unix)]
 mod run;

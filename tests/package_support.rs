@@ -40,15 +40,19 @@ pub fn text(out: &Output) -> String {
 
 /// Packages `dir` into `out` with the fixed epoch; panics with the output on failure.
 pub fn package(dir: &Path, out: &Path) -> PathBuf {
-    let o = iiswsgi(
-        &[
-            "package",
-            dir.to_str().expect("utf8 path"),
-            "--out",
-            out.to_str().expect("utf8 path"),
-        ],
-        Some(EPOCH),
-    );
+    package_with(dir, out, &[])
+}
+
+/// [`package`] with extra flags.
+pub fn package_with(dir: &Path, out: &Path, extra: &[&str]) -> PathBuf {
+    let mut args = vec![
+        "package",
+        dir.to_str().expect("utf8 path"),
+        "--out",
+        out.to_str().expect("utf8 path"),
+    ];
+    args.extend_from_slice(extra);
+    let o = iiswsgi(&args, Some(EPOCH));
     assert!(o.status.success(), "package failed:\n{}", text(&o));
     let first = String::from_utf8_lossy(&o.stdout)
         .lines()

@@ -20,7 +20,8 @@ the Python this iiswsgi embeds, pip-installs the requirements, runs [package] po
 registers the FastCGI application (appcmd), writes web.config from the shipped template with \
 this iiswsgi as fullPath, grants the app pool's identity read on the app and Python and write on \
 the writable folders and logs (icacls), and removes the stamp.\n\n\
-Every step is skipped when already done, so running it again changes nothing. On any failure it \
+Every step is skipped when already done, so running it again changes nothing; a venv from which \
+a requirement was uninstalled is noticed (pip's own check) and repaired. On any failure it \
 stops with a message naming the step and exits 1; the stamp stays. Off Windows the IIS and ACL \
 steps are printed, not run.",
     after_help = "Examples:\n  iiswsgi install C:\\inetpub\\wwwroot\\shop\n  iiswsgi install --app-name Shop          # as the package's runCommand does\n  iiswsgi install --dry-run .               # print every step, change nothing"
@@ -39,6 +40,10 @@ pub struct Args {
     /// Print every step instead of doing it.
     #[arg(long)]
     dry_run: bool,
+    /// Reinstall the requirements into the venv (pip --force-reinstall), even when pip finds
+    /// nothing missing. Without it, install still repairs a venv pip finds incomplete.
+    #[arg(long)]
+    repair: bool,
     /// Register with IIS Express instead of IIS (no ACLs: it runs as you).
     #[arg(long)]
     express: bool,
@@ -65,6 +70,7 @@ pub fn run(args: Args) -> ExitCode {
         site: args.site,
         app_pool: args.app_pool,
         dry_run: args.dry_run,
+        repair: args.repair,
         iis: WhichIis {
             express: args.express,
             apphostconfig: args.apphostconfig,

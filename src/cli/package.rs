@@ -4,7 +4,6 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use iiswsgi::deploy::DEFAULT_IISWSGI_EXE;
 use iiswsgi::manifest::{self, Manifest, ManifestError};
 use iiswsgi::package::msdeploy::package::{self, PackageOptions};
 use iiswsgi::package::msdeploy::timestamp::{TimePolicy, unix_seconds};
@@ -13,16 +12,19 @@ use iiswsgi::package::msdeploy::writer::zip::ZipOptions;
 /// Arguments of `iiswsgi package`.
 #[derive(Debug, clap::Args)]
 #[command(
-    about = "Build dist/<Name>-<version>.zip (an MSDeploy package) and its WebPI feed",
+    about = "Build dist/<Name>-<version>.zip (an MSDeploy package), its SetParameters.xml and deploy.cmd",
     long_about = "Build an MSDeploy package for the app described by iiswsgi.toml, on any OS.\n\n\
 Writes <out>/<Name>-<version>.zip in App Gallery shape (Manifest.xml and Parameters.xml at \
-the root, the app under <Name>/) and <out>/<Name>-<version>.webpi.xml, a WebPI feed with one \
-entry (sha1, size, download URL). The zip installs with `msdeploy -source:package=...`, IIS \
-Manager's Import Application, or WebPI.\n\n\
+the root, the app under <Name>/) and, next to it, <Name>-<version>.SetParameters.xml (every \
+parameter with its default; fill in the empty ones), <Name>-<version>.deploy.cmd (Visual \
+Studio's /T /Y /M: /U: /P: flags around msdeploy.exe, with skip rules that keep the venv, logs, \
+writable folders and the real web.config across redeploys) and <Name>-<version>.deploy-readme.txt. \
+With [feed] in the manifest (or --feed) it also writes <Name>-<version>.webpi.xml, a WebPI feed \
+(WebPI is retired).\n\n\
 Reproducible: the same sources give the same bytes when SOURCE_DATE_EPOCH is set (use the \
 release commit's time); without it generated files get the build time. Files keep their \
 modification times (clamped to the epoch), because msdeploy syncs by timestamp.",
-    after_help = "Examples:\n  iiswsgi package                         # ./iiswsgi.toml -> ./dist/\n  iiswsgi package examples/flask-hello\n  SOURCE_DATE_EPOCH=$(git log -1 --format=%ct) iiswsgi package --out /tmp/dist"
+    after_help = "Examples:\n  iiswsgi package                         # ./iiswsgi.toml -> ./dist/\n  iiswsgi package examples/flask-hello --verbose\n  SOURCE_DATE_EPOCH=$(git log -1 --format=%ct) iiswsgi package --out /tmp/dist"
 )]
 pub struct Args {
     /// The project folder holding iiswsgi.toml.
@@ -34,12 +36,19 @@ pub struct Args {
     /// Output folder (default: dist/ next to the manifest).
     #[arg(long, short, value_name = "DIR")]
     out: Option<PathBuf>,
-    /// Where the zip will be downloaded from (overrides [feed] download-base-url).
+    /// Write the WebPI feed even without a [feed] section.
+    #[arg(long)]
+    feed: bool,
+    /// Where the zip will be downloaded from (overrides [feed] download-base-url; implies --feed).
     #[arg(long, value_name = "URL")]
     base_url: Option<String>,
-    /// Path of iiswsgi.exe on the IIS machine, used by the post-install step.
-    #[arg(long, value_name = "PATH", default_value = DEFAULT_IISWSGI_EXE)]
-    iiswsgi_exe: String,
+    /// Path of iiswsgi.exe on the IIS servers, run by the post-install step (overrides [iis]
+    /// iiswsgi-exe; default C:\iiswsgi\Scripts\iiswsgi.exe).
+    #[arg(long, value_name = "PATH")]
+    iiswsgi_exe: Option<String>,
+    /// List what was left out of the package, and by which rule.
+    #[arg(long, short)]
+    verbose: bool,
     /// Clamp every timestamp to this Unix time (seconds), for reproducible builds.
     #[arg(long, env = "SOURCE_DATE_EPOCH", value_name = "SECONDS")]
     source_date_epoch: Option<i64>,
@@ -92,12 +101,18 @@ pub fn run(args: Args) -> ExitCode {
         time,
         base_url: args.base_url,
         iiswsgi_exe: args.iiswsgi_exe,
+        feed: args.feed,
         zip,
     };
     match package::package(&manifest, &options) {
         Ok(report) => {
             for w in &report.warnings.0 {
                 eprintln!("{w}");
+            }
+            if args.verbose {
+                for e in &report.excluded {
+                    eprintln!("left out: {}  ({})", e.path, e.rule);
+                }
             }
             println!("{}", report.zip.path.display());
             println!(
@@ -106,8 +121,19 @@ pub fn run(args: Args) -> ExitCode {
                 report.zip.size,
                 report.zip.entries
             );
-            println!("{}", report.feed_path.display());
-            println!("  installer URL {}", report.installer_url);
+            for path in &report.deploy_paths {
+                println!("{}", path.display());
+            }
+            if !report.required.is_empty() {
+                println!(
+                    "  fill in before deploying (no default): {}",
+                    report.required.join(", ")
+                );
+            }
+            if let Some((path, url)) = &report.feed {
+                println!("{}", path.display());
+                println!("  installer URL {url}");
+            }
             ExitCode::SUCCESS
         }
         Err(e) => super::report_error(&e),

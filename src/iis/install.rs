@@ -8,7 +8,10 @@
 //! 3. create the venv inside the app folder (`python -m venv`), or keep it when its
 //!    `pyvenv.cfg` says the same `major.minor`;
 //! 4. `pip install -r requirements` (or the project), skipped when the requirements file is
-//!    byte-for-byte what was installed last time (a hash kept in the venv);
+//!    byte-for-byte what was installed last time (a hash kept in the venv) *and* the venv still
+//!    satisfies it: pip's own offline check (`pip install --no-index -r …`, which succeeds only
+//!    when nothing is missing, and `pip check`) finds a package uninstalled or broken since,
+//!    and install repairs it; `--repair` reinstalls everything (`--force-reinstall`);
 //! 5. run `[package] post-install` commands (every time: they must be idempotent);
 //! 6. create the log folder;
 //! 7. register the `<fastCgi><application>` (appcmd; printed off Windows), with `PATH`
@@ -47,8 +50,9 @@ pub const REQUIREMENTS_MARKER: &str = "iiswsgi-requirements.sha1";
 /// The shipped template's name in the app folder.
 pub const WEB_CONFIG_TEMPLATE: &str = "web.config.hbs";
 
-/// Where a replaced hand-written web.config is kept.
-pub const WEB_CONFIG_BACKUP: &str = "web.config.iiswsgi-backup";
+/// Where a replaced hand-written web.config is kept (a redeploy keeps it, see
+/// [`crate::deploy::WEB_CONFIG_BACKUP`]).
+pub use crate::deploy::WEB_CONFIG_BACKUP;
 
 /// What `iiswsgi install` was asked, paths resolved and the environment read
 /// ([`super::request::InstallRequest`]).
@@ -70,6 +74,8 @@ pub struct InstallOptions {
     pub app_pool: Option<String>,
     /// `--dry-run`: change nothing, print everything.
     pub dry_run: bool,
+    /// `--repair`: reinstall the requirements even when pip's check finds nothing wrong.
+    pub repair: bool,
 }
 
 /// Errors of `iiswsgi install`.
@@ -471,20 +477,32 @@ impl<'a> Installer<'a> {
         let digest: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
         let marker_path = venv.join(REQUIREMENTS_MARKER);
         let marker = format!("{digest}  {what}\n");
-        let step = Step::new("requirements", Outcome::Unchanged).note(what.clone());
-        if fs_err::read_to_string(&marker_path).ok().as_deref() == Some(marker.as_str()) {
-            report
-                .steps
-                .push(step.note("same as last install (pip not run)"));
-            return Ok(());
+        let mut step = Step::new("requirements", Outcome::Unchanged).note(what.clone());
+        let mut outcome = "installed";
+        let same = fs_err::read_to_string(&marker_path).ok().as_deref() == Some(marker.as_str());
+        if same && !self.options.repair {
+            let problem = (!self.dry())
+                .then(|| pip_check::venv_problem(venv, self.windows, &self.app_dir, &pip_args))
+                .flatten();
+            let Some(problem) = problem else {
+                let note = match self.dry() {
+                    true => "same as last install (pip's check does not run in a dry run)",
+                    false => "same as last install; pip finds it complete",
+                };
+                report.steps.push(step.note(note));
+                return Ok(());
+            };
+            step = step.note(format!("the venv no longer satisfies it: {problem}"));
+            outcome = "repaired";
         }
-        let mut args = vec![
-            "-m".to_string(),
-            "pip".into(),
-            "install".into(),
-            "--disable-pip-version-check".into(),
-            "--no-input".into(),
-        ];
+        let mut args: Vec<String> = ["-m", "pip", "install", "--disable-pip-version-check"]
+            .map(String::from)
+            .into();
+        args.push("--no-input".into());
+        if self.options.repair {
+            args.push("--force-reinstall".into());
+            outcome = "reinstalled (--repair)";
+        }
         args.extend(pip_args);
         let cmd = CommandLine::new(
             python::venv_python(venv, self.windows)
@@ -507,7 +525,7 @@ impl<'a> Installer<'a> {
         )?;
         write_file(&marker_path, marker.as_bytes())?;
         report.steps.push(Step {
-            outcome: Outcome::Changed("installed".into()),
+            outcome: Outcome::Changed(outcome.into()),
             ..step
         });
         Ok(())
@@ -515,18 +533,8 @@ impl<'a> Installer<'a> {
 
     /// `PATH` with the venv's executables first, and `VIRTUAL_ENV`, as an activated venv.
     fn venv_env(&self, venv: Option<&Path>) -> Vec<(String, String)> {
-        let Some(venv) = venv else {
-            return Vec::new();
-        };
-        let bin = python::venv_bin(venv, self.windows);
-        let path = std::env::var_os("PATH").unwrap_or_default();
-        let joined = std::env::join_paths(std::iter::once(bin).chain(std::env::split_paths(&path)))
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        vec![
-            ("PATH".into(), joined),
-            ("VIRTUAL_ENV".into(), venv.display().to_string()),
-        ]
+        venv.map(|v| pip_check::activated_env(v, self.windows))
+            .unwrap_or_default()
     }
 
     fn post_install(&self, venv: Option<&Path>, report: &mut Report) -> Result<(), InstallError> {
@@ -915,5 +923,6 @@ fn run_step(
     })
 }
 
+mod pip_check;
 #[cfg(test)]
 mod tests;

@@ -136,6 +136,8 @@ pub struct InstallRequest {
     pub app_pool: Option<String>,
     /// `--dry-run`.
     pub dry_run: bool,
+    /// `--repair`.
+    pub repair: bool,
     /// `--express`, `--apphostconfig`.
     pub iis: WhichIis,
 }
@@ -156,6 +158,7 @@ impl InstallRequest {
             site: self.site,
             app_pool: self.app_pool,
             dry_run: self.dry_run,
+            repair: self.repair,
         };
         Ok((options, self.iis.detect(self.dry_run)))
     }

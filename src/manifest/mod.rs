@@ -30,15 +30,17 @@ use globset::GlobSet;
 use regex::Regex;
 
 pub mod diagnostic;
+pub mod exe_path;
 mod load;
 pub mod raw;
 pub mod schema;
 mod validate;
 
 pub use diagnostic::{Diagnostic, Severity, SourceFile};
+pub use exe_path::{DEFAULT_IISWSGI_EXE, ExePathError, ExePathWarning, check_exe_path};
 pub use raw::{
-    AclResourceType, EntryKind, HandlerResourceType, LogLevel, Protocol, RequireAccess, StderrMode,
-    ValidationKind,
+    AclResourceType, ApplicationParameter, EntryKind, HandlerResourceType, LogLevel, Protocol,
+    RequireAccess, StderrMode, ValidationKind,
 };
 
 /// The conventional manifest file name.
@@ -49,6 +51,10 @@ pub const DEFAULT_RELOAD_REGEX: &str = r".*((\.py)|(\.config))$";
 
 /// Files never packaged unless `default-excludes = false`. A pattern matches a path when it
 /// matches the path itself or any folder above it (see [`Package::is_packaged`]).
+///
+/// Besides tool folders and build output, they keep what a server or a developer's machine
+/// writes out of the package: logs (tracebacks, local paths), SQLite databases (password
+/// hashes), Flask's `instance/` folder and `.env` files (secrets), editor and OS clutter.
 pub const DEFAULT_EXCLUDES: &[&str] = &[
     ".git",
     ".hg",
@@ -66,10 +72,29 @@ pub const DEFAULT_EXCLUDES: &[&str] = &[
     "**/.pytest_cache",
     "**/.ruff_cache",
     "**/*.egg-info",
-    "**/.DS_Store",
-    "**/Thumbs.db",
+    ".coverage",
+    "htmlcov",
+    // What the app writes at run time: `[run]`'s default log folder, logs, databases.
+    "logs",
+    "**/*.log",
+    "**/*.sqlite",
+    "**/*.sqlite3",
+    "**/*.db",
+    "**/*.sqlite3-journal",
+    "**/*.db-journal",
+    // Secrets: Flask's instance folder, dotenv files.
+    "instance",
+    "**/.env",
+    // Editor and OS clutter.
     ".idea",
     ".vscode",
+    "**/*.swp",
+    "**/*.swo",
+    "**/*~",
+    "**/.#*",
+    "**/.DS_Store",
+    "**/Thumbs.db",
+    "**/desktop.ini",
     "iiswsgi.toml.bak",
 ];
 
@@ -547,6 +572,10 @@ pub struct Iis {
     pub application_path: String,
     /// Whether an empty Application Path (the site root) is accepted.
     pub allow_site_root: bool,
+    /// The name of the IisApp parameter.
+    pub application_parameter: ApplicationParameter,
+    /// Where `iiswsgi.exe` is on the servers (checked by [`check_exe_path`]).
+    pub iiswsgi_exe: String,
     /// The handler mapping.
     pub handler: Handler,
     /// The FastCGI registration.
@@ -710,6 +739,16 @@ impl HandlerResourceType {
     }
 }
 
+impl ApplicationParameter {
+    /// The parameter's name in Parameters.xml and SetParameters.xml.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApplicationParameter::ApplicationPath => APPLICATION_PATH_PARAMETER,
+            ApplicationParameter::IisWebApplicationName => "IIS Web Application Name",
+        }
+    }
+}
+
 impl AclResourceType {
     /// MSDeploy's spelling.
     pub fn as_str(self) -> &'static str {
@@ -771,12 +810,33 @@ pub struct SetAcl {
     pub user: Option<String>,
     /// Directory or File.
     pub resource_type: AclResourceType,
+    /// Ship the folder's (or file's) contents with the package.
+    pub ship_contents: bool,
 }
+
+/// Rights that let the app change what is in a folder: a setAcl with one of them makes a
+/// writable folder, whose contents belong to the server.
+pub const WRITE_RIGHTS: &[&str] = &[
+    "WriteData",
+    "CreateFiles",
+    "CreateDirectories",
+    "AppendData",
+    "DeleteSubdirectoriesAndFiles",
+    "Write",
+    "Delete",
+    "Modify",
+    "FullControl",
+];
 
 impl SetAcl {
     /// The `setAclAccess` attribute value (`Modify` or `Read,Write`).
     pub fn access_attr(&self) -> String {
         self.access.join(",")
+    }
+
+    /// Whether the grant lets the app write there ([`WRITE_RIGHTS`]).
+    pub fn is_writable(&self) -> bool {
+        self.access.iter().any(|a| WRITE_RIGHTS.contains(a))
     }
 }
 
@@ -821,9 +881,18 @@ impl Package {
     /// Whether `rel` or a folder above it is excluded (a walker can skip excluded folders
     /// without descending).
     pub fn is_excluded(&self, rel: &str) -> bool {
+        self.excluded_by(rel).is_some()
+    }
+
+    /// The exclude glob that leaves `rel` out (matching it or a folder above it), if any.
+    pub fn excluded_by(&self, rel: &str) -> Option<&str> {
         rel.match_indices('/')
-            .any(|(i, _)| i > 0 && self.exclude_set.is_match(&rel[..i]))
-            || self.exclude_set.is_match(rel)
+            .filter(|(i, _)| *i > 0)
+            .map(|(i, _)| &rel[..i])
+            .chain(std::iter::once(rel))
+            .find_map(|p| self.exclude_set.matches(p).first().copied())
+            .and_then(|i| self.exclude.get(i))
+            .map(String::as_str)
     }
 }
 
@@ -942,6 +1011,9 @@ impl EntryKind {
 /// `[feed]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Feed {
+    /// Whether the manifest has a `[feed]` section: only then does `package` write a feed
+    /// (WebPI is retired; `--feed` asks for one too).
+    pub declared: bool,
     /// Where zips are published (ends with `/`).
     pub download_base_url: Option<HttpUrl>,
     /// The feed's own URL.

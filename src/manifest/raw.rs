@@ -169,6 +169,15 @@ pub struct RawIis {
     /// Let the installer accept an empty Application Path, meaning the site root.
     /// Default: false.
     pub allow_site_root: Option<bool>,
+    /// The name of the IisApp parameter: `Application Path` (App Gallery, WebPI) or
+    /// `IIS Web Application Name` (what Visual Studio, MSBuild and Azure DevOps pass with
+    /// `-setParam`). Default: `Application Path`.
+    pub application_parameter: Option<ApplicationParameter>,
+    /// Where `iiswsgi.exe` is on the IIS servers: the package's post-install step runs it. An
+    /// absolute Windows path (or one starting with `%VAR%\`) without `"`, `&`, `|`, `<`, `>`,
+    /// `^`, `'` or other `%`. Default: `C:\iiswsgi\Scripts\iiswsgi.exe`, where the README's
+    /// server set-up puts it. `iiswsgi package --iiswsgi-exe` overrides it.
+    pub iiswsgi_exe: Option<Spanned<String>>,
     /// The handler mapping written to web.config.
     pub handler: Option<RawHandler>,
     /// The `<fastCgi><application>` registration, written by the install step with appcmd.
@@ -181,6 +190,17 @@ pub struct RawIis {
     /// web.config.
     #[serde(rename = "static")]
     pub static_files: Option<Vec<RawStatic>>,
+}
+
+/// The name of the `IisApp`-tagged parameter (msdeploy-webpi.md §4.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+pub enum ApplicationParameter {
+    /// The App Gallery name, which WebPI and IIS Manager show.
+    #[serde(rename = "Application Path")]
+    ApplicationPath,
+    /// The name Visual Studio, MSBuild, Azure DevOps and Octopus pass with `-setParam`.
+    #[serde(rename = "IIS Web Application Name")]
+    IisWebApplicationName,
 }
 
 /// `[iis.handler]`: the `system.webServer/handlers` entry that routes requests to iiswsgi.
@@ -307,6 +327,10 @@ pub struct RawSetAcl {
     /// `Directory` or `File`. Default: `Directory`. A File ACL on a missing file creates it
     /// empty.
     pub resource_type: Option<AclResourceType>,
+    /// Ship what is in this writable folder (or this file) with the package, e.g. seed data.
+    /// Default: false: on the server its contents belong to the app, so the package carries
+    /// the empty folder and a redeploy neither overwrites nor deletes what is there.
+    pub ship_contents: Option<bool>,
 }
 
 /// `[[iis.static]]`: a folder of the app that IIS serves itself, at the same URL path.
@@ -353,7 +377,8 @@ pub struct RawPackage {
     /// Globs (relative to `root`, `/` separators) of files to package. Default: `["**"]`.
     pub include: Option<Vec<Spanned<String>>>,
     /// Globs of files to leave out, added to the defaults (`.git`, `__pycache__`, `*.pyc`,
-    /// `.venv`, `venv`, `dist`, `node_modules`, ...).
+    /// `.venv`, `venv`, `dist`, `node_modules`, `logs`, `instance`, `.env`, `*.sqlite3`,
+    /// `*.db`, `*.log`, editor and OS clutter, ...).
     pub exclude: Option<Vec<Spanned<String>>>,
     /// Set to false to drop the default excludes and use `exclude` alone. Default: true.
     pub default_excludes: Option<bool>,
@@ -363,10 +388,11 @@ pub struct RawPackage {
     /// `python manage.py migrate`). A failing command fails the install.
     pub post_install: Option<Vec<Spanned<String>>>,
     /// How many times MSDeploy polls the post-install step before giving up, 1–1000.
-    /// Default: 60.
+    /// Default: 180.
     #[schemars(range(min = 1, max = 1000))]
     pub install_wait_attempts: Option<Spanned<i64>>,
-    /// Milliseconds between those polls, 100–600000. Default: 5000 (60 × 5 s = 5 minutes).
+    /// Milliseconds between those polls, 100–600000. Default: 5000 (180 × 5 s = 15 minutes,
+    /// room for a pip install on a cold cache).
     #[schemars(range(min = 100, max = 600000))]
     pub install_wait_interval_ms: Option<Spanned<i64>>,
 }
@@ -444,7 +470,8 @@ pub enum EntryKind {
     ProviderPath,
 }
 
-/// `[feed]`: the WebPI feed entry.
+/// `[feed]`: the WebPI feed entry. WebPI is retired; `iiswsgi package` writes the feed only
+/// when this section is present (or with `--feed`).
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 #[schemars(deny_unknown_fields)]

@@ -35,6 +35,12 @@ fn minimal_manifest_gets_every_default() {
     assert_eq!(m.iis.fastcgi.queue_length, 1000);
     assert_eq!(m.iis.fastcgi.rapid_fails_per_minute, 10);
     assert!(m.iis.set_acl.is_empty());
+    assert_eq!(m.iis.iiswsgi_exe, crate::manifest::DEFAULT_IISWSGI_EXE);
+    assert_eq!(
+        m.iis.application_parameter.as_str(),
+        crate::manifest::APPLICATION_PATH_PARAMETER
+    );
+    assert!(!m.feed.declared, "no [feed] section: no feed");
     assert_eq!(m.package.root, PathBuf::from("."));
     assert_eq!(m.package.include, ["**"]);
     assert_eq!(m.package.exclude.len(), DEFAULT_EXCLUDES.len());
@@ -43,7 +49,7 @@ fn minimal_manifest_gets_every_default() {
             m.package.install_wait_attempts,
             m.package.install_wait_interval_ms
         ),
-        (60, 5000)
+        (180, 5000)
     );
     assert_eq!(m.feed.language, "en");
     assert_eq!(m.feed.start_page, "");
@@ -240,4 +246,73 @@ fn crlf_and_bom_manifests_parse_and_point_at_the_right_column() {
     let d = &e.diagnostics()[0];
     assert_eq!((d.line, d.column), (3, 11));
     assert!(d.to_string().contains("3 | version = \"x\"\n"), "{d}");
+}
+
+/// Issue 16 item 6: `[iis] iiswsgi-exe` that would let cmd.exe run more than iiswsgi is an
+/// error at its line and column; a relative one is a warning.
+#[test]
+fn iiswsgi_exe_with_cmd_metacharacters_is_refused_and_a_relative_one_warned() {
+    let text = format!("{MINIMAL}[iis]\niiswsgi-exe = 'C:\\x\\iiswsgi.exe\" & calc & \"'\n");
+    let err = Manifest::parse(&text, Path::new("iiswsgi.toml")).expect_err("injection");
+    let rendered = err.render();
+    assert!(
+        rendered.contains("iiswsgi.toml:7:15: `iis.iiswsgi-exe` contains `\"`, which cmd.exe"),
+        "{rendered}"
+    );
+    let m = parse(&format!("{MINIMAL}[iis]\niiswsgi-exe = \"iiswsgi.exe\"\n"));
+    assert_eq!(m.iis.iiswsgi_exe, "iiswsgi.exe");
+    assert!(
+        m.warnings[0].message.contains("is not absolute"),
+        "{:?}",
+        m.warnings
+    );
+}
+
+/// Issue 14 item 6: with the MSBuild name, defaults reference `{IIS Web Application Name}`.
+#[test]
+fn application_parameter_name_decides_what_defaults_may_reference() {
+    let params = "[[parameters]]\nname = \"Url\"\ndefault = \"http://x/{REF}\"\n";
+    let msbuild =
+        format!("{MINIMAL}[iis]\napplication-parameter = \"IIS Web Application Name\"\n{params}");
+    let m = parse(&msbuild.replace("REF", "IIS Web Application Name"));
+    assert_eq!(
+        m.iis.application_parameter,
+        ApplicationParameter::IisWebApplicationName
+    );
+    let err = Manifest::parse(
+        &msbuild.replace("REF", "Application Path"),
+        Path::new("iiswsgi.toml"),
+    )
+    .expect_err("the other name is not declared");
+    assert!(
+        err.render().contains("e.g. `{IIS Web Application Name}`"),
+        "{}",
+        err.render()
+    );
+    let reserved = Manifest::parse(
+        &format!("{MINIMAL}[[parameters]]\nname = \"IIS Web Application Name\"\ndefault = \"x\"\n"),
+        Path::new("iiswsgi.toml"),
+    )
+    .expect_err("reserved");
+    assert!(
+        reserved.render().contains("is reserved"),
+        "{}",
+        reserved.render()
+    );
+}
+
+#[test]
+fn excluded_by_names_the_glob_that_left_a_path_out() {
+    let m = parse(&format!("{MINIMAL}[package]\nexclude = [\"docs/**\"]\n"));
+    assert_eq!(m.package.excluded_by("logs/iiswsgi.log"), Some("logs"));
+    assert_eq!(
+        m.package.excluded_by("app/data.sqlite3"),
+        Some("**/*.sqlite3")
+    );
+    assert_eq!(
+        m.package.excluded_by("instance/config.py"),
+        Some("instance")
+    );
+    assert_eq!(m.package.excluded_by("docs/index.md"), Some("docs/**"));
+    assert_eq!(m.package.excluded_by("app/views.py"), None);
 }

@@ -5,6 +5,7 @@ use crate::manifest::{BUILTIN_DEPENDENCIES, Feed, raw};
 
 impl Validator<'_> {
     pub(super) fn feed(&mut self, f: Option<&raw::RawFeed>) -> Feed {
+        let declared = f.is_some();
         let default_f = raw::RawFeed::default();
         let f = f.unwrap_or(&default_f);
         let download_base_url = f.download_base_url.as_ref().and_then(|u| {
@@ -102,6 +103,7 @@ impl Validator<'_> {
             }
         };
         Feed {
+            declared,
             download_base_url,
             feed_url,
             dependencies,

@@ -7,9 +7,9 @@ use std::ops::Range;
 use super::values::closest;
 use super::{Sp, Validator};
 use crate::manifest::{
-    AclResourceType, AppName, FILE_SYSTEM_RIGHTS, FastCgi, Handler, HandlerResourceType, Iis,
-    Protocol, RequestFiltering, RequireAccess, SetAcl, StderrMode, describe_char, fastcgi_defaults,
-    raw,
+    AclResourceType, AppName, ApplicationParameter, DEFAULT_IISWSGI_EXE, FILE_SYSTEM_RIGHTS,
+    FastCgi, Handler, HandlerResourceType, Iis, Protocol, RequestFiltering, RequireAccess, SetAcl,
+    StderrMode, check_exe_path, describe_char, fastcgi_defaults, raw,
 };
 
 impl Validator<'_> {
@@ -20,6 +20,10 @@ impl Validator<'_> {
         let application_path = match &i.application_path {
             None => Some(format!("Default Web Site/{placeholder}")),
             Some(p) => self.application_path(p),
+        };
+        let iiswsgi_exe = match &i.iiswsgi_exe {
+            None => Some(DEFAULT_IISWSGI_EXE.to_string()),
+            Some(p) => self.iiswsgi_exe(p),
         };
         let handler = self.handler(i.handler.as_ref(), placeholder);
         let fastcgi = self.fastcgi(i.fastcgi.as_ref());
@@ -61,6 +65,10 @@ impl Validator<'_> {
         Some(Iis {
             application_path: application_path?,
             allow_site_root: i.allow_site_root.unwrap_or(false),
+            application_parameter: i
+                .application_parameter
+                .unwrap_or(ApplicationParameter::ApplicationPath),
+            iiswsgi_exe: iiswsgi_exe?,
             handler: handler?,
             fastcgi: fastcgi?,
             set_acl,
@@ -97,6 +105,34 @@ impl Validator<'_> {
                     p.span(),
                     format!("`iis.application-path` {why}"),
                     "write `Site Name/app/path` as IIS Manager shows it, e.g. \"Default Web Site/MyApp\"",
+                );
+                None
+            }
+        }
+    }
+
+    /// `[iis] iiswsgi-exe`: refused when cmd.exe or appcmd would misread it, warned about
+    /// when fragile ([`check_exe_path`]).
+    fn iiswsgi_exe(&mut self, p: &Sp<String>) -> Option<String> {
+        if self.is_todo(p) {
+            return None;
+        }
+        match check_exe_path(p.get()) {
+            Ok(warnings) => {
+                for w in warnings {
+                    self.warn(
+                        p.span(),
+                        format!("`iis.iiswsgi-exe` {w}"),
+                        "e.g. iiswsgi-exe = 'C:\\iiswsgi\\Scripts\\iiswsgi.exe'",
+                    );
+                }
+                Some(p.get().clone())
+            }
+            Err(e) => {
+                self.error(
+                    p.span(),
+                    format!("`iis.iiswsgi-exe` {e}"),
+                    "give the path of iiswsgi.exe on the servers, e.g. iiswsgi-exe = 'C:\\iiswsgi\\Scripts\\iiswsgi.exe'",
                 );
                 None
             }
@@ -354,6 +390,7 @@ impl Validator<'_> {
             access,
             user: user?,
             resource_type: a.resource_type.unwrap_or(AclResourceType::Directory),
+            ship_contents: a.ship_contents.unwrap_or(false),
         })
     }
 }

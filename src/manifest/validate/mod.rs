@@ -159,7 +159,11 @@ impl Validator<'_> {
         let name = app.as_ref().map(|a| a.name.clone());
         let iis = self.iis(r.iis.as_ref(), name.as_ref());
         let package = self.package(r.package.as_ref());
-        let parameters = self.parameters(r.parameters.as_deref().unwrap_or(&[]));
+        let app_parameter = iis.as_ref().map_or(
+            crate::manifest::ApplicationParameter::ApplicationPath,
+            |i| i.application_parameter,
+        );
+        let parameters = self.parameters(r.parameters.as_deref().unwrap_or(&[]), app_parameter);
         let feed = self.feed(r.feed.as_ref());
         let run = self.run(r.run.as_ref());
         self.static_overlaps(r, wsgi.as_ref(), &run);

@@ -74,7 +74,7 @@ impl Validator<'_> {
             p.install_wait_attempts.as_ref(),
             "package.install-wait-attempts",
             (1, 1000),
-            60,
+            180,
             "MSDeploy polls the post-install step this many times",
         );
         let interval = self.int(

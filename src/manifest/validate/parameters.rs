@@ -9,12 +9,18 @@ use regex::Regex;
 use super::values::closest;
 use super::{Sp, Validator};
 use crate::manifest::{
-    APPLICATION_PATH_PARAMETER, Entry, EntryKind, PARAMETER_TAGS, Parameter, Validation,
-    ValidationKind, describe_char, raw,
+    ApplicationParameter, Entry, EntryKind, PARAMETER_TAGS, Parameter, Validation, ValidationKind,
+    describe_char, raw,
 };
 
 impl Validator<'_> {
-    pub(super) fn parameters(&mut self, list: &[raw::RawParameter]) -> Vec<Parameter> {
+    /// `app_parameter` is the name `[iis] application-parameter` gives the IisApp parameter:
+    /// the one `{Name}` a default may reference besides the declared parameters.
+    pub(super) fn parameters(
+        &mut self,
+        list: &[raw::RawParameter],
+        app_parameter: ApplicationParameter,
+    ) -> Vec<Parameter> {
         let mut out: Vec<(Parameter, Range<usize>)> = Vec::new();
         let mut by_name: HashMap<String, Range<usize>> = HashMap::new();
         for (i, p) in list.iter().enumerate() {
@@ -55,11 +61,17 @@ impl Validator<'_> {
                     "braces mark `{Name}` references and commas separate tags; use letters, digits and spaces",
                 );
                 ok = false;
-            } else if name.eq_ignore_ascii_case(APPLICATION_PATH_PARAMETER) {
+            } else if [
+                ApplicationParameter::ApplicationPath,
+                ApplicationParameter::IisWebApplicationName,
+            ]
+            .iter()
+            .any(|p| name.eq_ignore_ascii_case(p.as_str()))
+            {
                 self.error(
                     name_sp.span(),
                     format!("parameter name {name:?} is reserved"),
-                    "iiswsgi generates the `Application Path` parameter from `[iis] application-path`; rename this one",
+                    "iiswsgi generates the IisApp parameter (`Application Path`, or `IIS Web Application Name` with `[iis] application-parameter`) from `[iis] application-path`; rename this one",
                 );
                 ok = false;
             }
@@ -124,7 +136,7 @@ impl Validator<'_> {
                 ));
             }
         }
-        self.references(list, &out);
+        self.references(list, &out, app_parameter);
         for (p, span) in &out {
             let referenced = out.iter().any(|(o, _)| {
                 o.default
@@ -328,9 +340,14 @@ impl Validator<'_> {
     }
 
     /// Every `{Name}` in a default resolves, and references have no cycle.
-    fn references(&mut self, raw_list: &[raw::RawParameter], params: &[(Parameter, Range<usize>)]) {
+    fn references(
+        &mut self,
+        raw_list: &[raw::RawParameter],
+        params: &[(Parameter, Range<usize>)],
+        app_parameter: ApplicationParameter,
+    ) {
         let mut known: Vec<String> = params.iter().map(|(p, _)| p.name.clone()).collect();
-        known.push(APPLICATION_PATH_PARAMETER.to_string());
+        known.push(app_parameter.as_str().to_string());
         // Names of raw entries that failed validation still count as declared, to avoid
         // cascading "unknown reference" errors.
         for p in raw_list {
@@ -347,10 +364,10 @@ impl Validator<'_> {
                     let refs: Vec<&str> = known.iter().map(String::as_str).collect();
                     let help = match closest(r, &refs) {
                         Some(k) => format!("did you mean `{{{k}}}`?"),
-                        None => {
-                            "reference a declared parameter by its name, e.g. `{Application Path}`"
-                                .to_string()
-                        }
+                        None => format!(
+                            "reference a declared parameter by its name, e.g. `{{{}}}`",
+                            app_parameter.as_str()
+                        ),
                     };
                     self.error(
                         d.span(),

@@ -1,8 +1,14 @@
-//! Rules M01–M05 (Manifest.xml) and O01–O05 (runCommand provider options), msdeploy-webpi.md
-//! §2, §3 and §7.2. Also extracts the providers, which the P and Z rules cross-check.
+//! Rules M01–M05 (Manifest.xml) and O01–O07 (runCommand), msdeploy-webpi.md §2, §3 and §7.2.
+//! Also extracts the providers, which the P and Z rules cross-check.
+//!
+//! O06 and O07 read the command line itself, which msdeploy hands to `cmd.exe /c` on every
+//! server: an iiswsgi post-install step must be exactly `"<exe>" install --app-name <Name>`
+//! with an exe path [`check_exe_path`] accepts (O06, an error: anything else lets cmd.exe run
+//! more than iiswsgi, issue 16 item 6); a fragile exe path, or `&`, `|`, `<`, `>` outside
+//! quotes in any other runCommand, is O07, a warning.
 
 use super::Findings;
-use crate::manifest::FILE_SYSTEM_RIGHTS;
+use crate::manifest::{FILE_SYSTEM_RIGHTS, check_exe_path};
 use crate::package::msdeploy::provider_options::ProviderOptions;
 use crate::xml::Element;
 
@@ -228,8 +234,9 @@ fn attribute_values(e: &Element, at: &str, f: &mut Findings) {
     }
 }
 
-/// O01–O05 on one runCommand element.
+/// O01–O07 on one runCommand element.
 fn run_command(e: &Element, at: &str, f: &mut Findings) {
+    command_line(e.attr("path").unwrap_or(""), at, f);
     let plain: Vec<(&str, &str)> = e
         .attrs
         .iter()
@@ -338,6 +345,62 @@ fn run_command(e: &Element, at: &str, f: &mut Findings) {
                 .into(),
         );
     }
+}
+
+/// O06/O07: what cmd.exe will make of the command line (see the module docs).
+fn command_line(path: &str, at: &str, f: &mut Findings) {
+    let lower = path.to_ascii_lowercase();
+    if !(lower.contains("iiswsgi") && lower.contains("install")) {
+        if let Some(op) = unquoted_operator(path) {
+            f.warn(
+                "O07",
+                at,
+                format!("runCommand `{path}` has `{op}` outside quotes: cmd.exe splits the command there"),
+            );
+        }
+        return;
+    }
+    let expected = r#""<exe>" install --app-name <Name>"#;
+    let Some((exe, rest)) = path.strip_prefix('"').and_then(|p| p.split_once('"')) else {
+        f.error(
+            "O06",
+            at,
+            format!("the iiswsgi post-install command `{path}` is not {expected}: the exe path must be quoted"),
+        );
+        return;
+    };
+    let name_ok = rest.strip_prefix(" install --app-name ").is_some_and(|n| {
+        n.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+            && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    });
+    if !name_ok {
+        f.error(
+            "O06",
+            at,
+            format!("the iiswsgi post-install command is not {expected}: after the quoted path, cmd.exe would run `{rest}`"),
+        );
+    }
+    match check_exe_path(exe) {
+        Err(e) => f.error("O06", at, format!("the iiswsgi.exe path `{exe}` {e}")),
+        Ok(warnings) => {
+            for w in warnings {
+                f.warn("O07", at, format!("the iiswsgi.exe path `{exe}` {w}"));
+            }
+        }
+    }
+}
+
+/// The first `&`, `|`, `<` or `>` outside double quotes.
+fn unquoted_operator(command: &str) -> Option<char> {
+    let mut quoted = false;
+    for c in command.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            '&' | '|' | '<' | '>' if !quoted => return Some(c),
+            _ => {}
+        }
+    }
+    None
 }
 
 fn has_env_var(s: &str) -> bool {
@@ -475,6 +538,59 @@ mod tests {
             blob("x", &[("waitAttempts", "5")])
         );
         assert!(run(&doc).findings.has("O05"));
+    }
+
+    fn run_command_doc(path: &str) -> String {
+        format!(
+            r#"<m><iisApp path="a"/><runCommand path="{}" MSDeploy.MSDeployKeyAttributeName="path" MSDeploy.MSDeployProviderOptions="{}"/></m>"#,
+            crate::package::render::escape_xml(path),
+            blob(path, &[("successReturnCodes", "0x0")])
+        )
+    }
+
+    /// Issue 16 item 6: a package whose runCommand would run `calc` after iiswsgi is an error.
+    #[test]
+    fn injected_install_command_is_o06() {
+        let info = run(&run_command_doc(
+            r#""C:\x\iiswsgi.exe" & calc & "" install --app-name FlaskHello"#,
+        ));
+        let o06: Vec<_> = info.findings.0.iter().filter(|f| f.rule == "O06").collect();
+        assert!(!o06.is_empty(), "{:?}", info.findings);
+        assert!(
+            o06.iter()
+                .all(|f| f.severity == crate::package::check::Severity::Error)
+        );
+        assert!(o06[0].message.contains("& calc &"), "{}", o06[0].message);
+        for bad in [
+            r#""C:\x&y\iiswsgi.exe" install --app-name A"#,
+            r#""%TEMP%\%X%\iiswsgi.exe" install --app-name A"#,
+            r#"C:\iiswsgi.exe install --app-name A"#,
+            r#""C:\iiswsgi.exe" install --app-name A && del /q C:\"#,
+        ] {
+            assert!(run(&run_command_doc(bad)).findings.has("O06"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn iiswsgi_install_command_with_a_clean_path_passes_and_fragile_ones_warn() {
+        for ok in [
+            r#""C:\iiswsgi\Scripts\iiswsgi.exe" install --app-name FlaskHello"#,
+            r#""%SystemDrive%\iiswsgi\Scripts\iiswsgi.exe" install --app-name A_1"#,
+        ] {
+            let info = run(&run_command_doc(ok));
+            assert!(info.findings.0.is_empty(), "{ok}: {:?}", info.findings);
+        }
+        let info = run(&run_command_doc(
+            r#""C:\Program Files (x86)\iiswsgi.exe" install --app-name A"#,
+        ));
+        assert_eq!(info.findings.0.len(), 1, "{:?}", info.findings);
+        assert_eq!(info.findings.0[0].rule, "O07");
+        let spaced = run(&run_command_doc(
+            r#""%ProgramFiles%\iiswsgi\iiswsgi.exe" install --app-name A"#,
+        ));
+        assert!(spaced.findings.has("O07") && !spaced.findings.has("O06"));
+        let other = run(&run_command_doc("setup.cmd & cleanup.cmd"));
+        assert!(other.findings.has("O07") && !other.findings.has("O06"));
     }
 
     #[test]

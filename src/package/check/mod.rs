@@ -12,8 +12,8 @@
 //! Unreadable files are findings too, so one bad path does not hide the others.
 //!
 //! Modules: [`zip`] (central-directory reader and Z rules),
-//! [`manifest_xml`] (M, O), [`parameters`] (P, S), [`web_config`] (C), [`feed`] (F), and
-//! [`app_import`] (I: with `--import`, `[wsgi] app` imports in its venv).
+//! [`manifest_xml`] (M, O), [`parameters`] (P), [`set_parameters`] (S), [`web_config`] (C),
+//! [`feed`] (F), and [`app_import`] (I: with `--import`, `[wsgi] app` imports in its venv).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -24,6 +24,7 @@ pub mod app_import;
 pub mod feed;
 pub mod manifest_xml;
 pub mod parameters;
+pub mod set_parameters;
 pub mod web_config;
 pub mod zip;
 
@@ -334,6 +335,16 @@ pub fn lint_file(path: &Path, options: &CheckOptions) -> FileReport {
         }
         return report;
     }
+    if name.ends_with(".cmd") || name.ends_with(".txt") {
+        // `iiswsgi check dist/*` meets the deploy.cmd and readme package writes next to the zip.
+        report.findings.warn(
+            "IO",
+            "",
+            "not a file iiswsgi checks (a deploy.cmd or readme is checked through its package)"
+                .into(),
+        );
+        return report;
+    }
     if name.ends_with(".zip") {
         report.kind = FileKind::Package;
         report.findings = zip::lint_package(path);
@@ -380,11 +391,65 @@ pub fn lint_file(path: &Path, options: &CheckOptions) -> FileReport {
     report.findings = match report.kind {
         FileKind::Feed => feed::lint(&root, &label, path.parent(), options),
         FileKind::ParametersXml => parameters::lint_standalone(&root, &label),
-        FileKind::SetParametersXml => parameters::lint_set_parameters(&root, &label),
+        FileKind::SetParametersXml => {
+            let (params, note) = sibling_parameters(path);
+            let mut f = set_parameters::lint(&root, &label, params.as_ref());
+            if let Some(note) = note {
+                f.push("S02", Severity::Warning, label.clone(), note);
+            }
+            f
+        }
         FileKind::WebConfig => web_config::lint(&root, &label, None),
         _ => manifest_xml::lint(&root, &label).findings,
     };
     report
+}
+
+/// The Parameters.xml of the package a SetParameters.xml belongs to: `X.zip` next to
+/// `X.SetParameters.xml` (what `iiswsgi package` and Visual Studio write), else a
+/// `Parameters.xml` in the same folder. Without either, a note says S02–S05 did not run.
+fn sibling_parameters(path: &Path) -> (Option<xml::Element>, Option<String>) {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem = name
+        .len()
+        .checked_sub(".setparameters.xml".len())
+        .filter(|&n| name[n..].eq_ignore_ascii_case(".setparameters.xml"))
+        .map(|n| &name[..n]);
+    let dir = path.parent().unwrap_or(Path::new(""));
+    let zip = stem.map(|s| dir.join(format!("{s}.zip")));
+    let text = match zip.as_deref().filter(|z| z.is_file()) {
+        Some(zip) => read_parameters_from_zip(zip),
+        None => fs_err::read_to_string(dir.join("Parameters.xml")).ok(),
+    };
+    match text.as_deref().map(xml::parse) {
+        Some(Ok(root)) => (Some(root), None),
+        _ => (
+            None,
+            Some(format!(
+                "no {} (or Parameters.xml) next to it: names, hidden and required parameters and validations were not checked",
+                zip.as_deref().map_or_else(
+                    || "package".to_string(),
+                    |z| z
+                        .file_name()
+                        .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+                )
+            )),
+        ),
+    }
+}
+
+fn read_parameters_from_zip(zip: &Path) -> Option<String> {
+    use crate::package::msdeploy::reader::{read_directory, read_text};
+    let mut file = fs_err::File::open(zip).ok()?;
+    let dir = read_directory(&mut file).ok()?;
+    let entry = dir
+        .entries
+        .iter()
+        .find(|e| !e.name.contains('/') && e.name.eq_ignore_ascii_case("parameters.xml"))?;
+    read_text(&mut file, entry, zip::MAX_ENTRY_BYTES).ok()
 }
 
 /// Guess from the file name alone (used when the XML does not parse).

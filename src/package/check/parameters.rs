@@ -1,4 +1,5 @@
-//! Rules P01–P17 (Parameters.xml) and S01 (SetParameters.xml), msdeploy-webpi.md §4 and §7.3.
+//! Rules P01–P17 (Parameters.xml), msdeploy-webpi.md §4 and §7.3 (the S rules of
+//! SetParameters.xml are in [`super::set_parameters`]).
 //!
 //! Element and attribute names are compared exactly (msdeploy is case-sensitive about them);
 //! values, tags, kinds and the scope/match regexes are compared case-insensitively, as msdeploy
@@ -801,31 +802,6 @@ fn has_regex_escape(s: &str) -> bool {
         .any(|w| w[0] == b'\\' && b"()[]{}.$^*+?|".contains(&w[1]))
 }
 
-/// S01: every setParameter has a name and a value.
-pub fn lint_set_parameters(root: &Element, label: &str) -> Findings {
-    let mut f = Findings::default();
-    for e in &root.children {
-        if e.name != "setParameter" {
-            f.error(
-                "S01",
-                format!("{label}:{}", e.line),
-                format!("`<{}>` is not `<setParameter>`", e.name),
-            );
-            continue;
-        }
-        for attr in ["name", "value"] {
-            if e.attr(attr).is_none() {
-                f.error(
-                    "S01",
-                    format!("{label}:{}", e.line),
-                    format!("`<setParameter>` lacks `{attr}`"),
-                );
-            }
-        }
-    }
-    f
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1021,14 +997,5 @@ mod tests {
     fn reference_extraction() {
         assert_eq!(refs("a{B}c{D E}{}{{x}"), ["B", "D E", "x"]);
         assert!(refs("no refs").is_empty());
-    }
-
-    #[test]
-    fn set_parameters_need_name_and_value() {
-        let f = lint_set_parameters(
-            &parse(r#"<parameters><setParameter name="a" value="b"/><setParameter name="c"/></parameters>"#).expect("xml"),
-            "x.SetParameters.xml",
-        );
-        assert_eq!(rules(&f), ["S01"]);
     }
 }

@@ -258,6 +258,9 @@ pub fn lint_package(path: &Path) -> Findings {
             return f.prefixed(&label);
         }
     };
+    // The M and O rules of the Manifest.xml inside (issue 16 item 6: an injected runCommand
+    // went unreported because these findings were dropped here).
+    f.extend(info.findings.clone());
     structure(&dir, &info, &mut f);
     let names: Vec<String> = dir.entries.iter().map(|e| e.name.clone()).collect();
     match root_file("parameters.xml") {

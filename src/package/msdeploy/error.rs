@@ -119,6 +119,16 @@ pub enum PackageError {
         /// The file.
         path: PathBuf,
     },
+    /// `--iiswsgi-exe` (or the manifest's `[iis] iiswsgi-exe`) cannot be run safely by the
+    /// post-install step.
+    #[error("the iiswsgi.exe path {path:?} cannot go into the post-install command line")]
+    IiswsgiExe {
+        /// The path as given.
+        path: String,
+        /// What is wrong with it (a phrase: "contains `&`, …").
+        #[source]
+        source: crate::manifest::ExePathError,
+    },
     /// A compression worker thread died.
     #[error("a compression worker stopped unexpectedly")]
     WorkerPanicked,

@@ -6,13 +6,19 @@
 //! - [`timestamp`]: which time each entry gets (spec §1.3);
 //! - [`writer`]: the single gate every entry passes, and the zip / in-memory backends;
 //! - [`reader`]: the central directory and entries of an existing zip;
+//! - [`redeploy`]: what the server owns in the app folder, and the skip rules that keep it;
+//! - [`contents`]: what of the project goes into the package, and why the rest does not;
+//! - [`deploy_files`]: SetParameters.xml, deploy.cmd and its readme next to the zip;
 //! - [`package`]: `iiswsgi package`: plan (pure) then write.
 
+pub mod contents;
+pub mod deploy_files;
 pub mod error;
 pub mod limits;
 pub mod package;
 pub mod provider_options;
 pub mod reader;
+pub mod redeploy;
 pub mod timestamp;
 pub mod writer;
 pub mod zip_path;

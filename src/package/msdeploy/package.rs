@@ -1,10 +1,13 @@
 //! `iiswsgi package`: from a validated [`Manifest`] to `dist/<Name>-<version>.zip` (App Gallery
-//! shape) and `dist/<Name>-<version>.webpi.xml`.
+//! shape) and, next to it, what deploys it: `<stem>.SetParameters.xml`, `<stem>.deploy.cmd`,
+//! `<stem>.deploy-readme.txt` ([`super::deploy_files`]), and the WebPI feed
+//! `<stem>.webpi.xml` when `[feed]` or `--feed` asks for one (WebPI is retired).
 //!
 //! Two phases, as the style guide asks: [`plan`] is pure: it computes every value, renders
-//! Manifest.xml, Parameters.xml and the web.config files in memory and runs the check rules on
-//! them (an error there stops the build before anything is written); [`Plan::write`] does the
-//! I/O: it walks the app folder, streams the zip through the gate and writes the feed.
+//! Manifest.xml, Parameters.xml, the web.config files and the deploy files in memory and runs
+//! the check rules on them (an error there stops the build before anything is written);
+//! [`Plan::write`] does the I/O: it walks the app folder ([`super::contents`] decides what
+//! goes in), streams the zip through the gate and writes the files next to it.
 //!
 //! Package layout (msdeploy-webpi.md §1.1):
 //!
@@ -24,30 +27,32 @@
 //! or the manifest; if the step fails, it still serves nothing. The step renders the shipped
 //! template (so the package, not the installed iiswsgi version, decides the layout) with
 //! [`web_config`] and [`FastCgiKey`], registers the FastCGI application, then replaces the
-//! placeholder.
+//! placeholder. A redeploy keeps the rendered file ([`super::redeploy`]).
 //!
 //! Timestamps (§1.3, [`crate::package::msdeploy::timestamp`]): files keep their mtime, generated files
 //! get the build time; with `SOURCE_DATE_EPOCH` everything is clamped to the epoch, which makes
 //! two builds of the same checkout byte-identical. msdeploy syncs by timestamp, so a redeploy
-//! over an older version still sees newer files; `msdeploy -useChecksum` avoids relying on it.
+//! over an older version still sees newer files; deploy.cmd passes `-useChecksum` anyway.
 
 use std::path::{Path, PathBuf};
 
+use super::contents::{Excluded, Filter};
+use super::deploy_files::{self, DeployFiles};
 use super::error::PackageError;
 use super::provider_options::ProviderOptions;
 use super::timestamp::TimePolicy;
-use super::writer::tree::{Visit, add_tree};
+use super::writer::tree::add_tree;
 use super::writer::zip::{ZipBackend, ZipOptions, ZipSummary};
 use super::writer::{Gate, PackageWriter};
 use super::zip_path::ZipPath;
 use crate::deploy::{
-    DEFAULT_IISWSGI_EXE, FastCgiKey, INSTALL_STAMP, INSTALL_STAMP_TEXT, install_command,
-    sample_physical_path, static_paths, web_config,
+    FastCgiKey, INSTALL_STAMP, INSTALL_STAMP_TEXT, install_command, sample_physical_path,
+    static_paths, web_config,
 };
-use crate::manifest::{APPLICATION_PATH_PARAMETER, AclResourceType, Manifest, SetAcl};
+use crate::manifest::{AclResourceType, Manifest, SetAcl, check_exe_path};
 use crate::package::check::manifest_xml;
 use crate::package::check::parameters::{self, PackageContext};
-use crate::package::check::{Findings, web_config as web_config_rules};
+use crate::package::check::{Findings, set_parameters, web_config as web_config_rules};
 use crate::package::render::{
     EntryElement, FeedXml, ManifestXml, ParameterElement, ParametersXml, PendingWebConfig,
     RunCommandElement, SetAclElement, Template, Templates, ValidationElement,
@@ -67,20 +72,24 @@ pub struct PackageOptions {
     pub time: TimePolicy,
     /// Download base URL; overrides `[feed] download-base-url`.
     pub base_url: Option<String>,
-    /// Where iiswsgi.exe lives on the target.
-    pub iiswsgi_exe: String,
+    /// Where iiswsgi.exe lives on the target; overrides `[iis] iiswsgi-exe`.
+    pub iiswsgi_exe: Option<String>,
+    /// Write the WebPI feed even without a `[feed]` section.
+    pub feed: bool,
     /// Zip writer settings.
     pub zip: ZipOptions,
 }
 
 impl PackageOptions {
-    /// Defaults for a manifest: `dist/` beside it, no epoch, the default exe.
+    /// Defaults for a manifest: `dist/` beside it, no epoch, the manifest's exe, a feed only
+    /// if the manifest has `[feed]`.
     pub fn new(out_dir: impl Into<PathBuf>, time: TimePolicy) -> Self {
         Self {
             out_dir: out_dir.into(),
             time,
             base_url: None,
-            iiswsgi_exe: DEFAULT_IISWSGI_EXE.to_string(),
+            iiswsgi_exe: None,
+            feed: false,
             zip: ZipOptions::default(),
         }
     }
@@ -95,6 +104,17 @@ pub struct GeneratedFile {
     pub bytes: Vec<u8>,
 }
 
+/// The WebPI feed a plan writes, when it writes one.
+#[derive(Debug, Clone)]
+pub struct FeedPlan {
+    /// `out_dir/<Name>-<version>.webpi.xml`.
+    pub path: PathBuf,
+    /// The feed, with the installer's sha1 and size still to fill in.
+    pub feed: FeedXml,
+    /// Image files to publish next to the zip: (source, destination).
+    pub assets: Vec<(PathBuf, PathBuf)>,
+}
+
 /// Everything [`Plan::write`] needs; built by [`plan`] without touching the disk.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -102,16 +122,16 @@ pub struct Plan {
     pub app_name: String,
     /// `out_dir/<Name>-<version>.zip`.
     pub zip_path: PathBuf,
-    /// `out_dir/<Name>-<version>.webpi.xml`.
-    pub feed_path: PathBuf,
     /// Manifest.xml, Parameters.xml, the web.config placeholder and template, in memory.
     pub generated: Vec<GeneratedFile>,
     /// The installed web.config rendered for a sample path (checked, not packaged).
     pub sample_web_config: String,
-    /// Image files to publish next to the zip: (source, destination).
-    pub assets: Vec<(PathBuf, PathBuf)>,
-    /// The feed, with the installer's sha1 and size still to fill in.
-    pub feed: FeedXml,
+    /// SetParameters.xml, deploy.cmd and its readme.
+    pub deploy: DeployFiles,
+    /// Their paths, in that order (`out_dir/<stem>.SetParameters.xml`, …).
+    pub deploy_paths: [PathBuf; 3],
+    /// The WebPI feed, when `[feed]` or `--feed` asked for one.
+    pub feed: Option<FeedPlan>,
     /// Warnings from the check rules on the generated files.
     pub warnings: Findings,
     manifest: Manifest,
@@ -124,10 +144,14 @@ pub struct Plan {
 pub struct PackageReport {
     /// The zip.
     pub zip: ZipSummary,
-    /// The feed file.
-    pub feed_path: PathBuf,
-    /// The download URL written into the feed.
-    pub installer_url: String,
+    /// SetParameters.xml, deploy.cmd, deploy-readme.txt.
+    pub deploy_paths: [PathBuf; 3],
+    /// Visible parameters without a default, left empty in SetParameters.xml.
+    pub required: Vec<String>,
+    /// The feed file and the download URL written into it, when a feed was written.
+    pub feed: Option<(PathBuf, String)>,
+    /// What the walk left out, and why.
+    pub excluded: Vec<Excluded>,
     /// Warnings (check rules, feed URL reuse, local file URLs).
     pub warnings: Findings,
 }
@@ -140,29 +164,51 @@ pub fn package(
     plan(manifest, options)?.write()
 }
 
+/// The iiswsgi.exe path the post-install step runs: `--iiswsgi-exe`, refused here when unsafe
+/// (its warnings come from the O rules on the generated Manifest.xml), or the manifest's
+/// (checked when the manifest was loaded).
+fn iiswsgi_exe<'a>(
+    manifest: &'a Manifest,
+    options: &'a PackageOptions,
+) -> Result<&'a str, PackageError> {
+    let Some(path) = options.iiswsgi_exe.as_deref() else {
+        return Ok(&manifest.iis.iiswsgi_exe);
+    };
+    check_exe_path(path).map_err(|source| PackageError::IiswsgiExe {
+        path: path.to_string(),
+        source,
+    })?;
+    Ok(path)
+}
+
 /// Computes and renders everything; pure (no I/O, no clock).
 pub fn plan(manifest: &Manifest, options: &PackageOptions) -> Result<Plan, PackageError> {
     let templates = Templates::new()?;
+    let mut warnings = Findings::default();
+    let exe = iiswsgi_exe(manifest, options)?;
     let name = manifest.app.name.as_str();
     let app_folder = ZipPath::new(name)?;
     let stem = format!("{name}-{}", manifest.app.version);
     let zip_name = format!("{stem}.zip");
     let zip_path = options.out_dir.join(&zip_name);
-    let feed_path = options.out_dir.join(format!("{stem}.webpi.xml"));
 
-    let manifest_xml = templates.render(&manifest_xml_context(manifest, options))?;
-    let parameters_xml = templates.render(&parameters_context(manifest)?)?;
+    let manifest_xml = templates.render(&manifest_xml_context(manifest, exe))?;
+    let parameters = parameters_context(manifest)?;
+    let parameters_xml = templates.render(&parameters)?;
     let pending = templates.render(&PendingWebConfig {
         app_name: name.to_string(),
     })?;
-    let key = FastCgiKey::for_app(&options.iiswsgi_exe, &sample_physical_path(name));
+    let key = FastCgiKey::for_app(exe, &sample_physical_path(name));
     let sample_web_config = templates.render(&web_config(manifest, &key))?;
+    let deploy = deploy_files::render(&templates, manifest, &parameters, &stem)?;
 
-    let mut warnings = Findings::default();
     lint_generated(
-        &manifest_xml,
-        &parameters_xml,
-        &sample_web_config,
+        &Generated {
+            manifest_xml: &manifest_xml,
+            parameters_xml: &parameters_xml,
+            web_config: &sample_web_config,
+            set_parameters: &deploy.set_parameters,
+        },
         (&key, &static_paths(manifest)),
         &mut warnings,
     )?;
@@ -189,7 +235,37 @@ pub fn plan(manifest: &Manifest, options: &PackageOptions) -> Result<Plan, Packa
             bytes: INSTALL_STAMP_TEXT.as_bytes().to_vec(),
         },
     ];
+    let deploy_paths = deploy_files::names(&stem).map(|n| options.out_dir.join(n));
+    let feed = (manifest.feed.declared || options.feed || options.base_url.is_some())
+        .then(|| plan_feed(manifest, options, &stem, &zip_path, &mut warnings));
 
+    Ok(Plan {
+        app_name: name.to_string(),
+        zip_path,
+        generated,
+        sample_web_config,
+        deploy,
+        deploy_paths,
+        feed,
+        warnings,
+        manifest: manifest.clone(),
+        options: options.clone(),
+        app_folder,
+    })
+}
+
+/// The WebPI feed entry for `<stem>.zip`, with an F03 warning when it can only point at the
+/// local file.
+fn plan_feed(
+    manifest: &Manifest,
+    options: &PackageOptions,
+    stem: &str,
+    zip_path: &Path,
+    warnings: &mut Findings,
+) -> FeedPlan {
+    let zip_name = format!("{stem}.zip");
+    let feed_name = format!("{stem}.webpi.xml");
+    let path = options.out_dir.join(&feed_name);
     let base = webpi::download_base(options.base_url.as_deref(), manifest);
     let installer_url = match &base {
         Some(b) => webpi::installer_url(b, &zip_name),
@@ -199,7 +275,7 @@ pub fn plan(manifest: &Manifest, options: &PackageOptions) -> Result<Plan, Packa
                 "",
                 "no [feed] download-base-url (or --base-url): the feed points at the local zip with a file:// URL".into(),
             );
-            webpi::file_url(&zip_path)
+            webpi::file_url(zip_path)
         }
     };
     let mut assets = Vec::new();
@@ -227,7 +303,6 @@ pub fn plan(manifest: &Manifest, options: &PackageOptions) -> Result<Plan, Packa
     };
     let time = options.time.generated();
     let entry = webpi::entry(manifest, &installer, time, images);
-    let feed_name = format!("{stem}.webpi.xml");
     let meta = FeedMeta {
         title: manifest.app.title.clone(),
         id: manifest
@@ -236,7 +311,7 @@ pub fn plan(manifest: &Manifest, options: &PackageOptions) -> Result<Plan, Packa
             .as_ref()
             .map(|u| u.as_str().to_string())
             .or_else(|| base.as_ref().map(|b| webpi::installer_url(b, &feed_name)))
-            .unwrap_or_else(|| webpi::file_url(&feed_path)),
+            .unwrap_or_else(|| webpi::file_url(&path)),
         author: manifest
             .app
             .author
@@ -244,28 +319,24 @@ pub fn plan(manifest: &Manifest, options: &PackageOptions) -> Result<Plan, Packa
             .unwrap_or_else(|| manifest.app.title.clone()),
         updated: time,
     };
-    let feed = webpi::feed(&meta, vec![entry], &manifest.feed.keywords);
-
-    Ok(Plan {
-        app_name: name.to_string(),
-        zip_path,
-        feed_path,
-        generated,
-        sample_web_config,
+    FeedPlan {
+        path,
+        feed: webpi::feed(&meta, vec![entry], &manifest.feed.keywords),
         assets,
-        feed,
-        warnings,
-        manifest: manifest.clone(),
-        options: options.clone(),
-        app_folder,
-    })
+    }
 }
 
-/// Runs the M/O/P/C rules on the generated files: errors stop the build, warnings are kept.
+/// The generated files the check rules run on.
+struct Generated<'a> {
+    manifest_xml: &'a str,
+    parameters_xml: &'a str,
+    web_config: &'a str,
+    set_parameters: &'a str,
+}
+
+/// Runs the M/O/P/S/C rules on the generated files: errors stop the build, warnings are kept.
 fn lint_generated(
-    manifest_xml: &str,
-    parameters_xml: &str,
-    web_config: &str,
+    files: &Generated<'_>,
     (key, static_paths): (&FastCgiKey, &[String]),
     warnings: &mut Findings,
 ) -> Result<(), PackageError> {
@@ -275,17 +346,23 @@ fn lint_generated(
             findings: format!("not well-formed XML: {e}"),
         })
     };
-    let info = manifest_xml::lint(&parse(manifest_xml, "Manifest.xml")?, "Manifest.xml");
+    let info = manifest_xml::lint(&parse(files.manifest_xml, "Manifest.xml")?, "Manifest.xml");
+    let params_root = parse(files.parameters_xml, "Parameters.xml")?;
     let params = parameters::lint(
-        &parse(parameters_xml, "Parameters.xml")?,
+        &params_root,
         "Parameters.xml",
         Some(PackageContext {
             manifest: &info,
             files: None,
         }),
     );
+    let set = set_parameters::lint(
+        &parse(files.set_parameters, "SetParameters.xml")?,
+        "SetParameters.xml",
+        Some(&params_root),
+    );
     let wc = web_config_rules::lint_installed(
-        &parse(web_config, "web.config")?,
+        &parse(files.web_config, "web.config")?,
         "web.config",
         &key.script_processor(),
         static_paths,
@@ -293,6 +370,7 @@ fn lint_generated(
     for (what, findings) in [
         ("Manifest.xml", info.findings),
         ("Parameters.xml", params),
+        ("SetParameters.xml", set),
         ("web.config", wc),
     ] {
         if findings.errors() > 0 {
@@ -301,15 +379,18 @@ fn lint_generated(
                 findings: findings.render_errors(),
             });
         }
-        warnings.extend(findings);
+        // S04 is reported by name in the summary (`required`), not as a warning line.
+        warnings.extend(Findings(
+            findings.0.into_iter().filter(|f| f.rule != "S04").collect(),
+        ));
     }
     Ok(())
 }
 
-/// The Manifest.xml context.
-fn manifest_xml_context(manifest: &Manifest, options: &PackageOptions) -> ManifestXml {
+/// The Manifest.xml context; `exe` is the iiswsgi.exe the post-install step runs.
+fn manifest_xml_context(manifest: &Manifest, exe: &str) -> ManifestXml {
     let name = manifest.app.name.as_str();
-    let command = install_command(&options.iiswsgi_exe, name);
+    let command = install_command(exe, name);
     let settings = vec![
         (
             "waitAttempts".to_string(),
@@ -362,11 +443,14 @@ fn acl_parameter_name(acl: &SetAcl) -> String {
     }
 }
 
-/// The Parameters.xml context: Application Path, the manifest's parameters, hidden setAcl ones.
+/// The Parameters.xml context: the IisApp parameter (`Application Path`, or `IIS Web
+/// Application Name` with `[iis] application-parameter`), the manifest's parameters, hidden
+/// setAcl ones.
 fn parameters_context(manifest: &Manifest) -> Result<ParametersXml, PackageError> {
     let name = manifest.app.name.as_str();
+    let app_parameter = manifest.iis.application_parameter.as_str();
     let mut parameters = vec![ParameterElement {
-        name: APPLICATION_PATH_PARAMETER.to_string(),
+        name: app_parameter.to_string(),
         description: Some(format!(
             "The IIS site and application to install into, e.g. Default Web Site/{name}."
         )),
@@ -406,8 +490,8 @@ fn parameters_context(manifest: &Manifest) -> Result<ParametersXml, PackageError
     for acl in &manifest.iis.set_acl {
         let path = acl_package_path(name, acl);
         let default = match acl.path.as_str() {
-            "" => format!("{{{APPLICATION_PATH_PARAMETER}}}"),
-            sub => format!("{{{APPLICATION_PATH_PARAMETER}}}/{sub}"),
+            "" => format!("{{{app_parameter}}}"),
+            sub => format!("{{{app_parameter}}}/{sub}"),
         };
         parameters.push(ParameterElement {
             name: acl_parameter_name(acl),
@@ -439,7 +523,7 @@ impl Plan {
         &self.manifest
     }
 
-    /// Writes the zip and the feed (and publishes image files next to them).
+    /// Writes the zip, the deploy files and the feed (and publishes image files next to it).
     pub fn write(&self) -> Result<PackageReport, PackageError> {
         let out_dir = &self.options.out_dir;
         fs_err::create_dir_all(out_dir).map_err(|source| PackageError::Write {
@@ -467,23 +551,11 @@ impl Plan {
             .strip_prefix(&root)
             .ok()
             .map(|p| p.to_string_lossy().replace('\\', "/"));
+        let filter = Filter::new(&root, pkg, manifest_rel, &self.deploy.server_paths);
         add_tree(&mut gate, &root, &self.app_folder, |rel, is_dir| {
-            if Some(rel) == manifest_rel.as_deref() || rel == crate::manifest::FILE_NAME {
-                Visit::Skip
-            } else if is_dir {
-                if pkg.is_excluded(rel) {
-                    Visit::Skip
-                } else if pkg.is_packaged(rel) {
-                    Visit::Add
-                } else {
-                    Visit::Descend
-                }
-            } else if pkg.is_packaged(rel) {
-                Visit::Add
-            } else {
-                Visit::Skip
-            }
+            filter.visit(rel, is_dir)
         })?;
+        let excluded = filter.into_excluded();
         for acl in &self.manifest.iis.set_acl {
             if acl.resource_type == AclResourceType::Directory && !acl.path.as_str().is_empty() {
                 let dir = self.app_folder.join(acl.path.as_str())?;
@@ -495,40 +567,61 @@ impl Plan {
         }
         let zip = gate.finish(ZipBackend::new(&self.zip_path, self.options.zip.clone()))?;
 
+        let files = [
+            &self.deploy.set_parameters,
+            &self.deploy.deploy_cmd,
+            &self.deploy.readme,
+        ];
+        for (path, text) in self.deploy_paths.iter().zip(files) {
+            write_file(path, text.as_bytes())?;
+        }
         let mut warnings = self.warnings.clone();
-        let mut feed = self.feed.clone();
-        let mut installer_url = String::new();
-        for entry in &mut feed.entries {
-            entry.installer.sha1 = zip.sha1_hex();
-            entry.installer.file_size = webpi::file_size_kib(zip.size);
-            installer_url = entry.installer.url.clone();
-        }
-        previous_feed_warning(
-            &self.feed_path,
-            &installer_url,
-            &zip.sha1_hex(),
-            &mut warnings,
-        );
-        let xml = Templates::new()?.render(&feed)?;
-        crate::fsutil::write_atomically(&self.feed_path, xml.as_bytes()).map_err(|source| {
-            PackageError::Write {
-                path: self.feed_path.clone(),
-                source,
-            }
-        })?;
-        for (from, to) in &self.assets {
-            fs_err::copy(from, to).map_err(|source| PackageError::Read {
-                path: from.clone(),
-                source,
-            })?;
-        }
+        let feed = match &self.feed {
+            Some(plan) => Some(write_feed(plan, &zip, &mut warnings)?),
+            None => None,
+        };
         Ok(PackageReport {
             zip,
-            feed_path: self.feed_path.clone(),
-            installer_url,
+            deploy_paths: self.deploy_paths.clone(),
+            required: self.deploy.required.clone(),
+            feed,
+            excluded,
             warnings,
         })
     }
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), PackageError> {
+    crate::fsutil::write_atomically(path, bytes).map_err(|source| PackageError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Fills in the zip's sha1 and size, writes the feed and its images; returns the feed's path
+/// and download URL.
+fn write_feed(
+    plan: &FeedPlan,
+    zip: &ZipSummary,
+    warnings: &mut Findings,
+) -> Result<(PathBuf, String), PackageError> {
+    let mut feed = plan.feed.clone();
+    let mut installer_url = String::new();
+    for entry in &mut feed.entries {
+        entry.installer.sha1 = zip.sha1_hex();
+        entry.installer.file_size = webpi::file_size_kib(zip.size);
+        installer_url = entry.installer.url.clone();
+    }
+    previous_feed_warning(&plan.path, &installer_url, &zip.sha1_hex(), warnings);
+    let xml = Templates::new()?.render(&feed)?;
+    write_file(&plan.path, xml.as_bytes())?;
+    for (from, to) in &plan.assets {
+        fs_err::copy(from, to).map_err(|source| PackageError::Read {
+            path: from.clone(),
+            source,
+        })?;
+    }
+    Ok((plan.path.clone(), installer_url))
 }
 
 /// Whether `dir` is not yet an entry of the gate (setAcl folders may be absent on disk).
@@ -556,6 +649,7 @@ fn previous_feed_warning(path: &Path, url: &str, sha1: &str, warnings: &mut Find
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::deploy::DEFAULT_IISWSGI_EXE;
 
     const MANIFEST: &str = r#"
 [app]
@@ -601,7 +695,18 @@ download-base-url = "https://dl.example.com/shop/"
     fn plan_is_pure_and_names_outputs_after_name_and_version() {
         let plan = plan(&manifest(MANIFEST), &options()).expect("plan");
         assert_eq!(plan.zip_path, Path::new("/out/ShopApp-2.1.0.zip"));
-        assert_eq!(plan.feed_path, Path::new("/out/ShopApp-2.1.0.webpi.xml"));
+        assert_eq!(
+            plan.feed.as_ref().map(|f| f.path.as_path()),
+            Some(Path::new("/out/ShopApp-2.1.0.webpi.xml"))
+        );
+        assert_eq!(
+            plan.deploy_paths,
+            [
+                PathBuf::from("/out/ShopApp-2.1.0.SetParameters.xml"),
+                PathBuf::from("/out/ShopApp-2.1.0.deploy.cmd"),
+                PathBuf::from("/out/ShopApp-2.1.0.deploy-readme.txt"),
+            ]
+        );
         let names: Vec<&str> = plan.generated.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(
             names,
@@ -686,22 +791,128 @@ download-base-url = "https://dl.example.com/shop/"
         let mut o = options();
         o.time = TimePolicy::new(1_800_000_000, Some(1_700_000_000));
         let plan = plan(&manifest(MANIFEST), &o).expect("plan");
-        let entry = &plan.feed.entries[0];
+        let feed = &plan.feed.as_ref().expect("[feed] present").feed;
+        let entry = &feed.entries[0];
         assert_eq!(
             entry.installer.url,
             "https://dl.example.com/shop/ShopApp-2.1.0.zip"
         );
         assert_eq!(entry.updated, "2023-11-14T22:13:20Z");
         assert_eq!(
-            plan.feed.id,
+            feed.id,
             "https://dl.example.com/shop/ShopApp-2.1.0.webpi.xml"
         );
         o.base_url = Some("https://mirror.example.org/x".into());
         let plan2 = super::plan(&manifest(MANIFEST), &o).expect("plan");
         assert_eq!(
-            plan2.feed.entries[0].installer.url,
+            plan2.feed.expect("feed").feed.entries[0].installer.url,
             "https://mirror.example.org/x/ShopApp-2.1.0.zip"
         );
+    }
+
+    /// Item 7: WebPI is retired; no `[feed]`, no `--feed`: no feed and no F03 warning.
+    #[test]
+    fn no_feed_section_means_no_feed_and_no_f03() {
+        let text = MANIFEST.replace(
+            "[feed]\ndownload-base-url = \"https://dl.example.com/shop/\"\n",
+            "",
+        );
+        let plan = plan(&manifest(&text), &options()).expect("plan");
+        assert!(plan.feed.is_none());
+        assert!(!plan.warnings.has("F03"), "{:?}", plan.warnings);
+        let mut o = options();
+        o.feed = true;
+        let plan = super::plan(&manifest(&text), &o).expect("plan");
+        assert!(plan.feed.is_some());
+        assert!(
+            plan.warnings.has("F03"),
+            "a feed without a base URL still says so"
+        );
+    }
+
+    /// Item 2: SetParameters.xml lists every visible parameter with its default; required
+    /// ones are empty and reported.
+    #[test]
+    fn set_parameters_lists_visible_parameters_and_reports_the_required_ones() {
+        let text = format!(
+            "{MANIFEST}\n[[parameters]]\nname = \"Secret\"\ntags = [\"Password\"]\nentries = [{{ kind = \"TextFile\", scope = '\\\\shop\\.py$', match = 'S = \"[^\"]*\"' }}]\n"
+        );
+        let plan = plan(&manifest(&text), &options()).expect("plan");
+        let set = &plan.deploy.set_parameters;
+        assert!(
+            set.contains(
+                r#"<setParameter name="Application Path" value="Default Web Site/ShopApp" />"#
+            ),
+            "{set}"
+        );
+        assert!(
+            set.contains(
+                r#"<setParameter name="Greeting" value="Hello from {Application Path}" />"#
+            ),
+            "{set}"
+        );
+        assert!(
+            set.contains(r#"<setParameter name="Secret" value="" />"#),
+            "{set}"
+        );
+        assert!(
+            !set.contains("SetAcl"),
+            "hidden parameters are not listed: {set}"
+        );
+        assert_eq!(plan.deploy.required, ["Secret"]);
+        assert!(
+            !plan.warnings.has("S04"),
+            "reported as `required`, not as a warning"
+        );
+    }
+
+    /// Item 6: the IisApp parameter named the MSBuild / Azure DevOps way, everywhere.
+    #[test]
+    fn application_parameter_switch_renames_the_iisapp_parameter_and_its_references() {
+        let text = MANIFEST
+            .replace(
+                "[wsgi]",
+                "[iis]\napplication-parameter = \"IIS Web Application Name\"\n[wsgi]",
+            )
+            .replace("{Application Path}", "{IIS Web Application Name}");
+        let plan = plan(&manifest(&text), &options()).expect("plan");
+        let params = file(&plan, "Parameters.xml");
+        assert!(
+            params.contains(r#"<parameter name="IIS Web Application Name""#),
+            "{params}"
+        );
+        assert!(
+            params.contains(r#"defaultValue="{IIS Web Application Name}/App_Data""#),
+            "{params}"
+        );
+        assert!(!params.contains("Application Path"), "{params}");
+        assert!(
+            plan.deploy
+                .set_parameters
+                .contains(r#"name="IIS Web Application Name""#)
+        );
+    }
+
+    /// Item 4 / issue 16 item 6: the exe comes from the manifest, `--iiswsgi-exe` overrides it,
+    /// and an injected path is refused before anything is built.
+    #[test]
+    fn iiswsgi_exe_comes_from_the_manifest_and_a_bad_override_is_refused() {
+        let text = MANIFEST.replace(
+            "[wsgi]",
+            "[iis]\niiswsgi-exe = 'D:\\tools\\iiswsgi.exe'\n[wsgi]",
+        );
+        let plan = plan(&manifest(&text), &options()).expect("plan");
+        assert!(
+            file(&plan, "Manifest.xml")
+                .contains(r#"path="&quot;D:\tools\iiswsgi.exe&quot; install --app-name ShopApp""#)
+        );
+        let mut o = options();
+        o.iiswsgi_exe = Some(r#"C:\x\iiswsgi.exe" & calc & ""#.into());
+        let err = super::plan(&manifest(&text), &o).expect_err("injection");
+        assert!(matches!(err, PackageError::IiswsgiExe { .. }), "{err}");
+        o.iiswsgi_exe = Some("iiswsgi.exe".into());
+        let plan = super::plan(&manifest(&text), &o).expect("a relative path is a warning");
+        assert!(plan.warnings.has("O07"), "{:?}", plan.warnings);
     }
 
     #[test]

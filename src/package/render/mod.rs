@@ -12,6 +12,9 @@
 //! | `templates/web.config.hbs` | [`WebConfig`] | `<Name>/web.config` after install |
 //! | `templates/web.config.pending.hbs` | [`PendingWebConfig`] | `<Name>/web.config` as shipped |
 //! | `templates/webpi/feed.xml.hbs` (+ partial `webpi/entry.xml.hbs`) | [`FeedXml`] ([`FeedEntry`]) | `*.webpi.xml` |
+//! | `templates/msdeploy/setparameters.xml.hbs` | [`SetParametersXml`] | `*.SetParameters.xml` |
+//! | `templates/msdeploy/deploy.cmd.hbs` | [`DeployCmd`] | `*.deploy.cmd` |
+//! | `templates/msdeploy/deploy-readme.txt.hbs` | [`DeployReadme`] | `*.deploy-readme.txt` |
 //!
 //! Templates hold layout; Rust computes every value (msdeploy, webpi and iis build the
 //! contexts). Output is UTF-8 without BOM with CRLF line endings (msdeploy-webpi.md §2.1).
@@ -24,8 +27,10 @@ use handlebars::Handlebars;
 use serde::Serialize;
 
 mod contexts;
+mod deploy_files;
 
 pub use contexts::*;
+pub use deploy_files::*;
 
 /// A template compiled into the binary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -42,17 +47,26 @@ pub enum Template {
     FeedXml,
     /// `templates/webpi/entry.xml.hbs` (a partial of [`Template::FeedXml`]).
     FeedEntry,
+    /// `templates/msdeploy/setparameters.xml.hbs`.
+    SetParametersXml,
+    /// `templates/msdeploy/deploy.cmd.hbs` (batch; values pre-escaped, triple braces).
+    DeployCmd,
+    /// `templates/msdeploy/deploy-readme.txt.hbs` (plain text, triple braces).
+    DeployReadme,
 }
 
 impl Template {
     /// Every template.
-    pub const ALL: [Template; 6] = [
+    pub const ALL: [Template; 9] = [
         Template::ManifestXml,
         Template::ParametersXml,
         Template::WebConfig,
         Template::PendingWebConfig,
         Template::FeedXml,
         Template::FeedEntry,
+        Template::SetParametersXml,
+        Template::DeployCmd,
+        Template::DeployReadme,
     ];
 
     /// The registry name: the path under `templates/` without `.hbs`.
@@ -64,6 +78,9 @@ impl Template {
             Template::PendingWebConfig => "web.config.pending",
             Template::FeedXml => "webpi/feed.xml",
             Template::FeedEntry => "webpi/entry",
+            Template::SetParametersXml => "msdeploy/setparameters.xml",
+            Template::DeployCmd => "msdeploy/deploy.cmd",
+            Template::DeployReadme => "msdeploy/deploy-readme.txt",
         }
     }
 
@@ -76,6 +93,9 @@ impl Template {
             Template::PendingWebConfig => "templates/web.config.pending.hbs",
             Template::FeedXml => "templates/webpi/feed.xml.hbs",
             Template::FeedEntry => "templates/webpi/entry.xml.hbs",
+            Template::SetParametersXml => "templates/msdeploy/setparameters.xml.hbs",
+            Template::DeployCmd => "templates/msdeploy/deploy.cmd.hbs",
+            Template::DeployReadme => "templates/msdeploy/deploy-readme.txt.hbs",
         }
     }
 
@@ -90,6 +110,13 @@ impl Template {
             Template::PendingWebConfig => include_str!("../../../templates/web.config.pending.hbs"),
             Template::FeedXml => include_str!("../../../templates/webpi/feed.xml.hbs"),
             Template::FeedEntry => include_str!("../../../templates/webpi/entry.xml.hbs"),
+            Template::SetParametersXml => {
+                include_str!("../../../templates/msdeploy/setparameters.xml.hbs")
+            }
+            Template::DeployCmd => include_str!("../../../templates/msdeploy/deploy.cmd.hbs"),
+            Template::DeployReadme => {
+                include_str!("../../../templates/msdeploy/deploy-readme.txt.hbs")
+            }
         }
     }
 }

@@ -295,4 +295,82 @@ fn every_rendered_sample_validates_against_its_xsd() {
     };
     assert_valid(&t.render(&pending).expect("render"), "web.config.xsd");
     assert_valid(&t.render(&feed_xml()).expect("render"), "webpi-feed.xsd");
+    assert_valid(
+        &t.render(&set_parameters_xml()).expect("render"),
+        "msdeploy-setparameters.xsd",
+    );
+}
+
+fn set_parameters_xml() -> SetParametersXml {
+    SetParametersXml {
+        parameters: vec![
+            SetParameterElement {
+                name: "Application Path".into(),
+                value: "Default Web Site/MyApp".into(),
+            },
+            SetParameterElement {
+                name: "Secret \"Key\" & <more>".into(),
+                value: String::new(),
+            },
+        ],
+    }
+}
+
+fn deploy_cmd() -> DeployCmd {
+    DeployCmd {
+        generator: "iiswsgi 0.1.0".into(),
+        app_name: "MyApp".into(),
+        stem: "MyApp-1.0".into(),
+        zip_name: "MyApp-1.0.zip".into(),
+        set_parameters_name: "MyApp-1.0.SetParameters.xml".into(),
+        readme_name: "MyApp-1.0.deploy-readme.txt".into(),
+        app_parameter: "Application Path".into(),
+        skip_rules: vec![SkipRuleLine {
+            why: Some(rem_text("media: writable <&> 100% `x`")),
+            arg: batch_text(
+                r"-skip:skipAction=Delete,objectName=dirPath,absolutePath=\\media(\\.*)?$",
+            ),
+        }],
+    }
+}
+
+#[test]
+fn set_parameters_escapes_names_and_keeps_empty_values() {
+    let out = templates().render(&set_parameters_xml()).expect("render");
+    assert!(
+        out.contains(r#"<setParameter name="Application Path" value="Default Web Site/MyApp" />"#),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            r#"<setParameter name="Secret &quot;Key&quot; &amp; &lt;more&gt;" value="" />"#
+        ),
+        "{out}"
+    );
+}
+
+/// deploy.cmd is read by cmd.exe: CRLF, ASCII, no handlebars left, values unescaped by XML,
+/// comments without a character cmd.exe interprets.
+#[test]
+fn deploy_cmd_is_ascii_crlf_batch_with_its_values_verbatim() {
+    let out = templates().render(&deploy_cmd()).expect("render");
+    assert!(out.is_ascii(), "{out}");
+    assert!(!out.replace("\r\n", "").contains('\n'), "bare LF");
+    assert!(!out.contains("{{"), "{out}");
+    assert!(out.starts_with("@echo off\r\n"), "{out}");
+    assert!(
+        out.contains(r#"set SKIPS=%SKIPS% "-skip:skipAction=Delete,objectName=dirPath,absolutePath=\\media(\\.*)?$""#),
+        "{out}"
+    );
+    assert!(out.contains("rem media: writable ___ 100_ x\r\n"), "{out}");
+    assert!(out.contains(r#"set "ZIP=%~dp0MyApp-1.0.zip""#), "{out}");
+    for line in out.lines().filter(|l| l.starts_with("rem ")) {
+        assert!(!line.contains(['%', '&', '|', '<', '>', '^']), "{line}");
+    }
+}
+
+#[test]
+fn batch_text_doubles_percent_signs() {
+    assert_eq!(batch_text("100%"), "100%%");
+    assert_eq!(rem_text("a&b|c<d>e^f%g`h`'"), "a_b_c_d_e_f_gh'");
 }
