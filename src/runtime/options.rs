@@ -406,10 +406,7 @@ mod tests {
             .resolve()
             .expect("valid");
             assert_eq!(r.server.app_root, Some(abs("/srv/other")));
-            assert_eq!(
-                r.server.manifest,
-                Some(abs("/srv/shop/iiswsgi.toml"))
-            );
+            assert_eq!(r.server.manifest, Some(abs("/srv/shop/iiswsgi.toml")));
         }
 
         #[test]
