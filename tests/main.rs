@@ -29,6 +29,10 @@ mod peers;
 /// `iiswsgi run` over socketpairs, sockets and a real nginx: transports, shutdown, limits.
 #[cfg(unix)]
 mod run;
+/// `examples/servers/*`, each started as written with the real server in front of a
+/// `django-admin startproject` site.
+#[cfg(all(unix, feature = "python"))]
+mod servers;
 /// The binary in a venv's bin/, as `pip install iiswsgi` puts it: self-location, `--version`,
 /// serving Flask through the IIS client (`IISWSGI_WHEEL_BIN` tests the installed wheel).
 #[cfg(all(unix, feature = "python"))]

@@ -7,6 +7,8 @@ pub mod iis_client;
 #[cfg(unix)]
 pub mod peers;
 #[cfg(all(unix, feature = "python"))]
+pub mod sites;
+#[cfg(all(unix, feature = "python"))]
 pub mod venv;
 #[cfg(unix)]
 pub mod wait;
