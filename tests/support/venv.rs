@@ -3,6 +3,20 @@
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
+
+/// The venv with Flask and Django from PyPI (`<target>/tmp/wsgi-frameworks-py<minor>`),
+/// created once and reused across runs. One `OnceLock` for the whole test crate: two
+/// builders of one folder would tear each other's work down.
+pub fn frameworks() -> &'static Path {
+    static VENV: OnceLock<PathBuf> = OnceLock::new();
+    VENV.get_or_init(|| {
+        cached(
+            "wsgi-frameworks",
+            &["Flask>=3.0,<4".as_ref(), "Django>=4.2,<6".as_ref()],
+        )
+    })
+}
 
 /// `<target>/tmp/<name>-py<minor>`: a venv of the embedded Python with `pip install
 /// <pip_args>` done, built on first use. A venv records absolute paths, so it is built where

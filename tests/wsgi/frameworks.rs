@@ -6,7 +6,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 
 use serde_json::json;
 
@@ -15,13 +14,7 @@ use super::{Gateway, IisGateway, NginxGateway, Req, apps_dir, build_python};
 /// A venv with Flask and Django from PyPI, created once and reused across runs
 /// (`<target>/tmp/wsgi-frameworks-py<minor>`).
 fn framework_venv() -> &'static Path {
-    static VENV: OnceLock<PathBuf> = OnceLock::new();
-    VENV.get_or_init(|| {
-        crate::support::venv::cached(
-            "wsgi-frameworks",
-            &["Flask>=3.0,<4".as_ref(), "Django>=4.2,<6".as_ref()],
-        )
-    })
+    crate::support::venv::frameworks()
 }
 
 fn examples() -> PathBuf {
