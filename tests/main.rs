@@ -37,6 +37,10 @@ mod redeploy;
 /// `iiswsgi run` over socketpairs, sockets and a real nginx: transports, shutdown, limits.
 #[cfg(unix)]
 mod run;
+/// `examples/servers/*`, each started as written with the real server in front of a
+/// `django-admin startproject` site.
+#[cfg(all(unix, feature = "python"))]
+mod servers;
 /// `[[iis.static]]`: the `<location>` IIS serves static files from, packaged and installed.
 mod static_files;
 /// The binary in a venv's bin/, as `pip install iiswsgi` puts it: self-location, `--version`,

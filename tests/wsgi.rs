@@ -12,7 +12,8 @@
 //!
 //! Modules: `conformance` (the PEP 3333 checklist of wsgi-embedding.md §7, apps in
 //! `tests/conformance/apps/`), `lifecycle` (venv selection, a refused venv, import failure,
-//! reload, SystemExit, atexit), `threads` (`--threads N`), `frameworks` (Flask and Django from PyPI in a cached venv).
+//! reload, SystemExit, atexit), `reload` (`--reload` under wrk behind nginx), `threads` (`--threads N`),
+//! `frameworks` (Flask and Django from PyPI in a cached venv).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -28,7 +29,9 @@ use crate::support::wait;
 
 mod conformance;
 mod frameworks;
+mod habits;
 mod lifecycle;
+mod reload;
 mod threads;
 
 /// `tests/conformance/apps`.

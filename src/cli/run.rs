@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use iiswsgi::runtime::environ::OriginalUrlPolicy;
-use iiswsgi::runtime::logging::{DEFAULT_KEEP, DEFAULT_MAX_BYTES};
 use iiswsgi::runtime::transport::ListenAddr;
 use iiswsgi::runtime::{RawOptions, RawWsgi};
 
@@ -41,7 +40,7 @@ pub struct Args {
     diagnostic: Option<String>,
 
     /// Listen on ADDR instead of serving what stdin holds: `unix:PATH` (created mode 0666, a
-    /// stale socket file is replaced) or `tcp:HOST:PORT` (loopback only, unless
+    /// stale socket file is replaced) or `HOST:PORT` / `tcp:HOST:PORT` (loopback only, unless
     /// FCGI_WEB_SERVER_ADDRS lists the web servers allowed to connect).
     #[arg(long, value_name = "ADDR")]
     listen: Option<ListenAddr>,
@@ -52,34 +51,38 @@ pub struct Args {
     app_root: Option<PathBuf>,
 
     /// The iiswsgi.toml to serve; its folder is the application root unless --app-root says
-    /// otherwise.
+    /// otherwise. Default: iiswsgi.toml in the current folder, if there is one (not under IIS).
     #[arg(long, value_name = "FILE")]
     manifest: Option<PathBuf>,
 
-    /// Log file; `-` logs to stderr (never under IIS, where stderr is not shown).
+    /// Log file; `-` logs to stderr (never under IIS, where stderr is not shown). Default:
+    /// `[run] log-file` of the manifest, else <app root>/logs/iiswsgi.log.
     #[arg(long, value_name = "FILE", env = "IISWSGI_LOG")]
     log: Option<PathBuf>,
 
-    /// Least severe level logged: error, warn, info, debug or trace.
-    #[arg(
-        long,
-        value_name = "LEVEL",
-        default_value = "info",
-        env = "IISWSGI_LOG_LEVEL"
-    )]
-    log_level: log::LevelFilter,
+    /// Least severe level logged: error, warn, info, debug or trace. Default: `[run]
+    /// log-level`, else info.
+    #[arg(long, value_name = "LEVEL", env = "IISWSGI_LOG_LEVEL")]
+    log_level: Option<log::LevelFilter>,
 
-    /// Rotate the log file when it reaches this many bytes (0: never).
-    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_BYTES)]
-    log_max_size: u64,
+    /// Rotate the log file when it reaches this many bytes (0: never). Default: `[run]
+    /// log-max-bytes`, else 10485760.
+    #[arg(long, value_name = "BYTES")]
+    log_max_size: Option<u64>,
 
-    /// Rotated log files to keep (iiswsgi.log.1 … .N).
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_KEEP)]
-    log_keep: u32,
+    /// Rotated log files to keep (iiswsgi.log.1 … .N). Default: `[run] log-keep`, else 5.
+    #[arg(long, value_name = "N")]
+    log_keep: Option<u32>,
+
+    /// Write one line per request, Apache's combined format (gunicorn's --access-logfile), to
+    /// FILE; `-` is stdout (never under IIS). Off by default.
+    #[arg(long, value_name = "FILE", env = "IISWSGI_ACCESS_LOG")]
+    access_log: Option<PathBuf>,
 
     /// The URL prefix the application is mounted at. Under IIS it replaces the prefix derived
     /// from APPL_MD_PATH; behind other servers it makes iiswsgi compute SCRIPT_NAME and
-    /// PATH_INFO from REQUEST_URI (needed behind Apache mod_proxy_fcgi).
+    /// PATH_INFO from REQUEST_URI (needed behind Apache mod_proxy_fcgi at a sub-path).
+    /// Default: `[run] mount-point`.
     #[arg(long, value_name = "PREFIX", env = "IISWSGI_MOUNT")]
     mount: Option<String>,
 
@@ -94,8 +97,8 @@ pub struct Args {
           value_parser = clap::value_parser!(u32).range(1..))]
     max_conns: u32,
 
-    /// Exit gracefully after N requests (the web server starts a fresh process), counted over
-    /// all request threads.
+    /// Exit gracefully after N requests (the web server or the supervisor starts a fresh
+    /// process), counted over all request threads.
     #[arg(long, value_name = "N")]
     max_requests: Option<u64>,
 
@@ -128,8 +131,9 @@ pub struct Args {
 #[command(next_help_heading = "Python application")]
 pub struct WsgiArgs {
     /// The WSGI application: `module:callable` (`myproject.wsgi:application`); the callable
-    /// may be a dotted path and end in `()` to call a factory (`app:create_app()`). Default:
-    /// `[wsgi] app` of --manifest.
+    /// may be a dotted path and end in a factory call with literal arguments, as gunicorn
+    /// allows (`app:create_app()`, `app:create_app(debug=False)`). Default: `[wsgi] app` of
+    /// the manifest.
     #[arg(long, value_name = "MODULE:CALLABLE", env = "IISWSGI_APP")]
     app: Option<String>,
 
@@ -139,7 +143,8 @@ pub struct WsgiArgs {
     #[arg(long, value_name = "DIR", env = "IISWSGI_VENV")]
     venv: Option<PathBuf>,
 
-    /// Working directory for the app, also put first on sys.path. Default: --app-root.
+    /// Working directory for the app, also put first on sys.path. Default: --app-root, else
+    /// the current folder (as gunicorn).
     #[arg(long, value_name = "DIR")]
     chdir: Option<PathBuf>,
 
@@ -148,10 +153,17 @@ pub struct WsgiArgs {
     #[arg(long = "python-path", value_name = "DIR")]
     python_paths: Vec<PathBuf>,
 
-    /// Exit after the current request when a file whose path (relative to the app directory)
-    /// matches this regex changes, so the web server starts a fresh process. Matched from the
-    /// start of the path, like wfastcgi's WSGI_RESTART_FILE_REGEX; empty disables. Default:
-    /// `[wsgi] reload-regex` of --manifest, else `.*((\.py)|(\.config))$`.
+    /// Restart when code changes, as gunicorn's --reload: outside IIS, watch the app folder
+    /// and, once the requests in flight are done, re-execute in place with the listening
+    /// socket kept open. Under IIS the --reload-pattern rule applies without this flag (the
+    /// process exits after its request; IIS starts a fresh one).
+    #[arg(long)]
+    reload: bool,
+
+    /// Which changed files reload: a regex on the path relative to the app directory,
+    /// matched from its start like wfastcgi's WSGI_RESTART_FILE_REGEX; empty disables. The
+    /// venv, logs/, __pycache__ and VCS folders are never watched. Default: `[wsgi]
+    /// reload-regex` of the manifest, else `.*((\.py)|(\.config))$`.
     #[arg(long, value_name = "REGEX", env = "IISWSGI_RELOAD_PATTERN")]
     reload_pattern: Option<String>,
 }
@@ -170,6 +182,7 @@ impl Args {
     fn into_raw(self) -> RawOptions {
         let w = self.wsgi;
         RawOptions {
+            working_dir: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
             diagnostic: self.diagnostic,
             listen: self.listen,
             app_root: self.app_root,
@@ -178,6 +191,7 @@ impl Args {
             log_level: self.log_level,
             log_max_size: self.log_max_size,
             log_keep: self.log_keep,
+            access_log: self.access_log,
             mount: self.mount,
             original_url: self.original_url,
             max_conns: self.max_conns,
@@ -192,6 +206,7 @@ impl Args {
                 chdir: w.chdir,
                 python_paths: w.python_paths,
                 reload_pattern: w.reload_pattern,
+                reload: w.reload,
             },
         }
     }

@@ -31,6 +31,7 @@ use regex::Regex;
 
 pub mod diagnostic;
 pub mod exe_path;
+pub mod factory_call;
 mod load;
 pub mod raw;
 pub mod schema;
@@ -509,22 +510,25 @@ pub struct App {
     pub screenshot: Option<Asset>,
 }
 
-/// `module:attribute` (optionally called once as a factory).
+/// `module:attribute` (optionally called once as a factory, with literal arguments as
+/// gunicorn allows: [`factory_call`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WsgiTarget {
     /// Dotted module path, e.g. `mysite.wsgi`.
     pub module: String,
     /// Dotted attribute path inside the module, e.g. `application` or `app.wsgi_app`.
     pub attribute: String,
-    /// Call the attribute with no arguments at start-up and serve what it returns.
+    /// Call the attribute at start-up and serve what it returns.
     pub call: bool,
+    /// The call's argument text, Python literals (`debug=False`); empty for `()`.
+    pub arguments: String,
 }
 
 impl fmt::Display for WsgiTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.module, self.attribute)?;
         if self.call {
-            f.write_str("()")?;
+            write!(f, "({})", self.arguments)?;
         }
         Ok(())
     }

@@ -137,8 +137,9 @@ pub struct RawApp {
 #[schemars(deny_unknown_fields)]
 pub struct RawWsgi {
     /// The WSGI callable as `module:attribute` (gunicorn's convention), e.g. `hello:app` or
-    /// `mysite.wsgi:application`. Append `()` to call a zero-argument factory once at start-up
-    /// (`hello:create_app()`).
+    /// `mysite.wsgi:application`. Append a call to use a factory, called once at start-up,
+    /// with literal arguments as gunicorn allows (`hello:create_app()`,
+    /// `flaskr:create_app(test_config={'DEBUG': False})`).
     #[schemars(required)]
     pub app: Option<Spanned<String>>,
     /// Extra directories put at the front of `sys.path`, relative to the app folder. The app

@@ -13,7 +13,12 @@
 //!   the request and `PATH_INFO` the rest. IIS's own `PATH_INFO` is ANSI-mangled and never used.
 //! - **Generic** (nginx, lighttpd, HAProxy, Apache: `fastcgi-protocol.md` §10): the server's
 //!   `SCRIPT_NAME`/`PATH_INFO` are kept, unless a mount point is configured, in which case the
-//!   IIS rule runs on `REQUEST_URI` with the mount point as the prefix.
+//!   IIS rule runs on `REQUEST_URI` with the mount point as the prefix. One exception
+//!   (serving-behind-web-servers.md §1): with no `PATH_INFO` and a `SCRIPT_NAME` equal to the
+//!   request's path (`DOCUMENT_URI`, else `REQUEST_URI` without its query), which is what
+//!   nginx's stock `fastcgi_params`, HAProxy without `path-info` and Apache at `/` send, the
+//!   app is mounted at `/`: `SCRIPT_NAME` `""`, `PATH_INFO` the path. An explicit
+//!   `PATH_INFO`, even empty, is trusted.
 //!
 //! In both modes: `CONTENT_LENGTH` `""` is removed and non-digits are a 400;
 //! `HTTP_CONTENT_LENGTH`/`HTTP_CONTENT_TYPE` are dropped (used only to fill a missing
@@ -122,6 +127,9 @@ pub struct Notes {
     pub prefix_mismatch: bool,
     /// `APPL_MD_PATH` has no `/ROOT` segment, so the prefix is empty.
     pub no_root_segment: bool,
+    /// Generic mode: no `PATH_INFO` and `SCRIPT_NAME` was the whole request path (nginx's
+    /// stock `fastcgi_params`), so the app was mounted at `/`.
+    pub root_mount_inferred: bool,
 }
 
 /// The normalised environ of one request.
@@ -256,6 +264,11 @@ pub fn normalise_owned(raw: Vec<Param>, options: &EnvironOptions) -> Result<Envi
         set(&mut params, b"PATH_INFO", path_info.to_vec());
     } else {
         // Generic mode without a mount point: the server's values, made present.
+        if let Some(path) = whole_path_as_script_name(&params)? {
+            notes.root_mount_inferred = true;
+            set(&mut params, b"SCRIPT_NAME", Vec::new());
+            params.push((b"PATH_INFO".to_vec(), path));
+        }
         if get(&params, b"SCRIPT_NAME") == Some(b"/") {
             set(&mut params, b"SCRIPT_NAME", Vec::new());
         }
@@ -276,6 +289,33 @@ pub fn normalise_owned(raw: Vec<Param>, options: &EnvironOptions) -> Result<Envi
         mode,
         notes,
     })
+}
+
+/// The request path, when a generic server sent no `PATH_INFO` and a `SCRIPT_NAME` equal to
+/// that path (module doc): `DOCUMENT_URI` when the server sends it (nginx, HAProxy; after an
+/// nginx `rewrite` it is the rewritten path, as is `SCRIPT_NAME`), else `REQUEST_URI` without
+/// its query, raw or decoded. The result is the decoded path.
+fn whole_path_as_script_name(params: &[Param]) -> Result<Option<Vec<u8>>, EnvironError> {
+    if get(params, b"PATH_INFO").is_some() {
+        return Ok(None);
+    }
+    let Some(script_name) = get(params, b"SCRIPT_NAME").filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    if let Some(document_uri) = get(params, b"DOCUMENT_URI") {
+        return Ok((script_name == document_uri).then(|| script_name.to_vec()));
+    }
+    let Some(target) = get(params, b"REQUEST_URI") else {
+        return Ok(None);
+    };
+    let raw = strip_scheme_authority(cut_query(target));
+    if script_name == raw {
+        return decode_path(raw).map(Some);
+    }
+    // A path that does not decode (`%00`) is not the one the server matched.
+    Ok(decode_path(raw)
+        .ok()
+        .filter(|decoded| decoded.as_slice() == script_name))
 }
 
 /// Trims a configured prefix to the form [`split_prefix`] expects: leading `/`, no trailing
@@ -984,6 +1024,78 @@ mod tests {
             assert_eq!(sn_pi(&e), ("".into(), "".into()));
             let e = env(&p(&[("SCRIPT_NAME", "/"), ("PATH_INFO", "/x")]));
             assert_eq!(sn_pi(&e), ("".into(), "/x".into()));
+        }
+
+        /// serving-behind-web-servers.md §1: Debian's `fastcgi_params`, no split.
+        fn nginx_stock(uri: &str, document_uri: &str) -> Vec<Param> {
+            p(&[
+                ("SCRIPT_NAME", document_uri),
+                ("REQUEST_URI", uri),
+                ("DOCUMENT_URI", document_uri),
+                ("QUERY_STRING", ""),
+            ])
+        }
+
+        #[test]
+        fn whole_path_as_script_name_without_path_info_mounts_the_app_at_the_root() {
+            let e = env(&nginx_stock("/polls/3/?x=1", "/polls/3/"));
+            assert_eq!(sn_pi(&e), ("".into(), "/polls/3/".into()));
+            assert!(e.notes.root_mount_inferred);
+            let e = env(&nginx_stock("/", "/"));
+            assert_eq!(sn_pi(&e), ("".into(), "/".into()), "the root itself");
+        }
+
+        #[test]
+        fn whole_path_rule_keeps_the_servers_decoded_and_rewritten_path() {
+            // nginx decodes $uri; a `rewrite` changes it but not $request_uri.
+            let e = env(&nginx_stock("/caf%C3%A9/a%20b", "/café/a b"));
+            assert_eq!(sn_pi(&e), ("".into(), "/café/a b".into()));
+            let e = env(&nginx_stock("/old/x", "/new/x"));
+            assert_eq!(sn_pi(&e), ("".into(), "/new/x".into()));
+        }
+
+        #[test]
+        fn whole_path_rule_compares_request_uri_raw_or_decoded_without_document_uri() {
+            // HAProxy without `path-info` and Apache at `/` send no DOCUMENT_URI.
+            let raw = p(&[("SCRIPT_NAME", "/a%20b"), ("REQUEST_URI", "/a%20b?q")]);
+            assert_eq!(sn_pi(&env(&raw)), ("".into(), "/a b".into()));
+            let decoded = p(&[("SCRIPT_NAME", "/a b"), ("REQUEST_URI", "/a%20b?q")]);
+            assert_eq!(sn_pi(&env(&decoded)), ("".into(), "/a b".into()));
+            let nul = p(&[("SCRIPT_NAME", "/%00"), ("REQUEST_URI", "/%00")]);
+            assert_eq!(
+                normalise(&nul, &EnvironOptions::default()),
+                Err(EnvironError::NulInPath)
+            );
+        }
+
+        #[test]
+        fn an_explicit_path_info_or_a_script_name_that_is_not_the_path_is_trusted() {
+            let split = p(&[
+                ("SCRIPT_NAME", "/app"),
+                ("PATH_INFO", ""),
+                ("REQUEST_URI", "/app"),
+                ("DOCUMENT_URI", "/app"),
+            ]);
+            let e = env(&split);
+            assert_eq!(
+                sn_pi(&e),
+                ("/app".into(), "".into()),
+                "a sub-path mount's root"
+            );
+            assert!(!e.notes.root_mount_inferred);
+            let php = p(&[("SCRIPT_NAME", "/index.php"), ("REQUEST_URI", "/x")]);
+            assert_eq!(sn_pi(&env(&php)), ("/index.php".into(), "".into()));
+        }
+
+        #[test]
+        fn a_mount_point_beats_the_whole_path_rule() {
+            let opts = EnvironOptions {
+                prefix: Some(normalise_prefix(b"/polls")),
+                ..Default::default()
+            };
+            let e = normalise(&nginx_stock("/polls/3/", "/polls/3/"), &opts).expect("ok");
+            assert_eq!(sn_pi(&e), ("/polls".into(), "/3/".into()));
+            assert!(!e.notes.root_mount_inferred);
         }
 
         #[test]

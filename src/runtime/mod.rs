@@ -14,17 +14,22 @@
 //! - [`logging`]: the rotating log file IIS-launched processes write instead of stderr;
 //! - [`options`] and [`run()`]: the command's inputs, raw then resolved (every precedence
 //!   rule between flags, the manifest and defaults), and the one entry point the CLI calls,
-//!   which also maps how the run ended to an exit status ([`exit_code`]).
+//!   which also maps how the run ended to an exit status ([`exit_code`]);
+//! - [`access_log`] (`--access-log`, Apache's combined format) and [`reexec`] (a reload
+//!   outside IIS: the binary re-executes itself, the listening socket kept open).
 //!
 //! May use: the shared ground ([`crate::manifest`], [`crate::venv`]). Never names
 //! [`crate::package`] or [`crate::iis`]. A newcomer starts at [`server`]'s module doc.
 
+pub mod access_log;
 pub mod environ;
 pub mod fastcgi;
 pub mod identity;
 pub mod iis_env;
 pub mod logging;
 pub mod options;
+#[cfg(unix)]
+pub mod reexec;
 mod run;
 pub mod server;
 pub mod shutdown;
@@ -34,5 +39,5 @@ pub mod wsgi;
 
 #[cfg(feature = "python")]
 pub use options::WsgiPlan;
-pub use options::{RawOptions, RawWsgi, Resolved, RunConfigError, Serve};
+pub use options::{AccessLogTarget, RawOptions, RawWsgi, Resolved, RunConfigError, Serve};
 pub use run::{RunFailure, exit_code, run};

@@ -399,11 +399,11 @@ fn processes_on_an_iis_pipe_are_ignored_with_a_warning_and_one_process_serves() 
 }
 
 #[test]
-fn workers_failing_with_a_configuration_error_stop_the_supervisor() {
+fn a_manifest_that_cannot_be_read_stops_the_supervisor_before_any_worker() {
     let sandbox = Sandbox::new("procsbad");
     let socket = sandbox.join("gw.sock");
     let mut cmd = Command::new(iiswsgi_bin());
-    // No --diagnostic and a manifest that does not exist: each worker exits 2 at once.
+    // The supervisor reads the manifest itself now (its [run] section sets the log).
     cmd.arg("run")
         .arg("--listen")
         .arg(format!("unix:{}", socket.display()))
@@ -418,9 +418,51 @@ fn workers_failing_with_a_configuration_error_stop_the_supervisor() {
     let status = proc
         .wait_exit(Duration::from_secs(10))
         .unwrap_or_else(|| panic!("the supervisor kept looping: {}", proc.output()));
-    assert_eq!(status.code(), Some(1), "{}", proc.output());
+    assert_eq!(status.code(), Some(2), "{}", proc.output());
     let (_, err) = proc.std_streams();
     let err = String::from_utf8_lossy(&err);
+    assert!(err.contains("cannot read manifest"), "{err}");
+    assert!(!socket.exists());
+}
+
+/// Issue 13: outside IIS an app that does not import stops the start (exit 2, the traceback
+/// on stderr), in each worker; the supervisor stops too, with 2, instead of looping.
+#[cfg(feature = "python")]
+#[test]
+fn workers_whose_app_does_not_import_stop_the_supervisor_with_status_2() {
+    let sandbox = Sandbox::new("procsimport");
+    sandbox.write(
+        "broken.py",
+        "import not_installed_anywhere
+app = None
+",
+    );
+    let socket = sandbox.join("gw.sock");
+    let mut cmd = Command::new(iiswsgi_bin());
+    cmd.arg("run")
+        .arg("--listen")
+        .arg(format!("unix:{}", socket.display()))
+        .arg("--processes")
+        .arg("2")
+        .arg("--app")
+        .arg("broken:app")
+        .arg("--chdir")
+        .arg(sandbox.path())
+        .arg("--log")
+        .arg(sandbox.join("iiswsgi.log"))
+        .stdin(Stdio::null());
+    let mut proc = Proc::spawn("supervisor", sandbox.path(), cmd, vec![]);
+    let status = proc
+        .wait_exit(Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("the supervisor kept looping: {}", proc.output()));
+    assert_eq!(status.code(), Some(2), "{}", proc.output());
+    let (_, err) = proc.std_streams();
+    let err = String::from_utf8_lossy(&err);
+    assert!(
+        err.contains("cannot import broken:app")
+            && err.contains("ModuleNotFoundError: No module named 'not_installed_anywhere'"),
+        "the workers' traceback reaches the terminal: {err}"
+    );
     assert!(err.contains("worker processes cannot start"), "{err}");
     assert!(!socket.exists());
 }

@@ -9,6 +9,8 @@ pub mod msdeploy_sync;
 #[cfg(unix)]
 pub mod peers;
 #[cfg(all(unix, feature = "python"))]
+pub mod sites;
+#[cfg(all(unix, feature = "python"))]
 pub mod venv;
 #[cfg(unix)]
 pub mod wait;

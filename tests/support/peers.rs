@@ -146,6 +146,33 @@ impl Proc {
         }
     }
 
+    /// [`Proc::spawn`] for a command whose stderr the caller has set (a terminal, say):
+    /// stdout still goes to `<dir>/<name>.stdout`.
+    #[cfg(feature = "python")]
+    pub fn spawn_keeping_stderr(name: &str, dir: &Path, mut cmd: Command) -> Proc {
+        become_subreaper();
+        let stdout = dir.join(format!("{name}.stdout"));
+        let out = fs::File::create(&stdout).expect("create stdout file");
+        cmd.stdout(out).process_group(0);
+        // SAFETY: as in `spawn`.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {name} ({cmd:?}): {e}"));
+        Proc {
+            name: name.to_owned(),
+            child: Some(child),
+            stdout,
+            stderr: dir.join(format!("{name}.stderr-elsewhere")),
+            logs: Vec::new(),
+        }
+    }
+
     /// The process id (also the process group id).
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map_or(0, Child::id)
@@ -479,7 +506,10 @@ pub struct Peer {
 
 /// Starts a peer whose config depends on its port, retrying with a new port if another test
 /// grabbed it between [`free_port`] and the peer's bind.
-fn start_with_port_retry(kind: PeerKind, mut start: impl FnMut(u16) -> (Proc, PathBuf)) -> Peer {
+pub fn start_with_port_retry(
+    kind: PeerKind,
+    mut start: impl FnMut(u16) -> (Proc, PathBuf),
+) -> Peer {
     let mut last = String::new();
     for _ in 0..5 {
         let port = free_port();

@@ -11,7 +11,7 @@ use serde_json::json;
 use super::{
     Gateway, IisGateway, NginxGateway, Req, apps_dir, build_python, temp_dir, wait_for_log,
 };
-use crate::support::fcgi_client::{Server, iiswsgi_bin, wait_for_path};
+use crate::support::fcgi_client::{self as fc, Server, iiswsgi_bin, wait_for_path};
 use crate::support::wait;
 
 /// A fresh app directory holding copies of `files` from `tests/conformance/apps`.
@@ -234,8 +234,65 @@ fn reload_waits_for_the_request_in_flight_then_exits_zero() {
     );
 }
 
+/// Outside IIS (`--listen`), `--reload` restarts in place: the same pid re-executes itself,
+/// the socket stays open and in place, and nothing waits for another request to notice.
 #[test]
-fn reload_while_idle_exits_without_waiting_for_another_request() {
+fn reload_while_idle_restarts_in_place_without_waiting_for_another_request() {
+    let dir = app_copy(&["lifecycle.py"]);
+    let socket = dir.path().join("gw.sock");
+    let log = dir.path().join("gw.log");
+    let server = Server::spawn_listen(&[
+        "--app",
+        "lifecycle:application",
+        "--chdir",
+        &dir.path().display().to_string(),
+        "--listen",
+        &format!("unix:{}", socket.display()),
+        "--log",
+        &log.display().to_string(),
+        "--reload",
+    ]);
+    wait_for_path(&socket, Duration::from_secs(20));
+    wait::log_contains(&log, "reload: watching", Duration::from_secs(20));
+    // A file in a brand-new folder: its own event may come before the folder is watched.
+    std::fs::create_dir_all(dir.path().join("pkg")).expect("mkdir");
+    std::fs::write(dir.path().join("pkg/new_module.py"), "X = 1\n").expect("new file");
+    let text = wait::log_count(&log, "reload: watching", 2, Duration::from_secs(20));
+    assert!(text.contains("reload: pkg/new_module.py changed"), "{text}");
+    assert!(
+        text.contains("restarting in place after 0 request(s): a watched file changed"),
+        "{text}"
+    );
+    assert!(
+        text.contains("(the socket kept across a reload)"),
+        "the new image took the socket over: {text}"
+    );
+    let pid = server.pid().to_string();
+    assert_eq!(
+        text.matches(&format!("starting (pid {pid})")).count(),
+        2,
+        "one process, started twice: {text}"
+    );
+    assert!(socket.exists(), "the socket file never went away");
+    let mut conn = std::os::unix::net::UnixStream::connect(&socket).expect("connect");
+    let reply = fc::exchange(
+        &mut conn,
+        1,
+        false,
+        &fc::nginx_params("GET", "/", None),
+        b"",
+    );
+    assert_eq!(reply.cgi().status, 200, "{}", reply.cgi().text());
+    server.signal(rustix::process::Signal::TERM);
+    let status = wait_exit(server, Duration::from_secs(10));
+    assert!(status.success(), "{status:?}");
+    assert!(!socket.exists(), "removed at the final exit");
+}
+
+/// Issue 13: outside IIS watching is opt-in (`--reload`, as gunicorn's): without it a
+/// change restarts nothing.
+#[test]
+fn without_reload_a_change_outside_iis_restarts_nothing() {
     let dir = app_copy(&["lifecycle.py"]);
     let socket = dir.path().join("gw.sock");
     let log = dir.path().join("gw.log");
@@ -249,16 +306,26 @@ fn reload_while_idle_exits_without_waiting_for_another_request() {
         "--log",
         &log.display().to_string(),
     ]);
-    wait_for_path(&socket, Duration::from_secs(20));
-    wait::log_contains(&log, "reload: watching", Duration::from_secs(20));
-    // A file in a brand-new folder: its own event may come before the folder is watched.
-    std::fs::create_dir_all(dir.path().join("pkg")).expect("mkdir");
-    std::fs::write(dir.path().join("pkg/new_module.py"), "X = 1\n").expect("new file");
-    let status = wait_exit(server, Duration::from_secs(10));
+    wait::log_contains(
+        &log,
+        "imported lifecycle:application",
+        Duration::from_secs(20),
+    );
+    std::fs::write(dir.path().join("lifecycle.py"), "# changed\n").expect("change");
+    // A watcher is armed before the first request is served and says so: none here.
+    let mut conn = std::os::unix::net::UnixStream::connect(&socket).expect("connect");
+    let reply = fc::exchange(
+        &mut conn,
+        1,
+        false,
+        &fc::nginx_params("GET", "/", None),
+        b"",
+    );
+    assert_eq!(reply.cgi().status, 200, "still the first import");
     let text = std::fs::read_to_string(&log).unwrap_or_default();
-    assert!(status.success(), "{status:?}\n{text}");
-    assert!(text.contains("reload: pkg/new_module.py changed"), "{text}");
-    assert!(text.contains("the application asked to exit"), "{text}");
+    assert!(!text.contains("reload"), "{text}");
+    server.signal(rustix::process::Signal::TERM);
+    assert!(wait_exit(server, Duration::from_secs(10)).success());
 }
 
 #[test]

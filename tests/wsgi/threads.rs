@@ -225,7 +225,7 @@ fn threads_all_stop_after_system_exit_in_one_of_them() {
     let (status, _, _) = server.wait(Duration::from_secs(10));
     let log = gw.log();
     assert!(status.success(), "{status:?}\n{log}");
-    assert!(log.contains("the application asked to exit"), "{log}");
+    assert!(log.contains("the application raised SystemExit"), "{log}");
 }
 
 #[test]

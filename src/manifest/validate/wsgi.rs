@@ -7,6 +7,7 @@ use regex::Regex;
 
 use super::values::{is_absolute_any, regex};
 use super::{Sp, Validator};
+use crate::manifest::factory_call::{self, FactoryCallError};
 use crate::manifest::{DEFAULT_RELOAD_REGEX, ReloadRegex, Venv, Wsgi, WsgiTarget, raw};
 
 impl Validator<'_> {
@@ -121,8 +122,12 @@ impl Validator<'_> {
 enum WsgiTargetError {
     #[error("must be `module:callable`, found {target:?} (no `:`)")]
     NoColon { target: String },
-    #[error("can only call a factory without arguments (`{module}:name()`), found {target:?}")]
-    FactoryArguments { module: String, target: String },
+    /// `why` is part of the message, not a cause to print again.
+    #[error("has factory arguments that are not literals in {target:?}: {why}")]
+    FactoryArguments {
+        target: String,
+        why: FactoryCallError,
+    },
     #[error(
         "has a file path {module:?} as its module; use dots between packages: `{}`",
         as_dotted(.module)
@@ -171,16 +176,11 @@ fn parse_wsgi_target(s: &str) -> Result<WsgiTarget, WsgiTargetError> {
             target: s.to_string(),
         });
     };
-    let (attr, call) = match attr.strip_suffix("()") {
-        Some(a) => (a, true),
-        None => (attr, false),
-    };
-    if attr.contains('(') {
-        return Err(WsgiTargetError::FactoryArguments {
-            module: module.to_string(),
+    let (attr, arguments) =
+        factory_call::split(attr).map_err(|why| WsgiTargetError::FactoryArguments {
             target: s.to_string(),
-        });
-    }
+            why,
+        })?;
     if module.contains(['/', '\\']) {
         return Err(WsgiTargetError::FilePath {
             module: module.to_string(),
@@ -203,7 +203,8 @@ fn parse_wsgi_target(s: &str) -> Result<WsgiTarget, WsgiTargetError> {
     Ok(WsgiTarget {
         module: module.to_string(),
         attribute: attr.to_string(),
-        call,
+        call: arguments.is_some(),
+        arguments: arguments.unwrap_or_default().to_string(),
     })
 }
 
@@ -256,6 +257,15 @@ mod tests {
         let t = parse_wsgi_target("hello:create_app()").unwrap();
         assert!(t.call);
         assert_eq!(t.to_string(), "hello:create_app()");
+        let t = parse_wsgi_target("flaskr:create_app(test_config={'TESTING': True})").unwrap();
+        assert_eq!(
+            (t.attribute.as_str(), t.arguments.as_str()),
+            ("create_app", "test_config={'TESTING': True}")
+        );
+        assert_eq!(
+            t.to_string(),
+            "flaskr:create_app(test_config={'TESTING': True})"
+        );
         assert_eq!(
             why("hello.py:app"),
             r#"names the file "hello.py"; write the module without `.py`: `hello:app`"#
@@ -277,8 +287,10 @@ mod tests {
             r#"has an invalid module "class": `class` is a Python keyword"#
         );
         assert_eq!(
-            why("a:make(1)"),
-            r#"can only call a factory without arguments (`a:name()`), found "a:make(1)""#
+            why("a:make(os.environ)"),
+            "has factory arguments that are not literals in \"a:make(os.environ)\": `os` is not \
+             a literal: factory arguments may only be strings, numbers, True, False, None and \
+             lists, tuples, dicts or sets of them (gunicorn's rule)"
         );
         assert_eq!(
             why("my-app:app"),

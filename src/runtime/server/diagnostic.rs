@@ -189,7 +189,10 @@ impl Diagnostic {
         html.push_str("</table>\n<h2>Server</h2>\n<table>\n");
         let mode = match request.mode {
             Mode::Iis => "IIS (SCRIPT_NAME from APPL_MD_PATH, PATH_INFO from the raw URL)",
-            Mode::Generic => "generic (the web server's SCRIPT_NAME/PATH_INFO, or --mount)",
+            Mode::Generic => {
+                "generic (the web server's SCRIPT_NAME/PATH_INFO, or --mount; a SCRIPT_NAME that is \
+                 the whole path without PATH_INFO means the app is at /)"
+            }
         };
         let facts: [(&str, String); 10] = [
             ("iiswsgi.version", crate::VERSION.to_owned()),

@@ -5,18 +5,22 @@ use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
 
 use super::conn::{Conn, FIRST_CONN, JobKind, LISTENER, Pumped, WAKER, split_job};
 use super::exchange::{BodyPort, Exchange, Fate, ResponsePort, Waiter};
+use super::notes::log_notes_once;
+use drain::settle;
+
+mod drain;
 use super::options::RunOptions;
 use super::report::{RunError, RunReport, ServerInfo, StopHandle, StopReason};
 use super::signals::{self, Shutdown, Trigger};
 use super::{Application, Outcome, Request};
-use crate::runtime::environ::{self, Mode, Notes};
+use crate::runtime::environ::{self, Mode};
 use crate::runtime::fastcgi;
 use crate::runtime::identity::AppIdentity;
 use crate::runtime::logging::{self, RequestScope};
@@ -56,9 +60,24 @@ where
         single_connection: transport.kind.is_single_connection(),
         stop: None,
     };
-    let result = serve(&options, &mut transport, &info, make_app);
+    #[cfg_attr(not(unix), allow(unused_mut))]
+    let mut result = serve(&options, &mut transport, &info, make_app);
+    #[cfg(unix)]
+    if let Ok(report) = &mut result
+        && report.reason == StopReason::Reload
+        && !info.single_connection
+    {
+        // The listening socket (and its file) outlive this image: see `RunReport::handover`.
+        report.handover = transport.handover();
+    }
     transport.cleanup();
     match &result {
+        #[cfg(unix)]
+        Ok(report) if report.handover.is_some() => log::info!(
+            "restarting in place after {} request(s): {}; the listening socket stays open",
+            report.requests,
+            report.reason
+        ),
         Ok(report) => log::info!(
             "exiting after {} request(s): {}",
             report.requests,
@@ -135,11 +154,13 @@ where
                 }
                 Endpoint::Listener(l) => engine.listen(l).map_err(RunError::Poll)?,
             }
-            let reason = engine.serve()?;
+            let reason = settle(engine.serve()?, &shutdown);
             Ok(RunReport {
                 requests: engine.requests,
                 reason,
                 waits: engine.waits,
+                #[cfg(unix)]
+                handover: None,
             })
         }
     }
@@ -185,6 +206,7 @@ impl<'a, A: Application> Setup<'a, A> {
             workers,
             waits: 0,
             identity: AppIdentity::configured(self.opts.app_root.as_deref()),
+            drain_until: None,
         }
     }
 }
@@ -271,6 +293,7 @@ fn serve_threads<A: Application>(
         Some(Trigger::Signal) => StopReason::Signal,
         Some(Trigger::ShutdownEvent) => StopReason::ShutdownEvent,
         Some(Trigger::MaxRequests) => StopReason::MaxRequests,
+        Some(Trigger::Reload) => StopReason::Reload,
         Some(Trigger::App) => first.unwrap_or(StopReason::AppExit),
         _ => first.unwrap_or(StopReason::AppExit),
     };
@@ -278,6 +301,8 @@ fn serve_threads<A: Application>(
         requests,
         reason,
         waits,
+        #[cfg(unix)]
+        handover: None,
     })
 }
 
@@ -323,47 +348,13 @@ fn worker<'a, A: Application>(
             requests: engine.requests,
             reason,
             waits: engine.waits,
+            #[cfg(unix)]
+            handover: None,
         }),
         Err(e) => {
             setup.shutdown.trigger(Trigger::App);
             Err(e)
         }
-    }
-}
-
-static NOTED: [AtomicBool; 4] = [const { AtomicBool::new(false) }; 4];
-
-fn log_notes_once(notes: Notes) {
-    let once = |i: usize, text: &str| {
-        if !NOTED[i].swap(true, Ordering::Relaxed) {
-            log::warn!("{text} (logged once per process)");
-        }
-    };
-    if notes.used_url_fallback {
-        once(
-            0,
-            "REQUEST_URI is missing: the request path comes from URL, which IIS has already \
-             decoded and may have rewritten",
-        );
-    }
-    if notes.no_target {
-        once(
-            1,
-            "the request carries no REQUEST_URI or URL: PATH_INFO is empty",
-        );
-    }
-    if notes.prefix_mismatch {
-        once(
-            2,
-            "a request path does not start with the application prefix (from APPL_MD_PATH or \
-             --mount): SCRIPT_NAME is empty and PATH_INFO is the whole path",
-        );
-    }
-    if notes.no_root_segment {
-        once(
-            3,
-            "APPL_MD_PATH has no /ROOT segment: the application prefix is empty (use --mount)",
-        );
     }
 }
 
@@ -394,6 +385,9 @@ struct Engine<'a, A> {
     identity: AppIdentity,
     /// Readiness waits so far ([`RunReport::waits`]).
     waits: u64,
+    /// Set by a reload on a listening socket: until then the loop waits for requests that
+    /// have started arriving (see [`Engine::draining`]).
+    drain_until: Option<Instant>,
 }
 
 impl<A: Application> Engine<'_, A> {
@@ -431,11 +425,13 @@ impl<A: Application> Engine<'_, A> {
                     Trigger::ShutdownEvent => StopReason::ShutdownEvent,
                     Trigger::App => StopReason::AppExit,
                     Trigger::MaxRequests => StopReason::MaxRequests,
+                    Trigger::Reload => StopReason::Reload,
                     _ => StopReason::Signal,
                 });
             }
             if let Some(reason) = self.stop
                 && self.fifo.is_empty()
+                && !self.awaits_started_requests()
             {
                 return Ok(reason);
             }
@@ -542,7 +538,12 @@ impl<A: Application> Engine<'_, A> {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        let closing = self.conns.values().filter_map(|c| c.closing).min();
+        let closing = self
+            .conns
+            .values()
+            .filter_map(|c| c.closing)
+            .chain(self.drain_until)
+            .min();
         match self.accept_at() {
             Some(at) => Some(closing.map_or(at, |c| c.min(at))),
             None => closing,
@@ -553,6 +554,10 @@ impl<A: Application> Engine<'_, A> {
         self.stop = Some(reason);
         if let Some(mut l) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut l);
+        }
+        if self.draining() {
+            self.begin_drain();
+            return;
         }
         for c in self.conns.values_mut() {
             c.codec.set_refuse_new_requests(true);
@@ -854,6 +859,7 @@ impl<A: Application> Engine<'_, A> {
                 self.drop_conn(t, Some(why));
             }
         }
+        self.close_if_drained(t);
     }
 }
 

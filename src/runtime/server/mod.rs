@@ -59,6 +59,7 @@ mod conn;
 pub mod diagnostic;
 mod engine;
 mod exchange;
+mod notes;
 mod options;
 mod report;
 mod signals;

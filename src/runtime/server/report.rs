@@ -22,10 +22,13 @@ pub enum StopReason {
     Signal,
     /// IIS set `_FCGI_SHUTDOWN_EVENT_`.
     ShutdownEvent,
-    /// The application asked to exit ([`super::Outcome::Exit`]).
+    /// The application raised `SystemExit` ([`super::Outcome::Exit`]).
     AppExit,
     /// `max_requests` were served.
     MaxRequests,
+    /// A watched file changed ([`StopHandle::reload`]); outside IIS the caller restarts in
+    /// place with [`RunReport::handover`].
+    Reload,
 }
 
 impl fmt::Display for StopReason {
@@ -35,14 +38,15 @@ impl fmt::Display for StopReason {
             StopReason::FramingError => "the web server sent malformed FastCGI",
             StopReason::Signal => "a termination signal",
             StopReason::ShutdownEvent => "IIS's shutdown event",
-            StopReason::AppExit => "the application asked to exit",
+            StopReason::AppExit => "the application raised SystemExit",
             StopReason::MaxRequests => "the request limit was reached",
+            StopReason::Reload => "a watched file changed (reload)",
         })
     }
 }
 
 /// What a run did.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct RunReport {
     /// Requests handled (including ones answered by the server itself).
     pub requests: u64,
@@ -52,6 +56,10 @@ pub struct RunReport {
     /// connection sending one request at a time costs one each; more means spurious
     /// wake-ups).
     pub waits: u64,
+    /// After a reload outside IIS: the listening socket, still open (its unix socket file
+    /// kept), for the caller to carry into the re-executed process.
+    #[cfg(unix)]
+    pub handover: Option<crate::runtime::transport::Handover>,
 }
 
 /// Why `iiswsgi run` could not serve.
@@ -99,5 +107,13 @@ impl StopHandle {
     /// Requests the stop (idempotent; the first trigger of any kind wins).
     pub fn request(&self) {
         self.0.trigger(Trigger::App);
+    }
+
+    /// Requests a reload: like [`StopHandle::request`] over IIS's single connection; on a
+    /// listening socket the server stops accepting (the socket stays open), serves what its
+    /// connections already carry, closes each once idle, and returns [`StopReason::Reload`]
+    /// with the socket in [`RunReport::handover`]. A SIGTERM meanwhile turns it into a stop.
+    pub fn reload(&self) {
+        self.0.trigger(Trigger::Reload);
     }
 }

@@ -17,6 +17,9 @@ pub(crate) enum Trigger {
     App = 3,
     /// The workers together served `max_requests`.
     MaxRequests = 4,
+    /// A watched file changed: finish the requests in flight, then restart (outside IIS, in
+    /// place with the listening socket kept; under IIS by exiting).
+    Reload = 5,
 }
 
 /// The flag the triggers set and the loops read: one per process, shared by the workers.
@@ -36,12 +39,23 @@ impl Shutdown {
     }
 
     pub(crate) fn trigger(&self, why: Trigger) {
-        let _ = self.trigger.compare_exchange(
+        let first = self.trigger.compare_exchange(
             Trigger::None as u8,
             why as u8,
             Ordering::SeqCst,
             Ordering::SeqCst,
         );
+        // A stop request during a reload's drain must not be lost to the restart.
+        if first == Err(Trigger::Reload as u8)
+            && matches!(why, Trigger::Signal | Trigger::ShutdownEvent)
+        {
+            let _ = self.trigger.compare_exchange(
+                Trigger::Reload as u8,
+                why as u8,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            );
+        }
         for waker in &self.wakers {
             let _ = waker.wake();
         }
@@ -53,6 +67,7 @@ impl Shutdown {
             2 => Some(Trigger::ShutdownEvent),
             3 => Some(Trigger::App),
             4 => Some(Trigger::MaxRequests),
+            5 => Some(Trigger::Reload),
             _ => None,
         }
     }
@@ -107,5 +122,26 @@ fn windows(shutdown: &Arc<Shutdown>) {
             log::info!("watching IIS's shutdown event (handle {handle})")
         }
         Err(e) => log::warn!("{e}; graceful shutdown relies on pipe EOF"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_trigger_wins_but_a_stop_overrides_a_reload() {
+        let s = Shutdown::new(Vec::new());
+        s.trigger(Trigger::Reload);
+        s.trigger(Trigger::App);
+        assert_eq!(s.requested(), Some(Trigger::Reload));
+        s.trigger(Trigger::Signal);
+        assert_eq!(
+            s.requested(),
+            Some(Trigger::Signal),
+            "SIGTERM during the drain"
+        );
+        s.trigger(Trigger::Reload);
+        assert_eq!(s.requested(), Some(Trigger::Signal));
     }
 }

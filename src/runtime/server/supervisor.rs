@@ -10,12 +10,13 @@
 //! per record, `crate::runtime::logging`).
 //!
 //! Supervision:
-//! - a worker that exits 0 (reload on a file change, `--max-requests` reached, SIGTERM sent to
-//!   it alone) is replaced at once: that is how reload and recycling work here (only a run of
-//!   such exits right after start is slowed down like a crash loop);
+//! - a worker that exits 0 (`--max-requests` reached, SIGTERM sent to it alone) is replaced at
+//!   once: that is how recycling works here (only a run of such exits right after start is
+//!   slowed down like a crash loop). A reload (`--reload`) is no exit: the worker re-executes
+//!   itself in place (`crate::runtime::reexec`), same pid, and the supervisor sees nothing;
 //! - a worker that fails is replaced at once if it had run at least [`QUICK_DEATH`], else after
 //!   an exponential backoff (100 ms doubling, capped at [`MAX_BACKOFF`]), logged. An app that
-//!   fails to import does not die (it answers 503), so quick deaths mean a crash;
+//!   fails to import exits 2 (below), so other quick deaths mean a crash;
 //! - a worker that exits with status 2 (a usage or configuration error, e.g. a mismatched venv)
 //!   before any worker has ever run [`QUICK_DEATH`] stops the supervisor with an error instead
 //!   of looping: the configuration needs fixing, and a service manager should see a failure;

@@ -33,6 +33,8 @@ use mio::{Interest, Registry, Token};
 mod unix;
 #[cfg(windows)]
 mod windows;
+#[cfg(unix)]
+pub use unix::Handover;
 #[cfg(windows)]
 pub use windows::{HANDOFF_LIMIT, IisPipe};
 
@@ -41,7 +43,7 @@ pub use windows::{HANDOFF_LIMIT, IisPipe};
 pub enum ListenAddr {
     /// `unix:PATH`.
     Unix(PathBuf),
-    /// `tcp:HOST:PORT` (HOST an IP address or `localhost`).
+    /// `tcp:HOST:PORT` or a bare `HOST:PORT` (HOST an IP address or `localhost`).
     Tcp(SocketAddr),
 }
 
@@ -55,23 +57,25 @@ impl std::str::FromStr for ListenAddr {
             }
             return Ok(ListenAddr::Unix(PathBuf::from(path)));
         }
-        if let Some(hostport) = s.strip_prefix("tcp:") {
+        let tcp = |hostport: &str| {
             let hostport = match hostport.strip_prefix("localhost:") {
                 Some(port) => format!("127.0.0.1:{port}"),
                 None => hostport.to_owned(),
             };
-            return hostport
-                .parse::<SocketAddr>()
-                .map(ListenAddr::Tcp)
-                .map_err(|_| {
-                    format!(
-                        "`{s}`: expected tcp:IP:PORT, e.g. tcp:127.0.0.1:9000 or tcp:[::1]:9000"
-                    )
-                });
+            hostport.parse::<SocketAddr>().map(ListenAddr::Tcp)
+        };
+        if let Some(hostport) = s.strip_prefix("tcp:") {
+            return tcp(hostport).map_err(|_| {
+                format!("`{s}`: expected tcp:IP:PORT, e.g. tcp:127.0.0.1:9000 or tcp:[::1]:9000")
+            });
         }
-        Err(format!(
-            "`{s}`: expected unix:PATH or tcp:HOST:PORT (e.g. unix:/run/iiswsgi.sock)"
-        ))
+        // gunicorn's `--bind 127.0.0.1:8000`: a bare HOST:PORT is TCP.
+        tcp(s).map_err(|_| {
+            format!(
+                "`{s}`: expected unix:PATH, HOST:PORT or tcp:HOST:PORT (e.g. \
+                 unix:/run/iiswsgi.sock, 127.0.0.1:9000)"
+            )
+        })
     }
 }
 
@@ -421,6 +425,11 @@ pub struct Transport {
     endpoint: Option<Endpoint>,
     /// A unix socket file this process created, removed by [`Transport::cleanup`].
     created_socket: Option<PathBuf>,
+    /// A second descriptor of the listening socket, close-on-exec, kept here while the server
+    /// serves: after a reload the server's own are closed and this one goes into the
+    /// re-executed process ([`Transport::handover`]).
+    #[cfg(unix)]
+    keeper: Option<std::os::fd::OwnedFd>,
 }
 
 impl Transport {
@@ -435,14 +444,35 @@ impl Transport {
             let _ = std::fs::remove_file(p);
         }
     }
+
+    /// The listening socket for a reload in place: still open, and its unix socket file no
+    /// longer removed by [`Transport::cleanup`]. `None` for a connection (IIS).
+    #[cfg(unix)]
+    pub fn handover(&mut self) -> Option<Handover> {
+        let fd = self.keeper.take()?;
+        Some(Handover::new(fd, self.kind, self.created_socket.take()))
+    }
 }
 
-/// Opens the transport: binds `listen` when given, otherwise takes over what stdin holds.
+/// Opens the transport: binds `listen` when given (or, after a reload, takes the socket the
+/// previous image of this process bound for it), otherwise takes over what stdin holds.
 pub fn open(listen: Option<&ListenAddr>) -> Result<Transport, TransportError> {
-    match listen {
-        Some(addr) => bind(addr),
-        None => from_stdin(),
+    #[cfg_attr(not(unix), allow(unused_mut))]
+    let mut transport = match listen {
+        #[cfg(unix)]
+        Some(addr) => match unix::inherited(addr)? {
+            Some(t) => t,
+            None => bind(addr)?,
+        },
+        #[cfg(not(unix))]
+        Some(addr) => bind(addr)?,
+        None => from_stdin()?,
+    };
+    #[cfg(unix)]
+    {
+        transport.keeper = unix::keeper(transport.endpoint.as_ref());
     }
+    Ok(transport)
 }
 
 fn bind(addr: &ListenAddr) -> Result<Transport, TransportError> {
@@ -462,6 +492,8 @@ fn bind(addr: &ListenAddr) -> Result<Transport, TransportError> {
                 description: format!("listening on tcp:{local}"),
                 endpoint: Some(Endpoint::Listener(Listener::Tcp(l, allow))),
                 created_socket: None,
+                #[cfg(unix)]
+                keeper: None,
             })
         }
         #[cfg(unix)]
@@ -472,6 +504,7 @@ fn bind(addr: &ListenAddr) -> Result<Transport, TransportError> {
                 description: format!("listening on unix:{}", path.display()),
                 endpoint: Some(Endpoint::Listener(Listener::Unix(l))),
                 created_socket: Some(path.clone()),
+                keeper: None,
             })
         }
         #[cfg(not(unix))]
@@ -567,12 +600,33 @@ mod tests {
     }
 
     #[test]
+    fn listen_addr_takes_a_bare_host_and_port_as_gunicorn_does() {
+        for (bare, addr) in [
+            ("127.0.0.1:8000", "127.0.0.1:8000"),
+            ("localhost:8000", "127.0.0.1:8000"),
+            ("[::1]:8000", "[::1]:8000"),
+        ] {
+            assert_eq!(
+                bare.parse::<ListenAddr>(),
+                Ok(ListenAddr::Tcp(addr.parse().expect("addr"))),
+                "{bare}"
+            );
+            assert_eq!(
+                bare.parse::<ListenAddr>().expect("valid").to_string(),
+                format!("tcp:{addr}")
+            );
+        }
+    }
+
+    #[test]
     fn listen_addr_rejects_other_forms_with_an_example() {
         for bad in [
             "/tmp/a.sock",
             "unix:",
             "tcp:9000",
             "tcp:example.com:80",
+            "example.com:80",
+            "8000",
             "http://x",
         ] {
             let err = bad.parse::<ListenAddr>().expect_err(bad);

@@ -2,10 +2,11 @@
 
 use std::fs;
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener as StdUnixListener, UnixStream as StdUnixStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 use rustix::net::{AddressFamily, SocketType, sockopt};
 
@@ -96,6 +97,7 @@ pub(super) fn from_stdin() -> Result<Transport, TransportError> {
                     mio::net::UnixStream::from_std(s),
                 ))),
                 created_socket: None,
+                keeper: None,
             }
         }
         (false, Family::Inet) => {
@@ -112,6 +114,7 @@ pub(super) fn from_stdin() -> Result<Transport, TransportError> {
                     mio::net::TcpStream::from_std(s),
                 ))),
                 created_socket: None,
+                keeper: None,
             }
         }
         (true, Family::Unix) => {
@@ -129,6 +132,7 @@ pub(super) fn from_stdin() -> Result<Transport, TransportError> {
                     mio::net::UnixListener::from_std(l),
                 ))),
                 created_socket: None,
+                keeper: None,
             }
         }
         (true, Family::Inet) => {
@@ -145,6 +149,7 @@ pub(super) fn from_stdin() -> Result<Transport, TransportError> {
                     AllowList::from_env()?,
                 ))),
                 created_socket: None,
+                keeper: None,
             }
         }
     };
@@ -202,6 +207,153 @@ fn take_over_stdin(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     let null = fs::File::open("/dev/null")?;
     rustix::stdio::dup2_stdin(&null)?;
     Ok(owned)
+}
+
+/// Names the descriptor of the listening socket a process hands to its re-executed self for
+/// `--listen` ([`Handover`]); [`LISTEN_PID_VAR`] names the process it is meant for.
+pub const LISTEN_FD_VAR: &str = "IISWSGI_LISTEN_FD";
+/// The process id [`LISTEN_FD_VAR`] is meant for: a re-execution keeps its pid, so a child
+/// that inherits the environment (never the descriptor) ignores it.
+pub const LISTEN_PID_VAR: &str = "IISWSGI_LISTEN_PID";
+
+/// A second, close-on-exec descriptor of `endpoint`'s listening socket, for a reload.
+pub(super) fn keeper(endpoint: Option<&Endpoint>) -> Option<OwnedFd> {
+    match endpoint? {
+        Endpoint::Listener(Listener::Unix(l)) => l.as_fd().try_clone_to_owned().ok(),
+        Endpoint::Listener(Listener::Tcp(l, _)) => l.as_fd().try_clone_to_owned().ok(),
+        Endpoint::Connection(_) => None,
+    }
+}
+
+/// The listening socket of a process that re-executes itself in place on a reload, the only
+/// way out of [`super::Transport::handover`]. Neither closed nor unlinked when the server
+/// stops: the kernel keeps queueing connections while the new image starts, and the socket
+/// file never disappears.
+#[derive(Debug)]
+pub struct Handover {
+    fd: OwnedFd,
+    kind: Kind,
+    socket_file: Option<PathBuf>,
+}
+
+impl Handover {
+    pub(super) fn new(fd: OwnedFd, kind: Kind, socket_file: Option<PathBuf>) -> Handover {
+        Handover {
+            fd,
+            kind,
+            socket_file,
+        }
+    }
+
+    /// Sets `cmd` (which will `exec` this binary again, same pid) up to receive the socket:
+    /// on fd 0 when it came from there (lighttpd, spawn-fcgi, a `--processes` worker), else
+    /// as an inheritable descriptor named by [`LISTEN_FD_VAR`], which the new image's
+    /// `--listen` adopts instead of binding (so it keeps removing the socket file at its own
+    /// exit).
+    pub fn pass_to(self, cmd: &mut Command) -> io::Result<()> {
+        if self.kind == Kind::StdinListener {
+            cmd.stdin(Stdio::from(self.fd));
+            return Ok(());
+        }
+        rustix::io::fcntl_setfd(&self.fd, rustix::io::FdFlags::empty())?;
+        // Left open on purpose: it must outlive this image.
+        let raw = self.fd.into_raw_fd();
+        cmd.env(LISTEN_FD_VAR, raw.to_string())
+            .env(LISTEN_PID_VAR, std::process::id().to_string());
+        Ok(())
+    }
+
+    /// The unix socket file this process created, which the next image removes at its exit.
+    pub fn socket_file(&self) -> Option<&Path> {
+        self.socket_file.as_deref()
+    }
+}
+
+/// The listening socket for `addr` that the previous image of this very process handed over
+/// ([`Handover::pass_to`]), if any: only when [`LISTEN_PID_VAR`] is this pid and the
+/// descriptor is a listening socket bound to `addr`. Anything else is left alone (the
+/// variables may come from elsewhere) and `--listen` binds as usual.
+pub(super) fn inherited(addr: &ListenAddr) -> Result<Option<Transport>, TransportError> {
+    let ours = std::env::var(LISTEN_PID_VAR)
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        == Some(std::process::id());
+    let Some(raw) = std::env::var(LISTEN_FD_VAR)
+        .ok()
+        .and_then(|v| v.parse::<RawFd>().ok())
+        .filter(|&fd| ours && fd > 2)
+    else {
+        return Ok(None);
+    };
+    // SAFETY: F_GETFD only asks whether `raw` is an open descriptor; nothing is borrowed yet.
+    if unsafe { libc::fcntl(raw, libc::F_GETFD) } == -1 {
+        return Ok(None);
+    }
+    // SAFETY: `raw` is open (checked above) and stays open while borrowed: nothing closes it.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(raw) };
+    // Inspected through a duplicate, so that nothing here can close `raw`.
+    let dup = || borrowed.try_clone_to_owned().map_err(TransportError::Stdin);
+    let matches = match (classify(borrowed), addr) {
+        (FdKind::Listening(Family::Unix), ListenAddr::Unix(path)) => {
+            // `bind_unix` binds under a temporary name of this pid, then renames it.
+            let mut tmp = path.as_os_str().to_owned();
+            tmp.push(format!(".{}.tmp", std::process::id()));
+            StdUnixListener::from(dup()?).local_addr().is_ok_and(|a| {
+                a.as_pathname()
+                    .is_some_and(|p| p == path.as_path() || p.as_os_str() == tmp)
+            })
+        }
+        (FdKind::Listening(Family::Inet), ListenAddr::Tcp(want)) => {
+            std::net::TcpListener::from(dup()?)
+                .local_addr()
+                .is_ok_and(|got| got == *want || (want.port() == 0 && got.ip() == want.ip()))
+        }
+        _ => false,
+    };
+    if !matches {
+        return Ok(None);
+    }
+    // SAFETY: the previous image of this process opened `raw` for this process alone and
+    // nothing else owns it; it is ours from now on.
+    let owned = unsafe { OwnedFd::from_raw_fd(raw) };
+    rustix::io::fcntl_setfd(&owned, rustix::io::FdFlags::CLOEXEC)
+        .map_err(|e| TransportError::Stdin(e.into()))?;
+    let transport = match addr {
+        ListenAddr::Unix(path) => {
+            let l = StdUnixListener::from(owned);
+            l.set_nonblocking(true).map_err(TransportError::Stdin)?;
+            Transport {
+                kind: Kind::Unix,
+                description: format!(
+                    "listening on unix:{} (the socket kept across a reload)",
+                    path.display()
+                ),
+                endpoint: Some(Endpoint::Listener(Listener::Unix(
+                    mio::net::UnixListener::from_std(l),
+                ))),
+                created_socket: Some(path.clone()),
+                keeper: None,
+            }
+        }
+        ListenAddr::Tcp(_) => {
+            let l = std::net::TcpListener::from(owned);
+            l.set_nonblocking(true).map_err(TransportError::Stdin)?;
+            let local = l
+                .local_addr()
+                .map_or_else(|_| addr.to_string(), |a| format!("tcp:{a}"));
+            Transport {
+                kind: Kind::Tcp,
+                description: format!("listening on {local} (the socket kept across a reload)"),
+                endpoint: Some(Endpoint::Listener(Listener::Tcp(
+                    mio::net::TcpListener::from_std(l),
+                    AllowList::from_env()?,
+                ))),
+                created_socket: None,
+                keeper: None,
+            }
+        }
+    };
+    Ok(Some(transport))
 }
 
 /// Binds a unix socket at `path`, mode 0666 so a web server running as another user can

@@ -11,10 +11,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use log::Level;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
 
 use super::environ::{self, CgiEnviron, EnvironTemplate};
 use super::errors::{exception_name, format_exception, type_name};
@@ -36,14 +37,20 @@ pub enum ExitReason {
 pub(super) struct ExitSignal {
     requested: AtomicBool,
     reason: Mutex<Option<ExitReason>>,
-    waker: Mutex<Option<Box<dyn Fn() + Send + Sync>>>,
+    /// When the first request came.
+    at: Mutex<Option<SystemTime>>,
+    waker: Mutex<Option<Waker>>,
 }
+
+/// What the server registered to hear about an exit request ([`WsgiApp::on_exit_request`]).
+type Waker = Box<dyn Fn(&ExitReason) + Send + Sync>;
 
 impl ExitSignal {
     pub(super) fn new() -> ExitSignal {
         ExitSignal {
             requested: AtomicBool::new(false),
             reason: Mutex::new(None),
+            at: Mutex::new(None),
             waker: Mutex::new(None),
         }
     }
@@ -53,9 +60,10 @@ impl ExitSignal {
         if self.requested.swap(true, Ordering::SeqCst) {
             return false;
         }
-        *self.reason.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason);
+        *self.at.lock().unwrap_or_else(PoisonError::into_inner) = Some(SystemTime::now());
+        *self.reason.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason.clone());
         if let Some(wake) = &*self.waker.lock().unwrap_or_else(PoisonError::into_inner) {
-            wake();
+            wake(&reason);
         }
         true
     }
@@ -64,7 +72,8 @@ impl ExitSignal {
         self.requested.load(Ordering::SeqCst)
     }
 
-    fn reason(&self) -> Option<ExitReason> {
+    /// The first reason given, once one was.
+    pub(super) fn reason(&self) -> Option<ExitReason> {
         self.reason
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -81,6 +90,8 @@ struct Unavailable {
 struct ImportFailure {
     /// The exception's class name: what the 503 page says.
     reason: String,
+    /// The whole exception chain, as logged.
+    traceback: String,
     attempts: u32,
     next_try: Instant,
 }
@@ -99,17 +110,21 @@ pub struct WsgiApp {
     log: Arc<dyn LogSink>,
     handled: AtomicU64,
     exit: Arc<ExitSignal>,
+    /// Whether a failed import is answered with 503 and retried (IIS), or ends the start.
+    retry_imports: bool,
 }
 
 impl WsgiApp {
-    /// Imports the app now (on the calling thread, which should be the main one); a failure is
-    /// logged and leaves the app answering 503 until a retry succeeds.
+    /// Imports the app now (on the calling thread, which should be the main one). With
+    /// `retry_imports` a failure is logged and leaves the app answering 503 until a retry
+    /// succeeds; without, the caller ends the start ([`WsgiApp::import_error`]).
     pub(super) fn load(
         py: Python<'_>,
         spec: AppSpec,
         template: EnvironTemplate,
         log: Arc<dyn LogSink>,
         exit: Arc<ExitSignal>,
+        retry_imports: bool,
     ) -> WsgiApp {
         let app = WsgiApp {
             spec,
@@ -119,6 +134,7 @@ impl WsgiApp {
             log,
             handled: AtomicU64::new(0),
             exit,
+            retry_imports,
         };
         let mut failure = None;
         app.attempt(py, &mut failure, 1);
@@ -131,9 +147,24 @@ impl WsgiApp {
         self.callable.get().is_some()
     }
 
+    /// The traceback of the last failed import, while the app is not loaded.
+    pub fn import_error(&self) -> Option<String> {
+        let failure = self.failure.lock().unwrap_or_else(PoisonError::into_inner);
+        failure.as_ref().map(|f| f.traceback.clone())
+    }
+
     /// How many requests this app has handled.
     pub fn requests_handled(&self) -> u64 {
         self.handled.load(Ordering::Relaxed)
+    }
+
+    /// When a reload was asked for, if one was: a change after that instant must reload the
+    /// next image too (the watcher of this one has already fired).
+    pub fn reload_requested_at(&self) -> Option<SystemTime> {
+        match self.exit_requested()? {
+            ExitReason::Reload(_) => *self.exit.at.lock().unwrap_or_else(PoisonError::into_inner),
+            ExitReason::SystemExit => None,
+        }
     }
 
     /// Why the process should exit, once something asked it to.
@@ -145,17 +176,19 @@ impl WsgiApp {
         }
     }
 
-    /// Registers `wake`, called once (from any thread, never attached to Python) when something
-    /// asks the process to exit: a server idling between requests uses it to stop accepting and
-    /// exit 0. Called immediately if an exit was already requested.
-    pub fn on_exit_request(&self, wake: impl Fn() + Send + Sync + 'static) {
+    /// Registers `wake`, called once with the reason (from any thread, never attached to
+    /// Python) when something asks the process to exit: the server stops accepting and, once
+    /// the requests in flight are done, exits or (a reload outside IIS) restarts in place. A
+    /// reload reaches the server only this way; `SystemExit` also ends its request with
+    /// [`Outcome::Exit`]. Called immediately if an exit was already requested.
+    pub fn on_exit_request(&self, wake: impl Fn(&ExitReason) + Send + Sync + 'static) {
         let mut slot = self
             .exit
             .waker
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if self.exit.requested() {
-            wake();
+        if let Some(reason) = self.exit_requested() {
+            wake(&reason);
         }
         *slot = Some(Box::new(wake));
     }
@@ -183,18 +216,21 @@ impl WsgiApp {
             }
             Err(err) => {
                 let retry = backoff(attempt);
-                self.log(
-                    Level::Error,
-                    &format!(
+                let traceback = format_exception(py, &err);
+                let message = if self.retry_imports {
+                    format!(
                         "importing {} failed (attempt {attempt}); answering 503 and retrying in \
-                         {} s\n{}",
+                         {} s\n{traceback}",
                         self.spec,
                         retry.as_secs(),
-                        format_exception(py, &err)
-                    ),
-                );
+                    )
+                } else {
+                    format!("importing {} failed; not serving\n{traceback}", self.spec)
+                };
+                self.log(Level::Error, &message);
                 *failure = Some(ImportFailure {
                     reason: exception_name(py, &err),
+                    traceback,
                     attempts: attempt,
                     next_try: Instant::now() + retry,
                 });
@@ -312,8 +348,12 @@ impl Application for WsgiApp {
             self.exit.request(ExitReason::SystemExit);
         }
         self.handled.fetch_add(1, Ordering::Relaxed);
+        // A reload is the waker's business (the server drains, then restarts or exits);
+        // only SystemExit ends the run from here.
+        let system_exit =
+            || self.exit.requested() && self.exit.reason() == Some(ExitReason::SystemExit);
         match served.outcome {
-            Outcome::Complete if self.exit.requested() => Outcome::Exit,
+            Outcome::Complete if system_exit() => Outcome::Exit,
             other => other,
         }
     }
@@ -381,7 +421,12 @@ fn import(py: Python<'_>, spec: &AppSpec, retry: bool) -> PyResult<Py<PyAny>> {
         obj = obj.getattr(attr.as_str())?;
     }
     if spec.call {
-        obj = obj.call0()?;
+        obj = if spec.args.trim().is_empty() {
+            obj.call0()?
+        } else {
+            let (args, kwargs) = literal_arguments(py, &spec.args)?;
+            obj.call(args, Some(&kwargs))?
+        };
     }
     if !obj.is_callable() {
         return Err(PyTypeError::new_err(format!(
@@ -390,6 +435,46 @@ fn import(py: Python<'_>, spec: &AppSpec, retry: bool) -> PyResult<Py<PyAny>> {
         )));
     }
     Ok(obj.unbind())
+}
+
+/// A factory's argument text as gunicorn reads it: parsed as the arguments of a call with
+/// Python's `ast`, each value through `ast.literal_eval` (literals only, nothing runs);
+/// `*args` and `**kwargs` are refused.
+fn literal_arguments<'py>(
+    py: Python<'py>,
+    text: &str,
+) -> PyResult<(Bound<'py, PyTuple>, Bound<'py, PyDict>)> {
+    let ast = py.import("ast")?;
+    let source = format!("f({text})");
+    let call = ast
+        .call_method1("parse", (source, "<factory arguments>", "eval"))?
+        .getattr("body")?;
+    let starred = ast.getattr("Starred")?;
+    let mut args = Vec::new();
+    for node in call.getattr("args")?.try_iter()? {
+        let node = node?;
+        if node.is_instance(&starred)? {
+            return Err(PyTypeError::new_err(
+                "factory arguments cannot use *args: write each value",
+            ));
+        }
+        args.push(ast.call_method1("literal_eval", (node,))?);
+    }
+    let kwargs = PyDict::new(py);
+    for keyword in call.getattr("keywords")?.try_iter()? {
+        let keyword = keyword?;
+        let name = keyword.getattr("arg")?;
+        if name.is_none() {
+            return Err(PyTypeError::new_err(
+                "factory arguments cannot use **kwargs: write each name=value",
+            ));
+        }
+        kwargs.set_item(
+            name,
+            ast.call_method1("literal_eval", (keyword.getattr("value")?,))?,
+        )?;
+    }
+    Ok((PyTuple::new(py, args)?, kwargs))
 }
 
 #[cfg(test)]
@@ -407,7 +492,8 @@ mod tests {
         let signal = ExitSignal::new();
         let woken = Arc::new(AtomicU64::new(0));
         let w = woken.clone();
-        *signal.waker.lock().unwrap() = Some(Box::new(move || {
+        *signal.waker.lock().unwrap() = Some(Box::new(move |reason: &ExitReason| {
+            assert_eq!(reason, &ExitReason::Reload("a.py".into()));
             w.fetch_add(1, Ordering::SeqCst);
         }));
         assert!(signal.request(ExitReason::Reload("a.py".into())));
@@ -458,7 +544,7 @@ def app(environ, start_response):
             );
             let woken = Arc::new(AtomicU64::new(0));
             let w = woken.clone();
-            t.app.on_exit_request(move || {
+            t.app.on_exit_request(move |_| {
                 w.fetch_add(1, Ordering::SeqCst);
             });
             assert_eq!(t.get("/").outcome, Outcome::Complete);
@@ -472,6 +558,43 @@ def app(environ, start_response):
             );
             assert_eq!(woken.load(Ordering::SeqCst), 1);
             assert_eq!(t.app.requests_handled(), 3);
+        }
+
+        const FACTORY: &str = r#"
+def make(name, *, greeting="hello", extra=None):
+    body = f"{greeting} {name} {extra!r}".encode()
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [body]
+    return app
+"#;
+
+        #[test]
+        fn a_factory_gets_its_literal_arguments_as_gunicorn_passes_them() {
+            let t = TestApp::serving(
+                FACTORY,
+                "make('Ann', greeting=\"hi\", extra={'n': [1, 2.5], 'ok': True})",
+                super::super::super::Mode::SPAWNED,
+            );
+            let r = t.get("/");
+            assert_eq!(r.code(), 200, "{}", r.log);
+            assert_eq!(r.text(), "hi Ann {'n': [1, 2.5], 'ok': True}");
+        }
+
+        #[test]
+        fn factory_arguments_that_python_refuses_fail_the_import_with_the_reason() {
+            // `*args` and `**kwargs` never get here: `*` is refused when the spec is parsed.
+            for (call, reason) in [
+                ("make('Ann', 'Bob', 'Cy')", "TypeError"),
+                ("make(--1)", "malformed node"),
+                ("make(1 +)", "SyntaxError"),
+            ] {
+                let t = TestApp::serving(FACTORY, call, super::super::super::Mode::SPAWNED);
+                assert!(!t.app.is_loaded(), "{call}");
+                let r = t.get("/");
+                assert_eq!(r.code(), 503, "{call}");
+                assert!(r.log.contains(reason), "{call}: {}", r.log);
+            }
         }
 
         #[test]

@@ -28,6 +28,13 @@ pub(super) struct LogStream {
 }
 
 impl LogStream {
+    /// `wsgi.errors`: what the app writes there are its own log lines (Flask's logger writes
+    /// every record there during a request), so they are logged at INFO, like `print()`,
+    /// never as the server's warnings; the app's text carries its own level.
+    pub(super) fn wsgi_errors(sink: Arc<dyn LogSink>) -> LogStream {
+        LogStream::new(Level::Info, "wsgi.errors", sink)
+    }
+
     pub(super) fn new(level: Level, name: &'static str, sink: Arc<dyn LogSink>) -> LogStream {
         LogStream {
             level,
@@ -235,7 +242,7 @@ def app(environ, start_response):
 "#;
 
         #[test]
-        fn wsgi_errors_lines_reach_the_log_tagged_and_bytes_are_refused() {
+        fn wsgi_errors_lines_reach_the_log_as_the_apps_own_and_bytes_are_refused() {
             let t = TestApp::new(APP);
             let r = t.get("/errors");
             assert_eq!(r.text(), "['TypeError']");
@@ -244,7 +251,10 @@ def app(environ, start_response):
                 .lines()
                 .find(|l| l.contains("msg from the app"))
                 .unwrap();
-            assert!(line.starts_with("WARN "), "{line}");
+            assert!(
+                line.starts_with("INFO "),
+                "the app's own line, not a warning: {line}"
+            );
             assert!(r.log.contains("two parts"), "{}", r.log);
             assert_eq!(t.get("/errors").code(), 200, "next request unaffected");
         }

@@ -100,15 +100,18 @@ impl LogSink for StderrLog {
 }
 
 /// `module:callable` — which object to serve. The callable part may be a dotted attribute path
-/// and may end in `()` to call a factory (`app:create_app()`); without `:` it is `application`.
+/// and may end in a call to a factory, with literal arguments as gunicorn allows
+/// (`app:create_app()`, `app:create_app(debug=False)`); without `:` it is `application`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppSpec {
     /// The module to import (`pkg.wsgi`).
     pub module: String,
     /// Attributes to follow from the module (`["app"]`, `["server", "app"]`).
     pub attrs: Vec<String>,
-    /// Call the object with no arguments to get the WSGI app.
+    /// Call the object to get the WSGI app.
     pub call: bool,
+    /// The call's arguments, Python literals evaluated with `ast.literal_eval` (empty: none).
+    pub args: String,
 }
 
 /// Why an app spec cannot be parsed.
@@ -118,7 +121,7 @@ pub struct AppSpec {
 )]
 pub struct AppSpecError {
     spec: String,
-    problem: &'static str,
+    problem: String,
 }
 
 fn is_identifier(s: &str) -> bool {
@@ -131,40 +134,37 @@ impl FromStr for AppSpec {
     type Err = AppSpecError;
 
     fn from_str(spec: &str) -> Result<AppSpec, AppSpecError> {
-        let err = |problem| AppSpecError {
+        let err = |problem: &str| AppSpecError {
             spec: spec.to_owned(),
-            problem,
+            problem: problem.to_owned(),
         };
         let (module, callable) = spec.split_once(':').unwrap_or((spec, "application"));
         if module.is_empty() || !module.split('.').all(is_identifier) {
             return Err(err("the module must be a dotted Python name"));
         }
-        let (callable, call) = match callable.strip_suffix("()") {
-            Some(c) => (c, true),
-            None => (callable, false),
-        };
+        let (callable, args) = crate::manifest::factory_call::split(callable)
+            .map_err(|why| err(&format!("the factory's arguments: {why}")))?;
         if callable.is_empty() || !callable.split('.').all(is_identifier) {
             return Err(err(
-                "the callable must be a dotted Python name, optionally ending in ()",
+                "the callable must be a dotted Python name, optionally called: name(...)",
             ));
         }
         Ok(AppSpec {
             module: module.to_owned(),
             attrs: callable.split('.').map(str::to_owned).collect(),
-            call,
+            call: args.is_some(),
+            args: args.unwrap_or_default().to_owned(),
         })
     }
 }
 
 impl fmt::Display for AppSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}{}",
-            self.module,
-            self.attrs.join("."),
-            if self.call { "()" } else { "" }
-        )
+        write!(f, "{}:{}", self.module, self.attrs.join("."))?;
+        if self.call {
+            write!(f, "({})", self.args)?;
+        }
+        Ok(())
     }
 }
 
@@ -224,6 +224,13 @@ pub struct Options {
     pub reload: Option<ReloadOptions>,
     /// `SERVER_SOFTWARE` when the web server sends none.
     pub server_software: String,
+    /// This start is a reload decided at this instant: a watched file changed since then (while
+    /// the previous image drained and this one started) reloads again at once.
+    pub reload_since: Option<std::time::SystemTime>,
+    /// A failed import ends the start with [`StartError::Import`] (outside IIS) instead of
+    /// answering 503 and retrying (IIS, which would otherwise restart the process into
+    /// rapid-fail protection).
+    pub stop_on_import_failure: bool,
 }
 
 impl Options {
@@ -238,12 +245,15 @@ impl Options {
             mode: Mode::SPAWNED,
             reload: None,
             server_software: format!("iiswsgi/{}", crate::VERSION),
+            stop_on_import_failure: false,
+            reload_since: None,
         }
     }
 }
 
 /// Why the bridge could not start. Only these make `iiswsgi run` exit non-zero: a failing app
-/// import does not (it is served as 503 while retried).
+/// import does so only with [`Options::stop_on_import_failure`] (under IIS it is served as 503
+/// while retried).
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// `--venv` cannot be used (checked before Python starts).
@@ -284,6 +294,14 @@ pub enum StartError {
         /// The regex error.
         source: regex::Error,
     },
+    /// The app could not be imported (outside IIS): the traceback is in the message.
+    #[error("cannot import {app}:\n{traceback}")]
+    Import {
+        /// The `module:callable` asked for.
+        app: String,
+        /// The exception chain, formatted as Python does.
+        traceback: String,
+    },
     /// The file watcher could not start.
     #[error("cannot watch {} for changes", .root.display())]
     Watch {
@@ -306,6 +324,20 @@ impl Runtime {
     /// The app, to hand to the server (share it with worker threads).
     pub fn app(&self) -> Arc<WsgiApp> {
         self.app.clone()
+    }
+
+    /// `sys.version`'s first word, e.g. `3.11.7`.
+    pub fn python_version(&self) -> String {
+        Python::version_str()
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// How many folders the reload watcher covers, if it runs.
+    pub fn watched_folders(&self) -> Option<usize> {
+        self.watcher.as_ref().map(|w| w.folders)
     }
 
     /// Stops watching, drops the app and finalises Python on this (the starting) thread, so
@@ -338,10 +370,19 @@ pub fn start(options: &Options, log: Arc<dyn LogSink>) -> Result<Runtime, StartE
     let env = venv::select(options.venv.as_deref(), BUILT_FOR, base)?;
     let reload = match &options.reload {
         Some(r) => {
+            // The venv and the log's own folder below the root: never watched (reload.rs).
+            let log_dir = match log.fault_destination() {
+                Some(crate::runtime::logging::Destination::File(path)) => path
+                    .parent()
+                    .filter(|dir| dir.starts_with(&r.root) && *dir != r.root)
+                    .map(Path::to_path_buf),
+                _ => None,
+            };
             let exclude = options
                 .venv
                 .iter()
-                .filter_map(|v| v.canonicalize().ok())
+                .flat_map(|v| [v.clone()].into_iter().chain(v.canonicalize().ok()))
+                .chain(log_dir)
                 .collect();
             ReloadRule::new(&r.root, &r.pattern, exclude).map_err(|source| {
                 StartError::ReloadPattern {
@@ -369,11 +410,8 @@ pub fn start(options: &Options, log: Arc<dyn LogSink>) -> Result<Runtime, StartE
         set_environment(py, &options.environment).map_err(setup("setting os.environ"))?;
         describe(py, &*log).map_err(setup("reading sys"))?;
         check_prefix(py, &env)?;
-        let errors = Bound::new(
-            py,
-            errors::LogStream::new(log::Level::Warn, "wsgi.errors", log.clone()),
-        )
-        .map_err(setup("creating wsgi.errors"))?;
+        let errors = Bound::new(py, errors::LogStream::wsgi_errors(log.clone()))
+            .map_err(setup("creating wsgi.errors"))?;
         let file_wrapper = py.get_type::<file_wrapper::FileWrapper>();
         let template = environ::EnvironTemplate::new(
             py,
@@ -392,6 +430,7 @@ pub fn start(options: &Options, log: Arc<dyn LogSink>) -> Result<Runtime, StartE
             template,
             log.clone(),
             exit.clone(),
+            !options.stop_on_import_failure,
         ))
     });
     signals.restore();
@@ -402,16 +441,44 @@ pub fn start(options: &Options, log: Arc<dyn LogSink>) -> Result<Runtime, StartE
             return Err(e);
         }
     };
+    if options.stop_on_import_failure
+        && let Some(traceback) = app.import_error()
+    {
+        Python::attach(|_| drop(app));
+        interp.finalize();
+        return Err(StartError::Import {
+            app: options.app.to_string(),
+            traceback,
+        });
+    }
     let watcher = match (reload, &options.reload) {
         (Some(rule), Some(settings)) => {
-            let watcher =
-                reload::watch(rule, exit, log.clone()).map_err(|source| StartError::Watch {
+            let missed = options
+                .reload_since
+                .and_then(|since| reload::changed_since(&rule, since));
+            let watcher = reload::watch(rule, exit.clone(), log.clone()).map_err(|source| {
+                StartError::Watch {
                     root: settings.root.clone(),
                     source,
-                })?;
+                }
+            })?;
+            if let Some(path) = missed {
+                let message = format!(
+                    "reload: {path} changed while the previous start was under way; restarting \
+                     once the requests in flight are done"
+                );
+                log.log(&Record {
+                    level: log::Level::Info,
+                    message: &message,
+                    from_app: false,
+                });
+                exit.request(ExitReason::Reload(path));
+            }
             let message = format!(
-                "reload: watching {} for changes matching {:?}",
+                "reload: watching {} ({} folder(s); never the venv, logs or __pycache__) for \
+                 changes matching {:?}",
                 settings.root.display(),
+                watcher.folders,
                 settings.pattern
             );
             log.log(&Record {
@@ -657,6 +724,12 @@ mod tests {
         let spec: AppSpec = "app:create_app()".parse().unwrap();
         assert!(spec.call);
         assert_eq!(spec.to_string(), "app:create_app()");
+        let spec: AppSpec = "app:create_app('prod', debug=False)".parse().unwrap();
+        assert_eq!(
+            (spec.attrs.as_slice(), spec.args.as_str()),
+            (&["create_app".to_owned()][..], "'prod', debug=False")
+        );
+        assert_eq!(spec.to_string(), "app:create_app('prod', debug=False)");
     }
 
     #[test]
@@ -669,6 +742,8 @@ mod tests {
             "app:1x",
             "a..b:app",
             "app:x()()",
+            "app:x(os.environ)",
+            "app:x(1",
         ] {
             assert!(bad.parse::<AppSpec>().is_err(), "{bad:?}");
         }

@@ -88,6 +88,11 @@ impl TestApp {
     }
 
     pub(crate) fn with(code: &str, mode: Mode) -> TestApp {
+        TestApp::serving(code, "app", mode)
+    }
+
+    /// A WSGI app compiled from `code`, served as `<module>:<callable>` (a factory call, say).
+    pub(crate) fn serving(code: &str, callable: &str, mode: Mode) -> TestApp {
         python();
         let name = format!(
             "iiswsgi_test_app_{}",
@@ -99,7 +104,7 @@ impl TestApp {
             let cname = std::ffi::CString::new(name.clone()).unwrap();
             let file = std::ffi::CString::new(format!("{name}.py")).unwrap();
             PyModule::from_code(py, &code, &file, &cname).expect("test app compiles");
-            TestApp::load(py, &name, mode, log.clone())
+            TestApp::load(py, &format!("{name}:{callable}"), mode, log.clone())
         });
         TestApp { app, log }
     }
@@ -108,14 +113,15 @@ impl TestApp {
     pub(crate) fn missing(module: &str) -> TestApp {
         python();
         let log = Arc::new(CaptureLog::default());
-        let app = Python::attach(|py| TestApp::load(py, module, Mode::SPAWNED, log.clone()));
+        let app = Python::attach(|py| {
+            TestApp::load(py, &format!("{module}:app"), Mode::SPAWNED, log.clone())
+        });
         TestApp { app, log }
     }
 
-    fn load(py: Python<'_>, module: &str, mode: Mode, log: Arc<CaptureLog>) -> WsgiApp {
+    fn load(py: Python<'_>, target: &str, mode: Mode, log: Arc<CaptureLog>) -> WsgiApp {
         let sink: Arc<dyn LogSink> = log;
-        let errors =
-            Bound::new(py, LogStream::new(Level::Warn, "wsgi.errors", sink.clone())).unwrap();
+        let errors = Bound::new(py, LogStream::wsgi_errors(sink.clone())).unwrap();
         let template = EnvironTemplate::new(
             py,
             BaseEntries {
@@ -127,8 +133,8 @@ impl TestApp {
             },
         )
         .unwrap();
-        let spec: AppSpec = format!("{module}:app").parse().unwrap();
-        WsgiApp::load(py, spec, template, sink, Arc::new(ExitSignal::new()))
+        let spec: AppSpec = target.parse().unwrap();
+        WsgiApp::load(py, spec, template, sink, Arc::new(ExitSignal::new()), true)
     }
 
     pub(crate) fn get(&self, path: &str) -> Reply {

@@ -1,0 +1,206 @@
+//! Real projects to serve: a `django-admin startproject` site as its documentation sets it up
+//! for deployment (`DEBUG = False`, `ALLOWED_HOSTS`, `STATIC_ROOT`, `migrate`,
+//! `createsuperuser`, `collectstatic`), with the routes of `examples/django-site` added (its
+//! `views.py` as is), and an `iiswsgi.toml` naming the frameworks venv. Built once per test
+//! run, copied into each test's sandbox (each gets its own SQLite database).
+//!
+//! [`check_django_site`] is what every web server in front of it must get right: the
+//! example's routes, a non-ASCII path, the admin login (a CSRF-protected POST), and the
+//! admin's CSS when the server serves `STATIC_ROOT`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use super::peers::{HttpClient, HttpResponse};
+use super::venv;
+
+/// The superuser's name and password.
+pub const ADMIN: (&str, &str) = ("admin", "iiswsgi-test-password-1");
+
+/// The built template site (`<target>/tmp/django-admin-site-<pid>`).
+fn template() -> &'static Path {
+    static SITE: OnceLock<PathBuf> = OnceLock::new();
+    SITE.get_or_init(|| {
+        let venv = venv::frameworks();
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("django-admin-site-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("site dir");
+        run(Command::new(venv.join("bin/django-admin"))
+            .args(["startproject", "mysite"])
+            .arg(&dir));
+        let settings = dir.join("mysite/settings.py");
+        let mut text = fs::read_to_string(&settings).expect("settings.py");
+        // Django's deployment checklist, the lines a user changes.
+        text.push_str(
+            "\nDEBUG = False\nALLOWED_HOSTS = [\"127.0.0.1\", \"localhost\"]\n\
+             STATIC_ROOT = BASE_DIR / \"static\"\n",
+        );
+        fs::write(&settings, text).expect("settings.py");
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/django-site");
+        fs::copy(
+            example.join("mysite/views.py"),
+            dir.join("mysite/example_views.py"),
+        )
+        .expect("example views");
+        let urls = dir.join("mysite/urls.py");
+        let mut text = fs::read_to_string(&urls).expect("urls.py");
+        text.push_str(
+            "\n# The routes of examples/django-site.\nfrom mysite import example_views\n\
+             urlpatterns += [\n    path(\"\", example_views.index),\n    \
+             path(\"hello/<str:name>/\", example_views.hello),\n]\n",
+        );
+        fs::write(&urls, text).expect("urls.py");
+        let python = venv.join("bin/python");
+        run(Command::new(&python)
+            .args(["manage.py", "migrate", "--noinput"])
+            .current_dir(&dir));
+        run(Command::new(&python)
+            .args(["manage.py", "createsuperuser", "--noinput", "--username"])
+            .arg(ADMIN.0)
+            .args(["--email", "admin@example.com"])
+            .env("DJANGO_SUPERUSER_PASSWORD", ADMIN.1)
+            .current_dir(&dir));
+        run(Command::new(&python)
+            .args(["manage.py", "collectstatic", "--noinput"])
+            .current_dir(&dir));
+        fs::write(
+            dir.join("iiswsgi.toml"),
+            format!(
+                "[app]\nname = \"MySite\"\ntitle = \"My Site\"\nversion = \"1.0.0\"\n\
+                 description = \"django-admin startproject output\"\n\n[wsgi]\n\
+                 app = \"mysite.wsgi:application\"\nvenv = \"{}\"\n\n[iis]\n[iis.fastcgi]\n\
+                 [package]\n",
+                venv.display()
+            ),
+        )
+        .expect("iiswsgi.toml");
+        dir
+    })
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A fresh copy of the site at `dest` (created), with its own database.
+pub fn django_admin_site(dest: &Path) -> PathBuf {
+    copy_tree(template(), dest);
+    dest.to_path_buf()
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).expect("mkdir");
+    for entry in fs::read_dir(from).expect("read_dir").flatten() {
+        let target = to.join(entry.file_name());
+        let kind = entry.file_type().expect("file type");
+        if kind.is_dir() {
+            if entry.file_name() != "__pycache__" && entry.file_name() != "logs" {
+                copy_tree(&entry.path(), &target);
+            }
+        } else if kind.is_file() {
+            fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// The cookies a response sets, as `name=value`.
+fn set_cookies(r: &HttpResponse) -> Vec<String> {
+    r.headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("set-cookie"))
+        .filter_map(|(_, v)| v.split(';').next().map(str::to_owned))
+        .collect()
+}
+
+/// What every server in front of the site must get right, the app mounted at `prefix` (`""`
+/// or `/mysite`); `static_files`: the server serves `STATIC_ROOT` at `<prefix>/static/`.
+pub fn check_django_site(port: u16, prefix: &str, static_files: bool, who: &str) {
+    let mut c = HttpClient::connect(port);
+    let get = |c: &mut HttpClient, path: &str, cookies: &str| {
+        let headers: Vec<(&str, &str)> = if cookies.is_empty() {
+            vec![]
+        } else {
+            vec![("Cookie", cookies)]
+        };
+        c.request("GET", &format!("{prefix}{path}"), &headers, b"")
+            .unwrap_or_else(|e| panic!("{who}: GET {prefix}{path}: {e}"))
+    };
+    let r = get(&mut c, "/", "");
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "Hello from Django on IIS!\n"),
+        "{who}: the example's index"
+    );
+    let r = get(&mut c, "/hello/caf%C3%A9%20cr%C3%A8me/", "");
+    assert_eq!(r.status, 200, "{who}: {}", r.text());
+    assert_eq!(
+        r.text(),
+        format!("{{\"hello\": \"caf\\u00e9 cr\\u00e8me\", \"script_name\": \"{prefix}\"}}"),
+        "{who}: a non-ASCII path arrives decoded, under SCRIPT_NAME {prefix:?}"
+    );
+    let r = get(&mut c, "/admin/", "");
+    assert_eq!(r.status, 302, "{who}: {}", r.text());
+    assert_eq!(
+        r.header("location"),
+        Some(format!("{prefix}/admin/login/?next={prefix}/admin/").as_str()),
+        "{who}: the admin redirects to its login"
+    );
+    let r = get(&mut c, "/admin/login/", "");
+    assert_eq!(r.status, 200, "{who}: {}", r.text());
+    let csrf_cookie = set_cookies(&r)
+        .into_iter()
+        .find(|c| c.starts_with("csrftoken="))
+        .unwrap_or_else(|| panic!("{who}: no csrftoken cookie: {:?}", r.headers));
+    let page = r.text();
+    let token = page
+        .split("name=\"csrfmiddlewaretoken\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("{who}: no CSRF token in the form:\n{page}"))
+        .to_owned();
+    let form = format!(
+        "csrfmiddlewaretoken={token}&username={}&password={}&next={prefix}/admin/",
+        ADMIN.0, ADMIN.1
+    );
+    let r = c
+        .request(
+            "POST",
+            &format!("{prefix}/admin/login/"),
+            &[
+                ("Cookie", csrf_cookie.as_str()),
+                ("Content-Type", "application/x-www-form-urlencoded"),
+            ],
+            form.as_bytes(),
+        )
+        .unwrap_or_else(|e| panic!("{who}: POST login: {e}"));
+    assert_eq!(r.status, 302, "{who}: the login POST: {}", r.text());
+    assert_eq!(
+        r.header("location"),
+        Some(format!("{prefix}/admin/").as_str())
+    );
+    let session = set_cookies(&r)
+        .into_iter()
+        .find(|c| c.starts_with("sessionid="))
+        .unwrap_or_else(|| panic!("{who}: no session cookie: {:?}", r.headers));
+    let r = get(&mut c, "/admin/", &format!("{csrf_cookie}; {session}"));
+    assert_eq!(r.status, 200, "{who}: {}", r.text());
+    assert!(
+        r.text().contains("Site administration"),
+        "{who}: logged in:\n{}",
+        r.text()
+    );
+    if static_files {
+        let r = get(&mut c, "/static/admin/css/base.css", "");
+        assert_eq!(r.status, 200, "{who}: the admin's CSS");
+        assert!(r.text().contains("body"), "{who}: {}", r.text());
+    }
+}
