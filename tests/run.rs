@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 use fcgi_testkit::iis::iis_id;
 use rustix::process::Signal;
 
+/// Issue 16: idle floods, stalled requests, hung requests at shutdown (`run/pressure.rs`).
+mod pressure;
 /// `--processes N`: the supervisor and its workers sharing one socket (`run/processes.rs`).
 mod processes;
 

@@ -12,6 +12,8 @@
 //!   manifest's default is 8), else 1;
 //! - worker processes: `--processes N` above 1 makes this process a supervisor whose workers
 //!   get this command line without the supervisor's own flags;
+//! - the unix socket's permissions: `--socket-mode`, else `[run] socket-mode` of the manifest
+//!   (read here, because a supervisor binds the socket and reads nothing else), else 0666;
 //! - the app: `--app`, else `[wsgi] app`, else nothing to serve (an error);
 //! - the venv: `--venv` (`IISWSGI_VENV`), else `[wsgi] venv`, else the venv whose `bin/`
 //!   (`Scripts\`) holds this binary, else the interpreter the binary was built against;
@@ -28,7 +30,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::manifest::ManifestError;
+use crate::manifest::{Manifest, ManifestError};
 use crate::runtime::environ::{EnvironOptions, OriginalUrlPolicy, normalise_prefix};
 use crate::runtime::logging::LogConfig;
 use crate::runtime::server::RunOptions;
@@ -67,6 +69,8 @@ pub struct RawOptions {
     pub processes: u32,
     /// `--graceful-timeout SECONDS`.
     pub graceful_timeout: u64,
+    /// `--socket-mode MODE`, parsed ([`socket_mode`]).
+    pub socket_mode: Option<u32>,
     /// `--threads N`.
     pub threads: Option<u16>,
     /// This process's whole command line, program name first (a supervisor starts its
@@ -166,6 +170,16 @@ pub enum RunConfigError {
     NoPython,
 }
 
+/// A `--socket-mode` that is not a unix permission mode.
+#[derive(Debug, thiserror::Error)]
+#[error("`{0}` is not an octal mode such as 0660 (owner and group) or 0666 (any local user)")]
+pub struct SocketModeError(String);
+
+/// Parses `--socket-mode` (octal digits, at most 777; [`crate::manifest::parse_socket_mode`]).
+pub fn socket_mode(text: &str) -> Result<u32, SocketModeError> {
+    crate::manifest::parse_socket_mode(text).ok_or_else(|| SocketModeError(text.to_owned()))
+}
+
 /// `err`, then each of its causes, joined with `: `.
 fn one_line(err: &dyn std::error::Error) -> String {
     crate::error_chain(err, ": ")
@@ -180,8 +194,10 @@ fn absolute(p: &Path) -> Result<PathBuf, RunConfigError> {
 
 impl RawOptions {
     /// Applies the server-side rules (module doc): absolute paths, the application root, the
-    /// log, `--threads`, the worker processes, diagnostic or WSGI. Reads no file; makes
-    /// relative paths absolute against the working directory.
+    /// log, `--threads`, the worker processes, the socket mode, diagnostic or WSGI. Makes
+    /// relative paths absolute against the working directory. Reads no file, except the
+    /// manifest when it binds a unix socket without `--socket-mode` (for `[run] socket-mode`;
+    /// a manifest that does not load is left to the WSGI side to report).
     pub fn resolve(self) -> Result<Resolved, RunConfigError> {
         let serve = match self.diagnostic.as_deref().and_then(DiagnosticMode::parse) {
             Some(mode) => Serve::Diagnostic(mode),
@@ -205,7 +221,7 @@ impl RawOptions {
         };
         let original_url = OriginalUrlPolicy::parse(&self.original_url)
             .ok_or_else(|| RunConfigError::OriginalUrl(self.original_url.clone()))?;
-        let server = RunOptions {
+        let mut server = RunOptions {
             listen: self.listen,
             log: LogConfig {
                 path: log_path,
@@ -224,7 +240,18 @@ impl RawOptions {
             max_conns: self.max_conns,
             max_requests: self.max_requests,
             threads: self.threads.map_or(1, usize::from),
+            graceful_timeout: Duration::from_secs(self.graceful_timeout),
             ..RunOptions::default()
+        };
+        server.socket_mode = match (self.socket_mode, &server.listen, &server.manifest) {
+            (Some(mode), _, _) => mode,
+            // A manifest that does not load leaves the default: it is reported where it is
+            // read for the application (the worker, or the server's WSGI start).
+            (None, Some(ListenAddr::Unix(_)), Some(manifest)) => Manifest::load(manifest)
+                .ok()
+                .and_then(|m| m.run.socket_mode)
+                .unwrap_or(server.socket_mode),
+            _ => server.socket_mode,
         };
         Ok(Resolved {
             server,
@@ -367,6 +394,7 @@ mod tests {
             max_requests: None,
             processes: 1,
             graceful_timeout: 30,
+            socket_mode: None,
             threads: None,
             argv: vec!["iiswsgi".into(), "run".into()],
             wsgi: RawWsgi::default(),
@@ -500,7 +528,10 @@ mod tests {
             let workers = r.workers.expect("a supervisor");
             assert_eq!(workers.processes, 3);
             assert_eq!(workers.grace, Duration::from_secs(5));
-            assert_eq!(workers.args, ["run", "--app", "a:b"]);
+            assert_eq!(
+                workers.args,
+                ["run", "--graceful-timeout=5", "--app", "a:b"]
+            );
         }
 
         #[test]
@@ -557,6 +588,82 @@ mod tests {
             .expect("valid");
             assert_eq!((r.server.max_conns, r.server.max_requests), (8, Some(100)));
             assert!(matches!(r.server.listen, Some(ListenAddr::Unix(_))));
+        }
+
+        #[test]
+        fn the_socket_mode_flag_beats_the_manifest_which_beats_0666() {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let manifest = dir.path().join("iiswsgi.toml");
+            std::fs::write(
+                &manifest,
+                "[app]\nname = \"Shop\"\nversion = \"1.0\"\n[wsgi]\napp = \"shop:app\"\n\
+                 [run]\nsocket-mode = \"0660\"\n",
+            )
+            .expect("manifest");
+            let unix = Some(ListenAddr::Unix(dir.path().join("s.sock")));
+            let mode =
+                |flag: Option<u32>, listen: Option<ListenAddr>, manifest: Option<PathBuf>| {
+                    RawOptions {
+                        socket_mode: flag,
+                        listen,
+                        manifest,
+                        ..raw()
+                    }
+                    .resolve()
+                    .expect("valid")
+                    .server
+                    .socket_mode
+                };
+            assert_eq!(
+                mode(Some(0o600), unix.clone(), Some(manifest.clone())),
+                0o600
+            );
+            assert_eq!(mode(None, unix.clone(), Some(manifest.clone())), 0o660);
+            assert_eq!(mode(None, unix, None), 0o666);
+            let tcp = Some(ListenAddr::Tcp("127.0.0.1:9000".parse().expect("addr")));
+            assert_eq!(
+                mode(None, tcp, Some(dir.path().join("absent.toml"))),
+                0o666,
+                "not read"
+            );
+        }
+
+        #[test]
+        fn an_unreadable_manifest_leaves_the_default_mode_for_the_app_side_to_report() {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let r = RawOptions {
+                listen: Some(ListenAddr::Unix(dir.path().join("s.sock"))),
+                manifest: Some(dir.path().join("missing.toml")),
+                ..raw()
+            }
+            .resolve()
+            .expect("the manifest's own errors come later");
+            assert_eq!(r.server.socket_mode, 0o666);
+        }
+
+        #[test]
+        fn socket_mode_flag_parses_octal_and_says_what_it_wants() {
+            assert_eq!(socket_mode("0660").expect("octal"), 0o660);
+            assert_eq!(
+                socket_mode("rw-rw----").expect_err("not octal").to_string(),
+                "`rw-rw----` is not an octal mode such as 0660 (owner and group) or 0666 (any \
+                 local user)"
+            );
+        }
+
+        #[test]
+        fn the_graceful_timeout_bounds_the_lone_process_too() {
+            let r = RawOptions {
+                graceful_timeout: 7,
+                ..raw()
+            }
+            .resolve()
+            .expect("valid");
+            assert_eq!(r.server.graceful_timeout, Duration::from_secs(7));
+            assert!(
+                r.workers.is_none(),
+                "no supervisor: the server itself keeps it"
+            );
         }
 
         #[test]
