@@ -12,7 +12,8 @@
 //!
 //! Modules: `conformance` (the PEP 3333 checklist of wsgi-embedding.md §7, apps in
 //! `tests/conformance/apps/`), `lifecycle` (venv selection, a refused venv, import failure,
-//! reload, SystemExit, atexit), `threads` (`--threads N`), `frameworks` (Flask and Django from PyPI in a cached venv).
+//! reload, SystemExit, atexit), `threads` (`--threads N`), `frameworks` (Flask and Django from PyPI in a cached venv),
+//! `cut` (a response failing mid-way reaches the client broken through real web servers).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -27,6 +28,7 @@ use crate::support::peers::Proc;
 use crate::support::wait;
 
 mod conformance;
+mod cut;
 mod frameworks;
 mod lifecycle;
 mod threads;
