@@ -481,9 +481,12 @@ fn bind(addr: &ListenAddr, socket_mode: u32) -> Result<Transport, TransportError
             })
         }
         #[cfg(not(unix))]
-        ListenAddr::Unix(_) => Err(TransportError::Unsupported(
-            "--listen unix: (unix sockets) on this platform",
-        )),
+        ListenAddr::Unix(_) => {
+            let _ = socket_mode; // only unix sockets have a mode
+            Err(TransportError::Unsupported(
+                "--listen unix: (unix sockets) on this platform",
+            ))
+        }
     }
 }
 
