@@ -4,12 +4,12 @@
 # 100,000th request on. The peer, uWSGI (pyuwsgi, the same app, `--threads 4`, behind the
 # same nginx over uwsgi_pass), runs the same load in the same run and is printed beside it.
 #
-# Load: wrk, 2 threads x 8 connections, alternating GET / (13 bytes back) and POST /echo with
-# a 1 KiB body, through nginx keeping its upstream connections (keepalive 8). Each segment of
-# 100,000 requests is one wrk run stopped by bench/soak.lua at its count; RSS (VmRSS of the
-# serving process) is read between segments.
+# Load: ApacheBench (ab, keep-alive), per segment of 100,000 requests two runs side by side:
+# 50,000 GET / (13 bytes back) and 50,000 POST /echo with a 1 KiB body, 4 connections each,
+# through nginx keeping its upstream connections (keepalive 8). ab stops at a request count
+# (wrk only stops at a duration); RSS (VmRSS of the serving process) is read between segments.
 #
-# Not run by `cargo test`. Needs root (nginx `user root`), nginx and wrk (.ci/setup), and PyPI
+# Not run by `cargo test`. Needs root (nginx `user root`), nginx and ab (apache2-utils), and PyPI
 # for the peer's venv (SOAK_PEER=none skips the peer).
 #
 #   bench/soak.sh                        # 1,000,000 requests each
@@ -23,7 +23,7 @@ PEER=${SOAK_PEER:-uwsgi}
 LIMIT_KIB=2048
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
-for tool in nginx wrk; do
+for tool in nginx ab; do
   command -v "$tool" >/dev/null || PATH="$PATH:/usr/sbin:/sbin"
   command -v "$tool" >/dev/null || { echo "missing $tool: run .ci/setup" >&2; exit 1; }
 done
@@ -112,15 +112,22 @@ soak() {
   local name=$1 pid=$2 prefix=$3 done=0 seg=0
   rss[$name,0]=$(rss_kib "$pid")
   while [ "$done" -lt "$TOTAL" ]; do
-    SOAK_COUNT=$SEGMENT SOAK_THREADS=2 SOAK_PREFIX=$prefix SOAK_BODY="$work/body" \
-      wrk -t2 -c8 -d3600s -s "$root/bench/soak.lua" "http://127.0.0.1:$port" > "$work/wrk.out"
-    if grep -q "Non-2xx\|Socket errors" "$work/wrk.out"; then
-      echo "$name: errors during the soak:" >&2; cat "$work/wrk.out" >&2; exit 1
-    fi
+    local half=$((SEGMENT / 2)) base="http://127.0.0.1:$port$prefix"
+    ab -q -k -c 4 -n "$half" "$base/" > "$work/get.out" 2>&1 &
+    local get=$!
+    ab -q -k -c 4 -n "$half" -p "$work/body" -T application/octet-stream "$base/echo" \
+      > "$work/post.out" 2>&1 || { cat "$work/post.out" >&2; exit 1; }
+    wait "$get" || { cat "$work/get.out" >&2; exit 1; }
+    for out in "$work/get.out" "$work/post.out"; do
+      if ! grep -q '^Failed requests: *0$' "$out" || grep -q 'Non-2xx' "$out"; then
+        echo "$name: errors during the soak:" >&2; cat "$out" >&2; exit 1
+      fi
+    done
     done=$((done + SEGMENT)); seg=$((seg + 1))
     rss[$name,$seg]=$(rss_kib "$pid")
-    printf '  %-8s %8d requests  RSS %7d KiB  (%s req/s)\n' "$name" "$done" "${rss[$name,$seg]}" \
-      "$(awk '/Requests\/sec/ {print $2}' "$work/wrk.out")"
+    printf '  %-8s %8d requests  RSS %7d KiB  (%s + %s req/s)\n' "$name" "$done" \
+      "${rss[$name,$seg]}" "$(awk '/^Requests per second/ {print $4}' "$work/get.out")" \
+      "$(awk '/^Requests per second/ {print $4}' "$work/post.out")"
   done
 }
 
