@@ -497,7 +497,7 @@ fn peer_error_log_check_flags_an_unreachable_backend() {
     let nowhere = sandbox.join("nobody-listens.sock");
     let peers = [
         Peer::nginx(&sandbox, &nowhere),
-        Peer::lighttpd_to_socket(&sandbox, &nowhere),
+        Peer::lighttpd_to_socket(&sandbox, &nowhere, ""),
         Peer::haproxy(&sandbox, &nowhere, &HaproxyOptions::default()),
         Peer::apache(&sandbox, &nowhere),
     ];
@@ -778,5 +778,203 @@ mod hostile {
             reply.others
         );
         still_serves(&mut gateway);
+    }
+}
+
+/// Issue 16: what the connection cap and `--socket-mode` rely on in real web servers.
+mod crowding {
+    use std::io::{Read, Write};
+    use std::net::Shutdown;
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::net::{UnixListener, UnixStream};
+    use std::os::unix::process::CommandExt as _;
+    use std::path::Path;
+    use std::process::{Command, Stdio};
+    use std::thread;
+
+    use crate::support::iis_client::wire;
+    use crate::support::peers::{Peer, Proc, Sandbox, iiswsgi_bin, iiswsgi_log};
+
+    /// `iiswsgi run --diagnostic --listen unix:SOCKET` plus `extra`, waited for.
+    fn serve(sandbox: &Sandbox, socket: &Path, extra: &[&str]) -> Proc {
+        let mut cmd = Command::new(iiswsgi_bin());
+        cmd.args(["run", "--diagnostic", "--log"])
+            .arg(iiswsgi_log(sandbox.path()))
+            .arg("--listen")
+            .arg(format!("unix:{}", socket.display()))
+            .args(extra)
+            .stdin(Stdio::null());
+        let mut proc = Proc::spawn(
+            "iiswsgi",
+            sandbox.path(),
+            cmd,
+            vec![iiswsgi_log(sandbox.path())],
+        );
+        proc.wait_until("its socket exists", || socket.exists());
+        proc
+    }
+
+    /// A relay that plays a backend closing an idle connection at the very moment the web
+    /// server reuses it: every connection is passed through to `upstream` until the web
+    /// server begins its second request on it; that request is swallowed and the connection
+    /// closed (the web server reads EOF where it expects the response).
+    fn closing_relay(sandbox: &Sandbox, upstream: &Path) -> std::path::PathBuf {
+        let socket = sandbox.join("relay.sock");
+        let listener = UnixListener::bind(&socket).expect("bind relay");
+        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666))
+            .expect("chmod relay");
+        let upstream = upstream.to_owned();
+        thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = UnixStream::connect(&upstream) else {
+                    continue;
+                };
+                let (Ok(client2), Ok(server2)) = (client.try_clone(), server.try_clone()) else {
+                    continue;
+                };
+                // Backend → web server: copied as is.
+                thread::spawn(move || {
+                    let (mut from, mut to) = (server2, client2);
+                    let _ = std::io::copy(&mut from, &mut to);
+                    let _ = to.shutdown(Shutdown::Write);
+                });
+                // Web server → backend: copied until a second BEGIN_REQUEST shows up.
+                thread::spawn(move || {
+                    let (mut from, mut to) = (client, server);
+                    let (mut pending, mut begins) = (Vec::new(), 0);
+                    let mut buf = vec![0u8; 64 * 1024];
+                    while let Ok(n @ 1..) = from.read(&mut buf) {
+                        pending.extend_from_slice(&buf[..n]);
+                        let mut forward = Vec::new();
+                        while let Some((record, used)) = wire::Record::parse(&pending) {
+                            if record.kind == wire::BEGIN_REQUEST {
+                                begins += 1;
+                            }
+                            if begins >= 2 {
+                                let _ = to.write_all(&forward);
+                                let _ = from.shutdown(Shutdown::Both);
+                                let _ = to.shutdown(Shutdown::Both);
+                                return;
+                            }
+                            forward.extend(pending.drain(..used));
+                        }
+                        if to.write_all(&forward).is_err() {
+                            return;
+                        }
+                    }
+                    let _ = to.shutdown(Shutdown::Write);
+                });
+            }
+        });
+        socket
+    }
+
+    /// When the cap is reached iiswsgi closes the longest-idle connection, which may be one
+    /// nginx keeps in its upstream pool. Closed while idle, nginx drops it silently; closed
+    /// just as nginx reuses it, nginx sees the cached connection fail and retries the request
+    /// on a fresh one, for idempotent methods: a GET is still answered, a POST gets 502
+    /// (`non_idempotent` in `fastcgi_next_upstream` would retry it too). README, "Connection
+    /// cap".
+    #[test]
+    fn nginx_retries_a_get_whose_cached_upstream_connection_fails_but_not_a_post() {
+        let sandbox = Sandbox::new("nginx-retry");
+        let socket = sandbox.join("gw.sock");
+        let _server = serve(&sandbox, &socket, &[]);
+        let relay = closing_relay(&sandbox, &socket);
+        let nginx = Peer::nginx(&sandbox, &relay);
+        let get = |path: &str| {
+            nginx
+                .connect()
+                .request("GET", path, &[], b"")
+                .unwrap_or_else(|e| panic!("{path}: {e}\n{}", nginx.proc.output()))
+        };
+        assert_eq!(get("/first").status, 200);
+        // Its second request on the cached connection is cut: nginx retries it.
+        let retried = get("/second");
+        assert_eq!(retried.status, 200, "{}", nginx.proc.output());
+        assert!(
+            nginx
+                .error_log()
+                .contains("upstream prematurely closed connection"),
+            "the cached connection really failed:\n{}",
+            nginx.error_log()
+        );
+        let post = nginx
+            .connect()
+            .request("POST", "/third", &[], b"body")
+            .expect("an HTTP answer");
+        assert_eq!(post.status, 502, "a POST is not retried");
+    }
+
+    /// `--socket-mode 0660` with the socket in a folder of group www-data (setgid): Apache,
+    /// serving as www-data, connects; a process of another user cannot, though it can reach
+    /// a 0666 socket in the same folder.
+    #[test]
+    fn socket_mode_0660_in_a_www_data_folder_lets_the_web_server_in_and_no_one_else() {
+        let sandbox = Sandbox::new("sockmode");
+        let www_data = group_id("www-data");
+        let run_dir = sandbox.join("run");
+        std::fs::create_dir(&run_dir).expect("run dir");
+        std::os::unix::fs::chown(&run_dir, None, Some(www_data)).expect("chgrp www-data");
+        // Traversable by all here, so that the socket's own mode is what keeps others out
+        // (the README's recipe also closes the folder: 2750).
+        std::fs::set_permissions(&run_dir, std::fs::Permissions::from_mode(0o2755))
+            .expect("chmod 2755");
+        let socket = run_dir.join("gw.sock");
+        let _server = serve(
+            &sandbox,
+            &socket,
+            &["--socket-mode", "0660", "--mount", "/"],
+        );
+        let open = run_dir.join("open.sock");
+        let _open_server = serve(&sandbox, &open, &["--socket-mode", "0666"]);
+        let meta = std::fs::metadata(&socket).expect("socket");
+        assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+        assert_eq!(
+            std::os::unix::fs::MetadataExt::gid(&meta),
+            www_data,
+            "the folder's group"
+        );
+        let apache = Peer::apache(&sandbox, &socket);
+        let response = apache
+            .connect()
+            .request("GET", "/through-apache", &[], b"")
+            .expect("HTTP answer");
+        assert_eq!(response.status, 200, "{}", apache.proc.output());
+        // `nobody` is neither the owner nor in www-data.
+        let python = ["/usr/bin/python3", "/usr/local/bin/python3"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("a system python3 (run .ci/setup)");
+        let nobody_connects = |path: &Path| {
+            Command::new(python)
+                .args([
+                    "-c",
+                    "import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])",
+                ])
+                .arg(path)
+                .stderr(Stdio::null())
+                .uid(65534)
+                .gid(65534)
+                .status()
+                .expect("run python3 as nobody")
+                .success()
+        };
+        assert!(nobody_connects(&open), "the control: a 0666 socket");
+        assert!(
+            !nobody_connects(&socket),
+            "nobody connected to a 0660 socket"
+        );
+    }
+
+    fn group_id(name: &str) -> u32 {
+        std::fs::read_to_string("/etc/group")
+            .expect("/etc/group")
+            .lines()
+            .find_map(|l| {
+                let mut f = l.split(':');
+                (f.next() == Some(name)).then(|| f.nth(1)?.parse().ok())?
+            })
+            .unwrap_or_else(|| panic!("no group {name} (install apache2: run .ci/setup)"))
     }
 }

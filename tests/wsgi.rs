@@ -13,7 +13,8 @@
 //! Modules: `conformance` (the PEP 3333 checklist of wsgi-embedding.md §7, apps in
 //! `tests/conformance/apps/`), `lifecycle` (venv selection, a refused venv, import failure,
 //! reload, SystemExit, atexit), `reload` (`--reload` under wrk behind nginx), `threads` (`--threads N`),
-//! `frameworks` (Flask and Django from PyPI in a cached venv).
+//! `frameworks` (Flask and Django from PyPI in a cached venv), `cut` (a response failing mid-way
+//! reaches the client broken through real web servers).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -28,6 +29,7 @@ use crate::support::peers::Proc;
 use crate::support::wait;
 
 mod conformance;
+mod cut;
 mod frameworks;
 mod habits;
 mod lifecycle;

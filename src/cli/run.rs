@@ -18,7 +18,7 @@ or HAProxy talk to).
 Without --listen, the transport is whatever standard input holds: IIS's named pipe (or any \
 connected socket: one connection, served until it closes), or a listening socket (IIS TCP \
 mode, lighttpd bin-path, spawn-fcgi, mod_fcgid). With --listen, iiswsgi binds a unix socket \
-(mode 0666) or a loopback TCP port itself.
+(mode --socket-mode, 0666 by default) or a loopback TCP port itself.
 
 Nothing is ever written to stdout or stderr while serving: IIS would turn it into a 500. The \
 log goes to --log, else <app root>/logs/iiswsgi.log, else <temp dir>/iiswsgi.log.
@@ -39,11 +39,18 @@ pub struct Args {
           default_missing_value = "page", value_parser = ["page", "hello"])]
     diagnostic: Option<String>,
 
-    /// Listen on ADDR instead of serving what stdin holds: `unix:PATH` (created mode 0666, a
-    /// stale socket file is replaced) or `HOST:PORT` / `tcp:HOST:PORT` (loopback only, unless
-    /// FCGI_WEB_SERVER_ADDRS lists the web servers allowed to connect).
+    /// Listen on ADDR instead of serving what stdin holds: `unix:PATH` (created with
+    /// --socket-mode, a stale socket file is replaced) or `HOST:PORT` / `tcp:HOST:PORT`
+    /// (loopback only, unless FCGI_WEB_SERVER_ADDRS lists the web servers allowed to connect).
     #[arg(long, value_name = "ADDR")]
     listen: Option<ListenAddr>,
+
+    /// Permissions of the unix socket --listen creates, in octal. Connecting needs write
+    /// permission: 0660 lets only the owner and the socket's group in (make the folder's group
+    /// the web server's, e.g. www-data, with the setgid bit). Default: `[run] socket-mode` of
+    /// --manifest, else 0666 (any local user).
+    #[arg(long, value_name = "MODE", value_parser = iiswsgi::runtime::options::socket_mode)]
+    socket_mode: Option<u32>,
 
     /// The application's root folder (where iiswsgi.toml and the code live). Also decides the
     /// default log file, <DIR>/logs/iiswsgi.log.
@@ -92,7 +99,8 @@ pub struct Args {
           value_parser = OriginalUrlPolicy::NAMES)]
     original_url: String,
 
-    /// Most connections served at once (also the GET_VALUES answer).
+    /// Most connections each request thread holds; at the cap the longest-idle one is closed
+    /// to make room for a new one (times the threads, the GET_VALUES answer).
     #[arg(long, value_name = "N", default_value_t = 64,
           value_parser = clap::value_parser!(u32).range(1..))]
     max_conns: u32,
@@ -111,8 +119,9 @@ pub struct Args {
           value_parser = clap::value_parser!(u32).range(1..=1024))]
     processes: u32,
 
-    /// With --processes: how long workers may finish their requests after SIGTERM before
-    /// they are killed.
+    /// After SIGTERM/SIGINT (or IIS's shutdown event), how long the requests in flight may
+    /// take before the process exits without them (with --processes, before the workers are
+    /// killed). A second SIGTERM/SIGINT exits at once.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     graceful_timeout: u64,
     /// Request threads when serving a socket (--listen, or a listening socket on stdin),
@@ -198,6 +207,7 @@ impl Args {
             max_requests: self.max_requests,
             processes: self.processes,
             graceful_timeout: self.graceful_timeout,
+            socket_mode: self.socket_mode,
             threads: self.threads,
             argv: std::env::args_os().collect(),
             wsgi: RawWsgi {

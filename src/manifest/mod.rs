@@ -1051,6 +1051,19 @@ pub struct Run {
     pub log_keep: u32,
     /// FastCGI params caps.
     pub limits: Limits,
+    /// `socket-mode`, parsed ([`parse_socket_mode`]); `None`: not set.
+    pub socket_mode: Option<u32>,
+}
+
+/// Parses a unix socket mode as written in `[run] socket-mode` and `--socket-mode`: octal
+/// digits (`660`, `0660`, `0o660`), at most `777`.
+pub fn parse_socket_mode(text: &str) -> Option<u32> {
+    let digits = text.strip_prefix("0o").unwrap_or(text);
+    if digits.is_empty() || digits.len() > 4 || !digits.bytes().all(|b| (b'0'..=b'7').contains(&b))
+    {
+        return None;
+    }
+    u32::from_str_radix(digits, 8).ok().filter(|m| *m <= 0o777)
 }
 
 /// `[run.limits]` (fastcgi-protocol.md §8).

@@ -521,6 +521,12 @@ pub struct RawRun {
     pub log_keep: Option<Spanned<i64>>,
     /// Caps on what one FastCGI request may send before it is refused (431).
     pub limits: Option<RawLimits>,
+    /// Permissions of the unix socket `iiswsgi run --listen unix:PATH` creates, in octal
+    /// (`"0660"`): who may connect (connecting needs write permission). With `"0660"` only
+    /// the owner and the socket's group may; put the socket in a folder whose group is the
+    /// web server's (`www-data`) and has the setgid bit, so the socket gets that group.
+    /// `--socket-mode` beats it. Default: `"0666"` (any local user).
+    pub socket_mode: Option<Spanned<String>>,
 }
 
 /// Log verbosity.

@@ -316,3 +316,35 @@ fn excluded_by_names_the_glob_that_left_a_path_out() {
     assert_eq!(m.package.excluded_by("docs/index.md"), Some("docs/**"));
     assert_eq!(m.package.excluded_by("app/views.py"), None);
 }
+
+#[test]
+fn run_socket_mode_is_octal_and_unset_by_default() {
+    assert_eq!(parse(MINIMAL).run.socket_mode, None);
+    let m = parse(&format!("{MINIMAL}[run]\nsocket-mode = \"0660\"\n"));
+    assert_eq!(m.run.socket_mode, Some(0o660));
+    let e = Manifest::parse(
+        &format!("{MINIMAL}[run]\nsocket-mode = \"0668\"\n"),
+        Path::new("iiswsgi.toml"),
+    )
+    .expect_err("not octal");
+    let d = &e.diagnostics()[0];
+    assert_eq!((d.line, d.column), (7, 15));
+    assert_eq!(d.message, "`run.socket-mode` \"0668\" is not an octal mode");
+}
+
+#[test]
+fn socket_modes_are_octal_digits_up_to_777() {
+    for (text, mode) in [
+        ("660", 0o660),
+        ("0660", 0o660),
+        ("0o600", 0o600),
+        ("777", 0o777),
+    ] {
+        assert_eq!(parse_socket_mode(text), Some(mode), "{text}");
+    }
+    for bad in [
+        "", "0o", "1777", "0x1b6", "66a", "-660", " 660", "99", "01000",
+    ] {
+        assert_eq!(parse_socket_mode(bad), None, "{bad:?}");
+    }
+}

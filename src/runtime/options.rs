@@ -18,6 +18,8 @@
 //!   else 1;
 //! - worker processes: `--processes N` above 1 makes this process a supervisor whose workers
 //!   get this command line without the supervisor's own flags;
+//! - the unix socket's permissions: `--socket-mode`, else `[run] socket-mode` of the manifest
+//!   (read here, because a supervisor binds the socket and reads nothing else), else 0666;
 //! - the app: `--app`, else `[wsgi] app`, else nothing to serve (an error);
 //! - the venv: `--venv` (`IISWSGI_VENV`), else `[wsgi] venv`, else the venv whose `bin/`
 //!   (`Scripts\`) holds this binary, else the interpreter the binary was built against;
@@ -82,6 +84,8 @@ pub struct RawOptions {
     pub processes: u32,
     /// `--graceful-timeout SECONDS`.
     pub graceful_timeout: u64,
+    /// `--socket-mode MODE`, parsed ([`socket_mode`]).
+    pub socket_mode: Option<u32>,
     /// `--threads N`.
     pub threads: Option<u16>,
     /// This process's whole command line, program name first (a supervisor starts its
@@ -215,6 +219,16 @@ fn describe_manifest_error(err: &ManifestError) -> String {
     }
 }
 
+/// A `--socket-mode` that is not a unix permission mode.
+#[derive(Debug, thiserror::Error)]
+#[error("`{0}` is not an octal mode such as 0660 (owner and group) or 0666 (any local user)")]
+pub struct SocketModeError(String);
+
+/// Parses `--socket-mode` (octal digits, at most 777; [`crate::manifest::parse_socket_mode`]).
+pub fn socket_mode(text: &str) -> Result<u32, SocketModeError> {
+    crate::manifest::parse_socket_mode(text).ok_or_else(|| SocketModeError(text.to_owned()))
+}
+
 fn level_filter(level: manifest::LogLevel) -> log::LevelFilter {
     match level {
         manifest::LogLevel::Error => log::LevelFilter::Error,
@@ -267,7 +281,7 @@ impl RawOptions {
 
     /// Applies the server-side rules (module doc): reads and validates the manifest, makes
     /// paths absolute, picks the application root, the log, the mount point, the limits, the
-    /// threads, the worker processes, diagnostic or WSGI.
+    /// threads, the worker processes, the socket mode, diagnostic or WSGI.
     pub fn resolve(self) -> Result<Resolved, RunConfigError> {
         let found = self.manifest_path();
         let manifest = match &found {
@@ -326,6 +340,11 @@ impl RawOptions {
             max_conns: self.max_conns,
             max_requests: self.max_requests,
             threads,
+            graceful_timeout: Duration::from_secs(self.graceful_timeout),
+            socket_mode: self
+                .socket_mode
+                .or(run.and_then(|r| r.socket_mode))
+                .unwrap_or(RunOptions::default().socket_mode),
             ..RunOptions::default()
         };
         let serve = match self.diagnostic.as_deref().and_then(DiagnosticMode::parse) {
@@ -492,6 +511,7 @@ mod tests {
             max_requests: None,
             processes: 1,
             graceful_timeout: 30,
+            socket_mode: None,
             threads: None,
             argv: vec!["iiswsgi".into(), "run".into()],
             wsgi: RawWsgi::default(),
@@ -769,7 +789,10 @@ mod tests {
             let workers = r.workers.expect("a supervisor");
             assert_eq!(workers.processes, 3);
             assert_eq!(workers.grace, Duration::from_secs(5));
-            assert_eq!(workers.args, ["run", "--app", "a:b"]);
+            assert_eq!(
+                workers.args,
+                ["run", "--graceful-timeout=5", "--app", "a:b"]
+            );
         }
 
         #[test]
@@ -826,6 +849,82 @@ mod tests {
             .expect("valid");
             assert_eq!((r.server.max_conns, r.server.max_requests), (8, Some(100)));
             assert!(matches!(r.server.listen, Some(ListenAddr::Unix(_))));
+        }
+
+        #[test]
+        fn the_socket_mode_flag_beats_the_manifest_which_beats_0666() {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let manifest = dir.path().join("iiswsgi.toml");
+            std::fs::write(
+                &manifest,
+                "[app]\nname = \"Shop\"\nversion = \"1.0\"\n[wsgi]\napp = \"shop:app\"\n\
+                 [run]\nsocket-mode = \"0660\"\n",
+            )
+            .expect("manifest");
+            let unix = Some(ListenAddr::Unix(dir.path().join("s.sock")));
+            let mode =
+                |flag: Option<u32>, listen: Option<ListenAddr>, manifest: Option<PathBuf>| {
+                    RawOptions {
+                        socket_mode: flag,
+                        listen,
+                        manifest,
+                        ..raw()
+                    }
+                    .resolve()
+                    .expect("valid")
+                    .server
+                    .socket_mode
+                };
+            assert_eq!(
+                mode(Some(0o600), unix.clone(), Some(manifest.clone())),
+                0o600
+            );
+            assert_eq!(mode(None, unix.clone(), Some(manifest.clone())), 0o660);
+            assert_eq!(mode(None, unix, None), 0o666);
+            let tcp = Some(ListenAddr::Tcp("127.0.0.1:9000".parse().expect("addr")));
+            assert_eq!(
+                mode(None, tcp, Some(dir.path().join("absent.toml"))),
+                0o666,
+                "not read"
+            );
+        }
+
+        #[test]
+        fn an_unreadable_manifest_leaves_the_default_mode_for_the_app_side_to_report() {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let r = RawOptions {
+                listen: Some(ListenAddr::Unix(dir.path().join("s.sock"))),
+                manifest: Some(dir.path().join("missing.toml")),
+                ..raw()
+            }
+            .resolve()
+            .expect("the manifest's own errors come later");
+            assert_eq!(r.server.socket_mode, 0o666);
+        }
+
+        #[test]
+        fn socket_mode_flag_parses_octal_and_says_what_it_wants() {
+            assert_eq!(socket_mode("0660").expect("octal"), 0o660);
+            assert_eq!(
+                socket_mode("rw-rw----").expect_err("not octal").to_string(),
+                "`rw-rw----` is not an octal mode such as 0660 (owner and group) or 0666 (any \
+                 local user)"
+            );
+        }
+
+        #[test]
+        fn the_graceful_timeout_bounds_the_lone_process_too() {
+            let r = RawOptions {
+                graceful_timeout: 7,
+                ..raw()
+            }
+            .resolve()
+            .expect("valid");
+            assert_eq!(r.server.graceful_timeout, Duration::from_secs(7));
+            assert!(
+                r.workers.is_none(),
+                "no supervisor: the server itself keeps it"
+            );
         }
 
         #[test]

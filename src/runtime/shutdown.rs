@@ -91,6 +91,17 @@ pub fn watch(on_signal: impl FnOnce() + Send + 'static) -> Result<Watch, Shutdow
     }
 }
 
+/// Ends this process at once with `code`, as IIS's `TerminateProcess` would: no DLL
+/// detach, no atexit, no waiting for threads (the log is flushed by the caller). Used when
+/// the request in flight outlives the grace period after the shutdown event.
+#[cfg(windows)]
+pub fn terminate_self(code: u32) -> ! {
+    use windows_sys::Win32::System::Threading::{GetCurrentProcess, TerminateProcess};
+    // SAFETY: terminating the current process through its pseudo-handle; nothing runs after.
+    unsafe { TerminateProcess(GetCurrentProcess(), code) };
+    std::process::exit(code as i32)
+}
+
 #[cfg(windows)]
 mod win {
     use super::{ShutdownEventError, Watch};

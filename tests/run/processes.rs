@@ -294,11 +294,52 @@ fn worker_still_busy_after_the_grace_period_is_killed_and_the_supervisor_exits_z
         "stopped after {took:?} with a 1 s grace period"
     );
     assert!(workers.iter().all(|&p| !alive(p)), "{workers:?} survive");
+    // The worker keeps the grace period too (issue 16) and ends itself at about the moment
+    // the supervisor would SIGKILL it: either line says the request was given up.
     let log = s.log();
     assert!(
-        log.contains("still busy after the grace period: SIGKILL"),
+        log.contains("still busy after the grace period: SIGKILL")
+            || log.contains("requests still running after --graceful-timeout (1 s)"),
         "{log}"
     );
+}
+
+/// Issue 16's second-signal rule must not cut supervised stops short: systemd's default
+/// `KillMode=control-group` sends SIGTERM to every process of the unit and the supervisor
+/// passes its own on, so a busy worker gets two. One of them came from its parent: it is the
+/// same stop, and the worker still finishes its request.
+#[test]
+fn a_worker_signalled_by_the_service_manager_and_the_supervisor_still_finishes_its_request() {
+    let mut s = Supervised::start("procrelay", &["--diagnostic", "--processes", "2"], 2);
+    let workers = s.workers();
+    let (c, rest) = hold_a_worker(&s);
+    for &w in &workers {
+        // SAFETY: plain syscall on a grandchild we just listed.
+        unsafe {
+            libc::kill(w as libc::pid_t, libc::SIGTERM);
+        }
+    }
+    // The service manager's signal is taken first (two pending ones would merge into one),
+    // then the supervisor passes its own on.
+    wait::until_true("every worker took the first SIGTERM", ACT, || {
+        let log = s.log();
+        workers
+            .iter()
+            .all(|&p| logged_sigterm(&log, p) || !alive(p))
+    });
+    s.terminate();
+    let log = wait::log_contains(
+        &s.sandbox.join("iiswsgi.log"),
+        "one of the two from the parent process",
+        ACT,
+    );
+    assert!(!log.contains("again: exiting now"), "{log}");
+    assert!(workers.contains(&finish(c, &rest)));
+    let status = s
+        .proc
+        .wait_exit(Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("supervisor still running: {}", s.proc.output()));
+    assert!(status.success(), "{status:?}: {}", s.proc.output());
 }
 
 #[test]

@@ -26,7 +26,8 @@ use fcgi_testkit::wire::{self, Lengths, Padding};
 
 use super::wait;
 pub use fcgi_testkit::wire::{
-    ABORT_REQUEST, END_REQUEST, GET_VALUES, GET_VALUES_RESULT, PARAMS, STDIN, STDOUT, read_record,
+    ABORT_REQUEST, END_REQUEST, GET_VALUES, GET_VALUES_RESULT, PARAMS, STDIN, STDOUT, UNKNOWN_TYPE,
+    read_record,
 };
 
 /// One version-1 record with `padding` zero bytes after the content.

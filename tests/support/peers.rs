@@ -544,6 +544,12 @@ impl Peer {
     /// nginx in front of the unix socket `upstream` (§11.3): `fastcgi_keep_conn on`, upstream
     /// `keepalive 8`, explicit params, workers as root.
     pub fn nginx(sandbox: &Sandbox, upstream: &Path) -> Peer {
+        Peer::nginx_with(sandbox, upstream, "fastcgi_keep_conn on;")
+    }
+
+    /// [`Peer::nginx`] with `directives` in place of `fastcgi_keep_conn on;` in the location
+    /// (`""`: nginx's default, no KEEP_CONN; `fastcgi_buffering off;` ...).
+    pub fn nginx_with(sandbox: &Sandbox, upstream: &Path, directives: &str) -> Peer {
         let nginx = require_program("nginx");
         let dir = sandbox.path().display().to_string();
         let upstream = upstream.display().to_string();
@@ -551,7 +557,7 @@ impl Peer {
             fs::create_dir_all(sandbox.join(sub)).expect("nginx temp dir");
         }
         start_with_port_retry(PeerKind::Nginx, |port| {
-            let conf = sandbox.write("nginx.conf", &nginx_conf(&dir, &upstream, port));
+            let conf = sandbox.write("nginx.conf", &nginx_conf(&dir, &upstream, port, directives));
             let err = sandbox.join("nginx.err");
             let mut cmd = Command::new(&nginx);
             cmd.arg("-p")
@@ -577,21 +583,31 @@ impl Peer {
              \"max-procs\" => {max_procs},",
             backend.argv(sandbox.path()).join(" ")
         );
-        Peer::lighttpd_with(sandbox, &backend_lines, backend.logs(sandbox.path()))
+        Peer::lighttpd_with(sandbox, &backend_lines, backend.logs(sandbox.path()), "")
     }
 
-    /// lighttpd in front of a unix socket somebody else listens on (no `bin-path`).
-    pub fn lighttpd_to_socket(sandbox: &Sandbox, upstream: &Path) -> Peer {
+    /// lighttpd in front of a unix socket somebody else listens on (no `bin-path`), with
+    /// `server_lines` added to its configuration (`server.stream-response-body = 2` ...).
+    pub fn lighttpd_to_socket(sandbox: &Sandbox, upstream: &Path, server_lines: &str) -> Peer {
         let backend_lines = format!("\"socket\" => \"{}\",", upstream.display());
-        Peer::lighttpd_with(sandbox, &backend_lines, vec![])
+        Peer::lighttpd_with(sandbox, &backend_lines, vec![], server_lines)
     }
 
-    fn lighttpd_with(sandbox: &Sandbox, backend_lines: &str, extra_logs: Vec<PathBuf>) -> Peer {
+    fn lighttpd_with(
+        sandbox: &Sandbox,
+        backend_lines: &str,
+        extra_logs: Vec<PathBuf>,
+        server_lines: &str,
+    ) -> Peer {
         let lighttpd = require_program("lighttpd");
         let dir = sandbox.path().display().to_string();
         start_with_port_retry(PeerKind::Lighttpd, |port| {
             let err = sandbox.join("lighttpd.err");
-            let conf = sandbox.write("lighttpd.conf", &lighttpd_conf(&dir, backend_lines, port));
+            let conf = format!(
+                "{}{server_lines}\n",
+                lighttpd_conf(&dir, backend_lines, port)
+            );
+            let conf = sandbox.write("lighttpd.conf", &conf);
             let mut cmd = Command::new(&lighttpd);
             cmd.arg("-D").arg("-f").arg(&conf).stdin(Stdio::null());
             let mut logs = vec![err.clone()];
@@ -618,12 +634,18 @@ impl Peer {
     /// Apache `mod_proxy_fcgi` (event MPM, `-X` single process) in front of the unix socket
     /// `upstream` with `enablereuse=on` (§11.6). Serves as www-data: Apache refuses root.
     pub fn apache(sandbox: &Sandbox, upstream: &Path) -> Peer {
+        Peer::apache_with(sandbox, upstream, "")
+    }
+
+    /// [`Peer::apache`] with `directives` added to the server configuration.
+    pub fn apache_with(sandbox: &Sandbox, upstream: &Path, directives: &str) -> Peer {
         let apache = require_program("apache2");
         let dir = sandbox.path().display().to_string();
         let upstream = upstream.display().to_string();
         start_with_port_retry(PeerKind::Apache, |port| {
             let err = sandbox.join("apache.err");
-            let conf = sandbox.write("apache.conf", &apache_conf(&dir, &upstream, port));
+            let conf = format!("{}{directives}\n", apache_conf(&dir, &upstream, port));
+            let conf = sandbox.write("apache.conf", &conf);
             let mut cmd = Command::new(&apache);
             cmd.arg("-X").arg("-f").arg(&conf).stdin(Stdio::null());
             (
@@ -711,7 +733,7 @@ fn haproxy_request_failed(line: &str) -> bool {
     status.starts_with('5') || (state.len() == 4 && by_server_or_proxy)
 }
 
-fn nginx_conf(dir: &str, upstream: &str, port: u16) -> String {
+fn nginx_conf(dir: &str, upstream: &str, port: u16, directives: &str) -> String {
     format!(
         r#"daemon off;
 master_process on;
@@ -748,7 +770,7 @@ http {{
       fastcgi_param SERVER_ADDR       $server_addr;
       fastcgi_param SERVER_PORT       $server_port;
       fastcgi_param SERVER_NAME       $server_name;
-      fastcgi_keep_conn on;
+      {directives}
       fastcgi_pass gw;
     }}
   }}

@@ -506,11 +506,9 @@ fn iterables(gw: &mut dyn Gateway) {
     // 46
     let before = state(gw);
     let r = gw.send(&Req::get("/raise-after"));
-    assert_eq!(r.status, 200, "46");
-    assert!(r.body.starts_with(b"before-"), "46");
     assert!(
-        !r.complete,
-        "46: the client sees an aborted response via {}",
+        cut_short(gw.name(), &r, b"before-"),
+        "46: the client sees an aborted response via {}: {r:?}",
         gw.name()
     );
     assert_eq!(
@@ -521,14 +519,29 @@ fn iterables(gw: &mut dyn Gateway) {
     // 47
     assert_eq!(gw.send(&Req::get("/raw/str-item")).status, 500, "47");
     let r = gw.send(&Req::get("/raw/str-item/later"));
-    assert_eq!(
-        (r.status, r.body.as_slice(), r.complete),
-        (200, &b"first"[..], false),
-        "47"
+    assert!(
+        cut_short(gw.name(), &r, b"first") && (r.status == 0 || r.body == b"first"),
+        "47: {r:?}"
     );
     // 48
     assert_eq!(gw.send(&Req::get("/raw/returns/bytes")).status, 500, "48");
     assert_eq!(gw.send(&Req::get("/raw/returns/str")).status, 500, "48");
+}
+
+/// A response the app failed after its headers went out, as the client saw it: a 200 whose
+/// body starts with `prefix` and never completes, or nothing at all. The second is nginx's
+/// way when the record iiswsgi cuts the response with arrives in the same read as the whole
+/// small response: nginx drops what it buffered, headers included (an empty reply, curl's
+/// exit 52). Either way the client cannot take it for a complete response. IIS always gets
+/// the partial response (END_REQUEST with a non-zero app status).
+fn cut_short(gateway: &str, r: &Resp, prefix: &[u8]) -> bool {
+    let partial = r.status == 200 && r.body.starts_with(prefix) && !r.complete;
+    let nothing = gateway == "nginx"
+        && r.status == 0
+        && r.headers.is_empty()
+        && r.body.is_empty()
+        && !r.complete;
+    partial || nothing
 }
 
 fn content_length(gw: &mut dyn Gateway) {
@@ -551,10 +564,9 @@ fn content_length(gw: &mut dyn Gateway) {
     );
     // 53
     let r = gw.send(&Req::get("/length/long"));
-    assert_eq!(r.body, b"only this", "53");
     assert!(
-        !r.complete,
-        "53: incomplete for the client via {}",
+        cut_short(gw.name(), &r, b"only this") && (r.status == 0 || r.body == b"only this"),
+        "53: incomplete for the client via {}: {r:?}",
         gw.name()
     );
     wait_for_log(
@@ -631,8 +643,13 @@ fn file_wrapper(gw: &mut dyn Gateway) {
         "59"
     );
     let r = gw.send(&Req::get("/raw/file/long-cl"));
-    assert_eq!(r.body, data, "59");
-    assert!(!r.complete, "59: incomplete");
+    assert!(
+        cut_short(gw.name(), &r, &data) && (r.status == 0 || r.body == data),
+        "59: incomplete via {} (status {}, {} bytes)",
+        gw.name(),
+        r.status,
+        r.body.len()
+    );
     // 60
     assert_eq!(ok(gw, Req::get("/raw/file/bytesio")).body, data, "60");
     assert_eq!(ok(gw, Req::get("/raw/file/raw")).body, data, "60");

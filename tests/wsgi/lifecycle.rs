@@ -437,6 +437,57 @@ fn sigterm_stays_with_the_host_even_after_the_app_installs_a_handler() {
     );
 }
 
+/// Issue 16: a request that never returns (here Python asleep for an hour) kept SIGTERM, and
+/// a second one, from ending a lone process.
+#[test]
+fn sigterm_ends_a_process_whose_request_never_returns_after_the_graceful_timeout() {
+    use std::io::Write as _;
+    use std::os::unix::process::ExitStatusExt as _;
+    let dir = temp_dir("hung");
+    let socket = dir.path().join("gw.sock");
+    let log = dir.path().join("iiswsgi.log");
+    let (listen, log_arg, chdir) = (
+        format!("unix:{}", socket.display()),
+        log.display().to_string(),
+        apps_dir().display().to_string(),
+    );
+    let server = Server::spawn_listen(&[
+        "--app",
+        "lifecycle:application",
+        "--chdir",
+        &chdir,
+        "--listen",
+        &listen,
+        "--log",
+        &log_arg,
+        "--graceful-timeout",
+        "1",
+    ]);
+    wait_for_path(&socket, Duration::from_secs(20));
+    let mut c = std::os::unix::net::UnixStream::connect(&socket).expect("connect");
+    let params = crate::support::fcgi_client::nginx_params("GET", "/slow?3600", None);
+    c.write_all(&crate::support::fcgi_client::request_bytes(
+        1, true, &params, b"", 8192,
+    ))
+    .expect("request");
+    wait::log_contains(&log, "slow: sleeping", Duration::from_secs(10));
+    let sent = std::time::Instant::now();
+    server.signal(rustix::process::Signal::TERM);
+    let (status, ..) = server.wait(Duration::from_secs(5));
+    let took = sent.elapsed();
+    assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?}");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(4),
+        "exited after {took:?} with a 1 s grace period"
+    );
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        text.contains("requests still running after --graceful-timeout (1 s)"),
+        "{text}"
+    );
+    assert!(!socket.exists(), "the socket file is removed");
+}
+
 /// A minimal manifest for `lifecycle.py` with `extra` lines appended to its `[wsgi]` table.
 fn manifest_dir(wsgi: &str) -> tempfile::TempDir {
     let dir = app_copy(&["lifecycle.py"]);

@@ -1,5 +1,5 @@
-//! `[run]`: serving outside IIS (threads, mount point), the log file and its rotation, and
-//! the FastCGI params caps.
+//! `[run]`: serving outside IIS (threads, mount point, socket mode), the log file and its
+//! rotation, and the FastCGI params caps.
 
 use super::{Sp, Validator};
 use crate::manifest::{Limits, LogLevel, Run, raw};
@@ -99,7 +99,19 @@ impl Validator<'_> {
                 d.max_param_pairs,
             ),
         };
+        let socket_mode = r.socket_mode.as_ref().and_then(|m| {
+            let mode = crate::manifest::parse_socket_mode(m.get());
+            if mode.is_none() {
+                self.error(
+                    m.span(),
+                    format!("`run.socket-mode` {:?} is not an octal mode", m.get()),
+                    "e.g. \"0660\" (owner and group) or \"0666\" (any local user)",
+                );
+            }
+            mode
+        });
         Run {
+            socket_mode,
             threads,
             mount_point,
             log_file,

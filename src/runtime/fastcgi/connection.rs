@@ -368,6 +368,41 @@ impl Connection {
         self.requests.len()
     }
 
+    /// Whether a request has begun and its PARAMS stream has not ended yet: the server has
+    /// nothing to run, and a peer that stops here holds the connection for nothing.
+    pub fn reading_params(&self) -> bool {
+        self.requests
+            .iter()
+            .any(|slot| slot.state == RequestState::ReadingParams)
+    }
+
+    /// Whether bytes of an incomplete record are buffered (a record split across reads, or a
+    /// peer that stopped inside one).
+    pub fn holds_partial_record(&self) -> bool {
+        !self.input.is_empty() && !self.paused
+    }
+
+    /// Gives up on request `id` after its response has started, so that the web server
+    /// cannot mistake the truncated response for a complete one: appends an `UNKNOWN_TYPE`
+    /// record (id 0), which nginx, Apache `mod_proxy_fcgi`, HAProxy and lighttpd all refuse
+    /// in a response (they abort the client's response instead of ending it cleanly, which
+    /// nginx does when the connection merely closes without `FCGI_KEEP_CONN` or with
+    /// `fastcgi_buffering off`). Every request on the connection is forgotten and nothing
+    /// more is decoded: write the pending output, then close the connection. Never use it
+    /// towards IIS, which fails a request on type 11 but expects `END_REQUEST` regardless
+    /// (end it with a non-zero app status instead).
+    pub fn cut_response(&mut self, id: u16) -> Result<(), StateError> {
+        self.started(id)?;
+        self.requests.clear();
+        self.close_when_idle = true;
+        self.events.clear();
+        let header = RecordHeader::new(RecordType::UnknownType, 0, 8);
+        self.output.extend_from_slice(&header.to_bytes());
+        self.output
+            .extend_from_slice(&[u8::from(RecordType::Stdout), 0, 0, 0, 0, 0, 0, 0]);
+        Ok(())
+    }
+
     /// Whether the server should read more from the peer: false after a framing fault, once
     /// the connection is closing, while unsent output exceeds
     /// [`super::Limits::max_pending_output`], and while decoding is paused in front of a
@@ -1094,6 +1129,103 @@ mod tests {
             assert!(!t.events.iter().any(|e| matches!(e, Event::Abort { .. })));
             assert!(t.out(40).is_empty());
             assert_eq!(t.end_requests(41).len(), 1);
+        }
+    }
+
+    mod arrival {
+        //! What the server's deadlines and its connection cap ask the codec: is a request
+        //! still arriving?
+        use super::*;
+
+        #[test]
+        fn reading_params_lasts_from_begin_request_to_the_empty_params_record() {
+            let mut c = Connection::new(Config::generic(4));
+            assert!(!c.reading_params());
+            let begun = Wire::new().begin(1, true).bytes;
+            c.recv(&begun).expect("framed");
+            assert!(c.reading_params(), "begun, no params yet");
+            c.recv(&Wire::new().params(1, HELLO, 4096).bytes)
+                .expect("framed");
+            assert!(!c.reading_params(), "the params ended");
+            assert_eq!(c.open_requests(), 1, "the request itself is still open");
+        }
+
+        #[test]
+        fn a_record_cut_anywhere_is_a_partial_record_until_its_last_byte() {
+            let wire = Wire::new().begin(1, true).bytes;
+            for at in 1..wire.len() {
+                let mut c = Connection::new(Config::generic(4));
+                c.recv(&wire[..at]).expect("framed so far");
+                assert!(c.holds_partial_record(), "cut at {at}");
+                c.recv(&wire[at..]).expect("framed");
+                assert!(!c.holds_partial_record(), "whole after {at}");
+            }
+        }
+
+        #[test]
+        fn a_pipelined_request_waiting_its_turn_is_not_a_partial_record() {
+            let wire = Wire::new()
+                .begin(1, true)
+                .params(1, HELLO, 4096)
+                .stdin(1, b"", 64)
+                .begin(2, true);
+            let mut c = Connection::new(Config::generic(4));
+            c.recv(&wire.bytes).expect("framed");
+            assert!(!c.holds_partial_record());
+        }
+    }
+
+    mod cut {
+        use super::*;
+
+        /// A started request on a kept connection, its events taken.
+        fn started() -> Connection {
+            let mut c = Connection::new(Config::generic(4));
+            let wire = Wire::new()
+                .begin(1, true)
+                .params(1, HELLO, 4096)
+                .stdin(1, b"", 64);
+            c.recv(&wire.bytes).expect("framed");
+            while c.poll_event().is_some() {}
+            c
+        }
+
+        #[test]
+        fn a_cut_response_ends_with_an_unknown_type_record_and_no_end_request() {
+            let mut c = started();
+            c.send_stdout(1, b"Status: 200 OK\r\n\r\nhalf")
+                .expect("started");
+            c.cut_response(1).expect("started");
+            let out = crate::runtime::fastcgi::testkit::decode_all(c.pending_output());
+            let types: Vec<RecordType> = out.iter().map(|r| r.header().record_type).collect();
+            assert_eq!(types, [RecordType::Stdout, RecordType::UnknownType]);
+            let last = &out[1];
+            assert_eq!(last.header().request_id, 0, "a management record");
+            assert_eq!(last.content()[0], u8::from(RecordType::Stdout));
+            assert!(c.wants_close(), "the connection must close");
+        }
+
+        #[test]
+        fn after_a_cut_nothing_more_is_sent_or_decoded() {
+            let mut c = started();
+            c.cut_response(1).expect("started");
+            assert_eq!(c.end_request(1, 0), Err(StateError::UnknownRequest));
+            assert_eq!(c.open_requests(), 0);
+            let next = Wire::new()
+                .begin(2, true)
+                .params(2, HELLO, 4096)
+                .stdin(2, b"", 64);
+            c.recv(&next.bytes).expect("ignored");
+            assert_eq!(c.poll_event(), None, "a later request is not decoded");
+        }
+
+        #[test]
+        fn a_request_whose_params_are_still_arriving_cannot_be_cut() {
+            let mut c = Connection::new(Config::generic(4));
+            c.recv(&Wire::new().begin(1, true).bytes).expect("framed");
+            assert_eq!(c.cut_response(1), Err(StateError::NotStarted));
+            assert_eq!(c.cut_response(9), Err(StateError::UnknownRequest));
+            assert!(!c.has_pending_output());
         }
     }
 

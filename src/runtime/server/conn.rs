@@ -91,6 +91,9 @@ pub(crate) struct Job {
     pub stdin_len: usize,
     pub stdin_done: bool,
     pub aborted: bool,
+    /// When the params ended or body bytes last arrived (the queued body's deadline counts
+    /// from here).
+    pub progress: Instant,
 }
 
 #[derive(Debug)]
@@ -116,6 +119,15 @@ pub(crate) struct Conn {
     pub new_jobs: usize,
     /// Lingering close in progress, until this instant.
     pub closing: Option<Instant>,
+    /// When the connection was accepted, last carried bytes in, or last finished a request:
+    /// the longest idle one is closed first when the loop is at its connection cap.
+    pub active: Instant,
+    /// Since when a request has been arriving without being complete (a partial record, or
+    /// params not ended), while nothing else is queued or running on the connection.
+    pub arriving: Option<Instant>,
+    /// The loop has read the connection at least once since accepting it (a connection
+    /// accepted in this turn is never closed to make room for the next one).
+    pub serviced: bool,
 }
 
 /// What reading a connection found.
@@ -143,6 +155,39 @@ impl Conn {
             running: None,
             new_jobs: 0,
             closing: None,
+            active: Instant::now(),
+            arriving: None,
+            serviced: false,
+        }
+    }
+
+    /// Whether the connection carries nothing: no request queued, running, arriving or being
+    /// answered, and no lingering close. Such a connection may be closed to make room.
+    pub(super) fn is_idle(&self) -> bool {
+        self.jobs.is_empty()
+            && self.running.is_none()
+            && self.closing.is_none()
+            && self.codec.open_requests() == 0
+            && !self.codec.holds_partial_record()
+            && !self.codec.has_pending_output()
+    }
+
+    /// Whether a request is arriving and nothing else is queued or running: the peer has
+    /// begun a request (or a record) and not finished it.
+    pub(super) fn is_arriving(&self) -> bool {
+        self.jobs.is_empty()
+            && self.running.is_none()
+            && self.closing.is_none()
+            && (self.codec.reading_params() || self.codec.holds_partial_record())
+    }
+
+    /// Updates [`Conn::arriving`] after a read: set when a request starts arriving, cleared
+    /// once it is complete (or the connection went idle again).
+    pub(super) fn note_arrival(&mut self, now: Instant) {
+        if self.is_arriving() {
+            self.arriving.get_or_insert(now);
+        } else {
+            self.arriving = None;
         }
     }
 
@@ -171,6 +216,7 @@ impl Conn {
                     if let Some(j) = self.job_mut(id) {
                         j.stdin_len += data.len();
                         j.stdin.push_back(data);
+                        j.progress = Instant::now();
                     }
                 }
                 Event::StdinEnd { id } => {
@@ -201,6 +247,7 @@ impl Conn {
             stdin_len: 0,
             stdin_done: false,
             aborted: false,
+            progress: Instant::now(),
         });
         self.new_jobs += 1;
     }
@@ -282,6 +329,7 @@ impl Conn {
                     };
                 }
                 Ok(n) => {
+                    self.active = Instant::now();
                     let r = self.codec.recv(&scratch[..n]);
                     self.take_events();
                     if let Err(e) = r {

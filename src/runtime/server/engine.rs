@@ -1,189 +1,63 @@
 //! The event loop: accepts connections, reads every idle one with readiness I/O, queues
-//! complete requests in a FIFO and runs them one at a time through the application.
+//! complete requests in a FIFO and runs them one at a time through the application. Started
+//! by `super::launch`.
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
 
+use super::admission;
 use super::conn::{Conn, FIRST_CONN, JobKind, LISTENER, Pumped, WAKER, split_job};
 use super::exchange::{BodyPort, Exchange, Fate, ResponsePort, Waiter};
 use super::notes::log_notes_once;
-use drain::settle;
+pub(super) use drain::settle;
 
 mod drain;
 use super::options::RunOptions;
-use super::report::{RunError, RunReport, ServerInfo, StopHandle, StopReason};
-use super::signals::{self, Shutdown, Trigger};
+use super::report::{RunError, StopReason};
+use super::signals::{Shutdown, Trigger};
 use super::{Application, Outcome, Request};
 use crate::runtime::environ::{self, Mode};
 use crate::runtime::fastcgi;
 use crate::runtime::identity::AppIdentity;
-use crate::runtime::logging::{self, RequestScope};
-use crate::runtime::transport::{self, Accepted, Endpoint, Listener, Stream};
+use crate::runtime::logging::RequestScope;
+use crate::runtime::transport::{Accepted, Listener, Stream};
 
 /// Bytes read from a socket per call.
 const READ_CHUNK: usize = 64 * 1024;
 
-/// Runs `iiswsgi run`: opens the log (first, so every later failure is recorded), takes over
-/// the transport, installs the shutdown triggers, creates the application with `make_app`
-/// (after stdin points at the null device, before the first record is read), then serves until
-/// shutdown. Returns after the current request has finished.
-pub fn run<A, F>(options: RunOptions, make_app: F) -> Result<RunReport, RunError>
-where
-    A: Application,
-    F: FnOnce(&ServerInfo) -> Result<A, Box<dyn std::error::Error + Send + Sync>>,
-{
-    let destination = logging::init(&options.log);
-    log::info!(
-        "iiswsgi {} starting (pid {}); log: {destination}",
-        crate::VERSION,
-        std::process::id()
-    );
-    let mut transport = match transport::open(options.listen.as_ref()) {
-        Ok(t) => t,
-        Err(e) => {
-            log::error!("{e}");
-            logging::flush();
-            return Err(RunError::Transport(e));
-        }
-    };
-    log::info!("transport: {}", transport.description);
-    let info = ServerInfo {
-        kind: transport.kind,
-        transport: transport.description.clone(),
-        log: destination,
-        single_connection: transport.kind.is_single_connection(),
-        stop: None,
-    };
-    #[cfg_attr(not(unix), allow(unused_mut))]
-    let mut result = serve(&options, &mut transport, &info, make_app);
-    #[cfg(unix)]
-    if let Ok(report) = &mut result
-        && report.reason == StopReason::Reload
-        && !info.single_connection
-    {
-        // The listening socket (and its file) outlive this image: see `RunReport::handover`.
-        report.handover = transport.handover();
-    }
-    transport.cleanup();
-    match &result {
-        #[cfg(unix)]
-        Ok(report) if report.handover.is_some() => log::info!(
-            "restarting in place after {} request(s): {}; the listening socket stays open",
-            report.requests,
-            report.reason
-        ),
-        Ok(report) => log::info!(
-            "exiting after {} request(s): {}",
-            report.requests,
-            report.reason
-        ),
-        Err(e) => log::error!("{}", crate::error_chain(e, ": ")),
-    }
-    logging::flush();
-    result
-}
-
-fn serve<A, F>(
-    options: &RunOptions,
-    transport: &mut transport::Transport,
-    info: &ServerInfo,
-    make_app: F,
-) -> Result<RunReport, RunError>
-where
-    A: Application,
-    F: FnOnce(&ServerInfo) -> Result<A, Box<dyn std::error::Error + Send + Sync>>,
-{
-    let single = info.single_connection;
-    // IIS's single connection is served by one thread; a listener by `threads` loops.
-    let workers = if single { 1 } else { options.threads.max(1) };
-    let mut polls = Vec::with_capacity(workers);
-    let mut wakers = Vec::with_capacity(workers);
-    for _ in 0..workers {
-        let poll = Poll::new().map_err(RunError::Poll)?;
-        wakers.push(mio::Waker::new(poll.registry(), WAKER).map_err(RunError::Poll)?);
-        polls.push(poll);
-    }
-    let shutdown = Shutdown::new(wakers);
-    signals::install(&shutdown);
-
-    let info = ServerInfo {
-        stop: Some(StopHandle::new(Arc::clone(&shutdown))),
-        ..info.clone()
-    };
-    let app = make_app(&info).map_err(RunError::App)?;
-
-    let under_iis = crate::runtime::iis_env::get().started_by_iis();
-    let mut codec_config = if single {
-        fastcgi::Config::iis()
-    } else {
-        fastcgi::Config::generic(options.max_conns)
-    };
-    if under_iis {
-        // IIS fails the request on a type-11 record (iis-runtime §4.2), whatever the transport.
-        codec_config.unknown_type_replies = false;
-    }
-    let endpoint = transport
-        .take_endpoint()
-        .ok_or_else(|| RunError::Poll(io::Error::other("the transport was already served")))?;
-    let setup = Setup {
-        app: &app,
-        opts: options,
-        shutdown: &shutdown,
-        single,
-        codec_config,
-        transport_name: info.kind.name(),
-    };
-    match endpoint {
-        Endpoint::Listener(l) if workers > 1 => serve_threads(&setup, polls, l),
-        endpoint => {
-            let poll = polls
-                .pop()
-                .ok_or_else(|| RunError::Poll(io::Error::other("no poller")))?;
-            let mut engine = setup.engine(poll, None);
-            match endpoint {
-                Endpoint::Connection(stream) => {
-                    engine
-                        .add_conn(stream, "the IIS connection on stdin".into())
-                        .map_err(RunError::Poll)?;
-                }
-                Endpoint::Listener(l) => engine.listen(l).map_err(RunError::Poll)?,
-            }
-            let reason = settle(engine.serve()?, &shutdown);
-            Ok(RunReport {
-                requests: engine.requests,
-                reason,
-                waits: engine.waits,
-                #[cfg(unix)]
-                handover: None,
-            })
-        }
-    }
+/// What a worker thread's loop shares with the other workers.
+pub(super) struct Workers<'a> {
+    /// Requests started by all workers, when `max_requests` is set (only then: a single loop
+    /// counts in a plain field).
+    pub started: Option<&'a AtomicU64>,
+    /// Since when this loop has seen the listener ready without accepting (see
+    /// `Engine::accept_at`).
+    pub ready_since: Option<Instant>,
 }
 
 /// What every event loop of a run shares.
-struct Setup<'a, A> {
-    app: &'a A,
-    opts: &'a RunOptions,
-    shutdown: &'a Arc<Shutdown>,
-    single: bool,
-    codec_config: fastcgi::Config,
-    transport_name: &'static str,
+pub(super) struct Setup<'a, A> {
+    pub app: &'a A,
+    pub opts: &'a RunOptions,
+    pub shutdown: &'a Arc<Shutdown>,
+    /// Serving IIS's single connection.
+    pub single: bool,
+    /// The peer is IIS (its single connection, or a process IIS started): a response the
+    /// application fails mid-way ends with a non-zero app status, never a cut.
+    pub iis: bool,
+    pub codec_config: fastcgi::Config,
+    pub transport_name: &'static str,
 }
 
 impl<'a, A: Application> Setup<'a, A> {
     /// An event loop on `poll`; `workers` is `Some` for one of several worker threads.
-    fn engine(&self, poll: Poll, workers: Option<Workers<'a>>) -> Engine<'a, A> {
-        let max_conns = match &workers {
-            // The process-wide connection cap, split between the loops.
-            Some(w) => (self.opts.max_conns as usize).div_ceil(w.count).max(1),
-            None => self.opts.max_conns as usize,
-        };
+    pub(super) fn engine(&self, poll: Poll, workers: Option<Workers<'a>>) -> Engine<'a, A> {
         Engine {
             app: self.app,
             opts: self.opts,
@@ -196,13 +70,14 @@ impl<'a, A: Application> Setup<'a, A> {
             next_token: FIRST_CONN,
             shutdown: Arc::clone(self.shutdown),
             single: self.single,
+            iis: self.iis,
             codec_config: self.codec_config.clone(),
             transport_name: self.transport_name,
             requests: 0,
             stop: None,
             scratch: vec![0; READ_CHUNK],
             turn: Vec::new(),
-            max_conns,
+            max_conns: (self.opts.max_conns as usize).max(1),
             workers,
             waits: 0,
             identity: AppIdentity::configured(self.opts.app_root.as_deref()),
@@ -211,154 +86,19 @@ impl<'a, A: Application> Setup<'a, A> {
     }
 }
 
-/// What a worker thread's loop shares with the other workers.
-struct Workers<'a> {
-    /// How many loops serve the listener.
-    count: usize,
-    /// Requests started by all workers, when `max_requests` is set (only then: a single loop
-    /// counts in a plain field).
-    started: Option<&'a AtomicU64>,
-    /// Since when this loop has seen the listener ready without accepting (see
-    /// `Engine::accept_at`).
-    ready_since: Option<Instant>,
-}
-
-/// `--threads N`: N event loops, one per worker thread, each with its own poller and its own
-/// handle on the listening socket, accepting for itself (a connection stays with the loop that
-/// accepted it). The calling thread only waits; the shutdown flag, the request count and the
-/// log's request ids are process-wide.
-fn serve_threads<A: Application>(
-    setup: &Setup<'_, A>,
-    polls: Vec<Poll>,
-    listener: Listener,
-) -> Result<RunReport, RunError> {
-    let count = polls.len();
-    let mut listeners = Vec::with_capacity(count);
-    for _ in 1..count {
-        listeners.push(listener.try_clone().map_err(RunError::Poll)?);
-    }
-    listeners.push(listener);
-    let started = AtomicU64::new(0);
-    let started = setup.opts.max_requests.map(|_| &started);
-    log::info!("serving with {count} request threads");
-    let results: Vec<Result<RunReport, RunError>> = std::thread::scope(|scope| {
-        let mut handles = Vec::with_capacity(count);
-        for (i, (poll, listener)) in polls.into_iter().zip(listeners).enumerate() {
-            let workers = Workers {
-                count,
-                started,
-                ready_since: None,
-            };
-            let spawned = std::thread::Builder::new()
-                .name(format!("iiswsgi-worker-{}", i + 1))
-                .spawn_scoped(scope, move || worker(setup, poll, listener, workers));
-            match spawned {
-                Ok(h) => handles.push(h),
-                Err(e) => {
-                    log::error!("cannot start request thread {}: {e}", i + 1);
-                    setup.shutdown.trigger(Trigger::App);
-                    break;
-                }
-            }
-        }
-        let spawned = handles.len();
-        let mut results: Vec<_> = handles
-            .into_iter()
-            .map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    Err(RunError::Poll(io::Error::other(
-                        "a request thread panicked",
-                    )))
-                })
-            })
-            .collect();
-        if spawned < count {
-            results.push(Err(RunError::Poll(io::Error::other(
-                "cannot start the request threads",
-            ))));
-        }
-        results
-    });
-    let mut requests = 0;
-    let mut waits = 0;
-    let mut first = None;
-    for r in results {
-        let report = r?;
-        requests += report.requests;
-        waits += report.waits;
-        first.get_or_insert(report.reason);
-    }
-    // The process-wide trigger says why all stopped; a loop's own reason otherwise.
-    let reason = match setup.shutdown.requested() {
-        Some(Trigger::Signal) => StopReason::Signal,
-        Some(Trigger::ShutdownEvent) => StopReason::ShutdownEvent,
-        Some(Trigger::MaxRequests) => StopReason::MaxRequests,
-        Some(Trigger::Reload) => StopReason::Reload,
-        Some(Trigger::App) => first.unwrap_or(StopReason::AppExit),
-        _ => first.unwrap_or(StopReason::AppExit),
-    };
-    Ok(RunReport {
-        requests,
-        reason,
-        waits,
-        #[cfg(unix)]
-        handover: None,
-    })
-}
-
-/// One worker thread: its event loop, inside [`Application::run_worker`]. A failing loop
-/// stops the others.
-fn worker<'a, A: Application>(
-    setup: &Setup<'a, A>,
-    poll: Poll,
-    listener: Listener,
-    workers: Workers<'a>,
-) -> Result<RunReport, RunError> {
-    /// Stops the other workers if this one unwinds.
-    struct StopOthers<'s>(&'s Shutdown);
-    impl Drop for StopOthers<'_> {
-        fn drop(&mut self) {
-            if std::thread::panicking() {
-                self.0.trigger(Trigger::App);
-            }
-        }
-    }
-    let _guard = StopOthers(setup.shutdown);
-    let mut engine = setup.engine(poll, Some(workers));
-    let mut listener = Some(listener);
-    let mut result = None;
-    setup.app.run_worker(&mut || {
-        let Some(l) = listener.take() else {
-            return; // `run_worker` must call `serve` once; a second call has nothing to do.
-        };
-        result = Some(
-            engine
-                .listen(l)
-                .map_err(RunError::Poll)
-                .and_then(|()| engine.serve()),
+/// Says once per process that a loop reached its connection cap and closes idle connections
+/// to make room (each closing is a debug line).
+fn note_cap_once(max_conns: usize) {
+    static NOTED: AtomicBool = AtomicBool::new(false);
+    if !NOTED.swap(true, Ordering::Relaxed) {
+        log::info!(
+            "a request thread holds --max-conns {max_conns} connections: from now on the \
+             longest-idle connection is closed to make room for each new one (logged once)"
         );
-    });
-    let result = result.unwrap_or_else(|| {
-        Err(RunError::Poll(io::Error::other(
-            "the application did not run the request thread",
-        )))
-    });
-    match result {
-        Ok(reason) => Ok(RunReport {
-            requests: engine.requests,
-            reason,
-            waits: engine.waits,
-            #[cfg(unix)]
-            handover: None,
-        }),
-        Err(e) => {
-            setup.shutdown.trigger(Trigger::App);
-            Err(e)
-        }
     }
 }
 
-struct Engine<'a, A> {
+pub(super) struct Engine<'a, A> {
     app: &'a A,
     opts: &'a RunOptions,
     poll: Poll,
@@ -370,21 +110,23 @@ struct Engine<'a, A> {
     next_token: usize,
     shutdown: Arc<Shutdown>,
     single: bool,
+    /// See [`Setup`]'s field.
+    iis: bool,
     codec_config: fastcgi::Config,
     transport_name: &'static str,
-    requests: u64,
+    pub requests: u64,
     stop: Option<StopReason>,
     scratch: Vec<u8>,
     /// The connections to service this turn, reused so the loop allocates nothing per request.
     turn: Vec<Token>,
-    /// Most connections this loop holds at once.
+    /// Most connections this loop holds at once (`--max-conns`, per loop).
     max_conns: usize,
     /// `Some` when this loop is one of several worker threads.
     workers: Option<Workers<'a>>,
     /// The IIS application this process serves (iis-runtime §12 item 12).
     identity: AppIdentity,
     /// Readiness waits so far ([`RunReport::waits`]).
-    waits: u64,
+    pub waits: u64,
     /// Set by a reload on a listening socket: until then the loop waits for requests that
     /// have started arriving (see [`Engine::draining`]).
     drain_until: Option<Instant>,
@@ -392,7 +134,7 @@ struct Engine<'a, A> {
 
 impl<A: Application> Engine<'_, A> {
     /// Watches `l` for connections to accept.
-    fn listen(&mut self, mut l: Listener) -> io::Result<()> {
+    pub(super) fn listen(&mut self, mut l: Listener) -> io::Result<()> {
         self.poll
             .registry()
             .register(&mut l, LISTENER, Interest::READABLE)?;
@@ -401,7 +143,7 @@ impl<A: Application> Engine<'_, A> {
         Ok(())
     }
 
-    fn add_conn(&mut self, mut stream: Stream, peer: String) -> io::Result<()> {
+    pub(super) fn add_conn(&mut self, mut stream: Stream, peer: String) -> io::Result<()> {
         let token = Token(self.next_token);
         self.next_token += 1;
         self.poll
@@ -416,7 +158,7 @@ impl<A: Application> Engine<'_, A> {
         Ok(())
     }
 
-    fn serve(&mut self) -> Result<StopReason, RunError> {
+    pub(super) fn serve(&mut self) -> Result<StopReason, RunError> {
         loop {
             if self.stop.is_none()
                 && let Some(t) = self.shutdown.requested()
@@ -526,15 +268,22 @@ impl<A: Application> Engine<'_, A> {
     /// connections lets the listener stay ready for `k` ms first, so that a burst of new
     /// connections goes to the workers holding none (a connection stays with the worker that
     /// accepted it, so two on one worker are served one after the other).
+    /// At the connection cap, also when a slot can be had ([`admission::room_at`]); a single
+    /// loop accepts as soon as it can.
     fn accept_at(&self) -> Option<Instant> {
-        let w = self.workers.as_ref()?;
-        if !self.listener_ready || self.listener.is_none() || self.conns.len() >= self.max_conns {
+        if !self.listener_ready || self.listener.is_none() {
             return None;
         }
+        let now = Instant::now();
+        let room = admission::room_at(&self.conns, self.max_conns, now)?;
+        let Some(w) = self.workers.as_ref() else {
+            return Some(room);
+        };
         let held = self.conns.len() as u32;
-        Some(w.ready_since.map_or_else(Instant::now, |since| {
-            since + Duration::from_millis(1) * held
-        }))
+        let turn = w
+            .ready_since
+            .map_or(now, |since| since + Duration::from_millis(1) * held);
+        Some(room.max(turn))
     }
 
     fn next_deadline(&self) -> Option<Instant> {
@@ -544,10 +293,12 @@ impl<A: Application> Engine<'_, A> {
             .filter_map(|c| c.closing)
             .chain(self.drain_until)
             .min();
-        match self.accept_at() {
-            Some(at) => Some(closing.map_or(at, |c| c.min(at))),
-            None => closing,
-        }
+        let cut = if self.single {
+            None // IIS's one connection: IIS's own timeouts apply
+        } else {
+            admission::next_deadline(&self.conns, self.opts)
+        };
+        [closing, cut, self.accept_at()].into_iter().flatten().min()
     }
 
     fn begin_shutdown(&mut self, reason: StopReason) {
@@ -579,7 +330,11 @@ impl<A: Application> Engine<'_, A> {
             }
             w.ready_since = None;
         }
-        while self.listener_ready && self.conns.len() < self.max_conns {
+        while self.listener_ready {
+            let full = self.conns.len() >= self.max_conns;
+            if full && admission::victim(&self.conns, Instant::now()).is_none() {
+                return; // every connection carries a request: the backlog waits
+            }
             let Some(listener) = &self.listener else {
                 return;
             };
@@ -589,8 +344,15 @@ impl<A: Application> Engine<'_, A> {
                     if let Err(e) = self.add_conn(stream, peer) {
                         log::warn!("cannot watch a new connection: {e}");
                     }
-                    if let Some(w) = self.workers.as_mut() {
-                        // One per turn: see `accept_at`. More may be waiting.
+                    if full {
+                        self.make_room();
+                    }
+                    if let Some(w) = self.workers.as_mut()
+                        && self.conns.len() < self.max_conns
+                    {
+                        // One per turn: see `accept_at`. More may be waiting. A full loop
+                        // goes on (each further accept closes an idle connection), so a
+                        // flood of idle connections drains from the backlog at once.
                         w.ready_since = Some(Instant::now());
                         return;
                     }
@@ -610,11 +372,35 @@ impl<A: Application> Engine<'_, A> {
         }
     }
 
+    /// Brings the loop back to its cap after accepting past it, closing the best
+    /// [`admission::victim`] (never the connection just accepted: it has not been read).
+    /// What the victim sent meanwhile is read first: if that makes it carry a request it
+    /// stays and the next candidate is considered; with none left the loop stays one over.
+    fn make_room(&mut self) {
+        while self.conns.len() > self.max_conns {
+            let Some(victim) = admission::victim(&self.conns, Instant::now()) else {
+                return;
+            };
+            self.service(victim);
+            if admission::victim(&self.conns, Instant::now()) == Some(victim) {
+                let peer = self.conns.get(&victim).map(|c| c.peer.clone());
+                log::debug!(
+                    "closed {} to make room (--max-conns {} reached)",
+                    peer.unwrap_or_default(),
+                    self.max_conns
+                );
+                note_cap_once(self.max_conns);
+                self.drop_conn(victim, None);
+            }
+        }
+    }
+
     fn service(&mut self, t: Token) {
         let cap = self.opts.queued_body_bytes;
         let Some(conn) = self.conns.get_mut(&t) else {
             return;
         };
+        conn.serviced = true;
         if let Some(deadline) = conn.closing {
             if (conn.flags.readable && conn.discard(&mut self.scratch))
                 || Instant::now() >= deadline
@@ -663,6 +449,17 @@ impl<A: Application> Engine<'_, A> {
         }
         if conn.codec.wants_close() && !conn.codec.has_pending_output() && conn.jobs.is_empty() {
             self.linger(t);
+            return;
+        }
+        if !self.single {
+            let now = Instant::now();
+            conn.note_arrival(now);
+            if let Some((at, why)) = admission::deadline(conn, self.opts)
+                && now >= at
+            {
+                let why = format!("cut the connection from {}: {why}", conn.peer);
+                self.drop_conn(t, Some(why));
+            }
         }
     }
 
@@ -811,7 +608,7 @@ impl<A: Application> Engine<'_, A> {
                 }
             }
         };
-        let (conn, fate) = exchange.finish(outcome, self.single, error_id);
+        let (conn, fate) = exchange.finish(outcome, self.iis, error_id);
         if outcome == Outcome::Exit {
             self.stop.get_or_insert(StopReason::AppExit);
             if self.workers.is_some() {
@@ -833,6 +630,7 @@ impl<A: Application> Engine<'_, A> {
 
     fn after_job(&mut self, t: Token, mut conn: Conn, fate: Fate) {
         conn.running = None;
+        conn.active = Instant::now();
         // Ending the request may have let the codec decode a pipelined one.
         conn.take_events();
         let new_jobs = std::mem::take(&mut conn.new_jobs);
@@ -924,6 +722,7 @@ mod tests {
                 opts: &self.opts,
                 shutdown: &self.shutdown,
                 single,
+                iis: single,
                 codec_config: if single {
                     fastcgi::Config::iis()
                 } else {
@@ -1018,6 +817,7 @@ mod tests {
             stdin_len,
             stdin_done,
             aborted: false,
+            progress: Instant::now(),
         }
     }
 
@@ -1229,7 +1029,6 @@ mod tests {
             let f = Fixture::new(Some(5));
             let started = AtomicU64::new(4); // the other loops have run four
             let workers = Workers {
-                count: 2,
                 started: Some(&started),
                 ready_since: None,
             };

@@ -438,16 +438,29 @@ impl<'e> Exchange<'e> {
         self.send(body.as_bytes(), Some(0))
     }
 
-    /// Ends a request the web server aborted: the empty STDOUT and
-    /// `END_REQUEST{0, REQUEST_COMPLETE}`, whatever was sent before (iis-runtime §12 item 5,
-    /// fastcgi-protocol §6). The connection stays open.
-    fn end_aborted(&mut self) -> io::Result<()> {
+    /// Cuts a response the application failed after its headers went out, so that the web
+    /// server aborts the client's response instead of ending it cleanly: a record no web
+    /// server accepts in a response ([`crate::runtime::fastcgi::Connection::cut_response`]),
+    /// then a lingering close. A close alone is not enough: nginx ends the client's response
+    /// cleanly when the connection closes without `FCGI_KEEP_CONN`, or with
+    /// `fastcgi_buffering off` (README, "A response cut short").
+    fn cut(&mut self) -> io::Result<()> {
+        log::info!(
+            "request {}: the response failed after its headers were sent; cutting it short so \
+             the client sees an incomplete response",
+            self.id
+        );
         self.conn
             .codec
-            .end_request(self.id, 0)
+            .cut_response(self.id)
             .map_err(io::Error::other)?;
         self.ended = true;
         self.conn.running = None;
+        self.write_pending()
+    }
+
+    /// Writes the codec's pending output, waiting for the peer up to the write timeout.
+    fn write_pending(&mut self) -> io::Result<()> {
         let deadline = Instant::now() + self.opts.write_timeout;
         let Conn {
             stream,
@@ -469,11 +482,26 @@ impl<'e> Exchange<'e> {
         Ok(())
     }
 
-    /// Ends the request after the application returned `outcome`.
+    /// Ends a request the web server aborted: the empty STDOUT and
+    /// `END_REQUEST{0, REQUEST_COMPLETE}`, whatever was sent before (iis-runtime §12 item 5,
+    /// fastcgi-protocol §6). The connection stays open.
+    fn end_aborted(&mut self) -> io::Result<()> {
+        self.conn
+            .codec
+            .end_request(self.id, 0)
+            .map_err(io::Error::other)?;
+        self.ended = true;
+        self.conn.running = None;
+        self.write_pending()
+    }
+
+    /// Ends the request after the application returned `outcome`. `iis`: the peer is IIS,
+    /// which gets a non-zero app status for a response that failed mid-way; every other web
+    /// server gets the response cut ([`Exchange::cut`]).
     pub fn finish(
         mut self,
         outcome: Outcome,
-        single: bool,
+        iis: bool,
         error_id: crate::runtime::logging::ErrorId,
     ) -> (Conn, Fate) {
         if !self.ended
@@ -505,19 +533,12 @@ impl<'e> Exchange<'e> {
                         &format!("Internal Server Error (error id {error_id})"),
                     )
                 }
-                _ if single => {
+                _ if iis => {
                     // IIS: END_REQUEST with a non-zero app status; the client gets a
                     // truncated body (iis-runtime §12 item 16).
                     self.send(&[], Some(1))
                 }
-                _ => {
-                    // Other servers: close without END_REQUEST so the web server aborts the
-                    // client response instead of ending it cleanly (wsgi-embedding §3.9).
-                    return (
-                        self.conn,
-                        Fate::Drop("the response failed after its headers were sent".into()),
-                    );
-                }
+                _ => self.cut(),
             };
             if let Err(e) = result
                 && self.broken.is_none()

@@ -11,7 +11,9 @@
 //! An event loop runs one application call at a time. Many connections may be open (nginx
 //! keeps a pool): readiness I/O watches every idle connection, complete requests wait in a
 //! FIFO, and the loop never blocks on an idle keep-alive connection while another has a
-//! request waiting. While the application runs, its body reads and response writes wait only
+//! request waiting. A loop holds at most `--max-conns` connections; at that cap it closes the
+//! longest-idle one to accept the next, and it cuts requests that stop arriving, so idle and
+//! slow connections never starve real ones (`admission`). While the application runs, its body reads and response writes wait only
 //! on its own connection (with timeouts); readiness seen meanwhile on other connections is
 //! remembered.
 //!
@@ -24,9 +26,10 @@
 //! accept for themselves, like uWSGI threads sharing an accept socket; the calling thread only
 //! waits for them. A connection stays with the loop that accepted it, so requests on one
 //! connection are served in order by one thread; a loop accepts one connection per turn and,
-//! if it already holds some, lets the others pick first. What is per process stays so: the
-//! shutdown flag (SIGTERM/SIGINT, IIS's event, [`StopHandle`]) wakes every loop, and each
-//! finishes its current request before returning; [`Outcome::Exit`] in one worker stops them
+//! if it already holds some, lets the others pick first (`launch`, `engine`). What is per process stays
+//! so: the shutdown flag (SIGTERM/SIGINT, IIS's event, [`StopHandle`]) wakes every loop, and
+//! each finishes its current request before returning (a signal or IIS's event also starts
+//! the `--graceful-timeout` watchdog, `signals`); [`Outcome::Exit`] in one worker stops them
 //! all; `max_requests` counts over all workers (an atomic only then: one loop counts in a
 //! plain field); log request ids (`req=N`) are process-wide. [`Application`] is
 //! `Send + Sync` for that reason.
@@ -42,9 +45,11 @@
 //! - Every chunk passed to [`Response::write`] is on the wire when the call returns (STDOUT
 //!   records, vectored write, no copy of the chunk). [`Response::start`] itself writes nothing:
 //!   the header block goes out with the first chunk or with the end of the response.
-//! - Whatever the app did, the request ends with an empty STDOUT and `END_REQUEST` (IIS) or
-//!   with the connection closed (other servers, after a failure mid-body); unread STDIN is
-//!   drained first within byte and time caps.
+//! - Whatever the app did, the request ends with an empty STDOUT and `END_REQUEST`, unread
+//!   STDIN drained first within byte and time caps; except a response that failed after its
+//!   headers went out ([`Outcome::Aborted`]): IIS gets `END_REQUEST` with app status 1, every
+//!   other server a record it refuses and a closed connection, so the client sees the
+//!   response broken (`exchange`).
 //! - An `ABORT_REQUEST` for the request, or the web server hanging up, is noticed while the
 //!   app reads its body and, while it streams, before a [`Response::write`] (a non-blocking
 //!   look at most every 10 ms; never on [`Response::write_final`], so a one-write response
@@ -55,17 +60,19 @@
 
 use std::io;
 
+mod admission;
 mod conn;
 pub mod diagnostic;
 mod engine;
 mod exchange;
+mod launch;
 mod notes;
 mod options;
 mod report;
 mod signals;
 pub mod supervisor;
 
-pub use engine::run;
+pub use launch::run;
 pub use options::RunOptions;
 pub use report::{RunError, RunReport, ServerInfo, StopHandle, StopReason};
 
@@ -145,8 +152,9 @@ pub enum Outcome {
     /// The response is complete.
     Complete,
     /// The response failed after its headers were sent: end the request with a non-zero app
-    /// status (IIS) or drop the connection (other servers) so the client sees a truncated body.
-    /// If nothing was sent yet, the server answers a generic 500 instead.
+    /// status (IIS), or cut it (other servers: a record they refuse, then close), so the client
+    /// sees a truncated body. If nothing was sent yet, the server answers a generic 500
+    /// instead.
     Aborted,
     /// The application asks the process to exit after this response (reload, `SystemExit`).
     Exit,

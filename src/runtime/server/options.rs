@@ -21,8 +21,11 @@ pub struct RunOptions {
     pub app_root: Option<PathBuf>,
     /// The `iiswsgi.toml` manifest (for the WSGI bridge).
     pub manifest: Option<PathBuf>,
-    /// Most connections open at once; further ones wait in the listen backlog. Also the
-    /// `FCGI_MAX_CONNS`/`FCGI_MAX_REQS` answer to `GET_VALUES`. Default 64.
+    /// Most connections each event loop (each request thread) holds at once. At the cap the
+    /// loop closes its longest-idle connection to accept a new one (`super::admission`);
+    /// connections that all carry requests make new ones wait in the listen backlog. Times
+    /// the threads, also the `FCGI_MAX_CONNS`/`FCGI_MAX_REQS` answer to `GET_VALUES`.
+    /// Default 64.
     pub max_conns: u32,
     /// Exit gracefully after this many requests (like IIS `instanceMaxRequests`, gunicorn
     /// `max_requests`), counted over all worker threads; `None` never.
@@ -31,8 +34,19 @@ pub struct RunOptions {
     /// runs its own event loop and accepts from the shared socket. Over IIS's single
     /// connection there is always one. Default 1.
     pub threads: usize,
-    /// Longest wait for the next body bytes while the app reads the body. Default 60 s.
+    /// Longest wait for the next body bytes, while the app reads the body and while a request
+    /// waits its turn with its body incomplete (then the connection is cut). Default 60 s.
     pub read_timeout: Duration,
+    /// Longest time a request may take to arrive from its `BEGIN_REQUEST` (or a record from
+    /// its first byte) to the end of its params; then the connection is cut. Web servers
+    /// send the params in one go. Not applied to IIS's single connection. Default 10 s.
+    pub params_timeout: Duration,
+    /// After SIGTERM/SIGINT (or IIS's shutdown event), how long the request in flight may
+    /// take before the process exits without it (`--graceful-timeout`). Default 30 s.
+    pub graceful_timeout: Duration,
+    /// Permissions of the unix socket `--listen unix:PATH` creates (`--socket-mode`).
+    /// Default 0o666.
+    pub socket_mode: u32,
     /// Longest wait for the peer to accept response bytes. Default 60 s.
     pub write_timeout: Duration,
     /// Unread body bytes drained before `END_REQUEST` at most. Default 64 MiB.
@@ -59,6 +73,9 @@ impl Default for RunOptions {
             max_requests: None,
             threads: 1,
             read_timeout: Duration::from_secs(60),
+            params_timeout: Duration::from_secs(10),
+            graceful_timeout: Duration::from_secs(30),
+            socket_mode: 0o666,
             write_timeout: Duration::from_secs(60),
             drain_bytes: 64 * 1024 * 1024,
             drain_time: Duration::from_secs(10),

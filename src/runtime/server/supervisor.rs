@@ -4,7 +4,8 @@
 //! The supervisor never starts Python and never forks a process that has (`wsgi-embedding.md`
 //! §5.2): it binds `--listen` (or takes over the listening socket on its fd 0), then starts
 //! each worker by executing this binary again with the same arguments minus `--processes`,
-//! `--listen` and `--graceful-timeout`, the socket as the worker's fd 0. A worker is thus an
+//! `--listen` and `--socket-mode`, the socket as the worker's fd 0 (a worker keeps
+//! `--graceful-timeout`: it bounds its own shutdown too, `super::signals`). A worker is thus an
 //! ordinary `iiswsgi run` started by lighttpd `bin-path` or spawn-fcgi; the kernel spreads
 //! connections over the workers' accept loops. Workers write to the same log file (one `write`
 //! per record, `crate::runtime::logging`).
@@ -63,12 +64,12 @@ pub struct Workers {
     pub args: Vec<OsString>,
 }
 
-/// Options the supervisor consumes and its workers must not see: the worker count, the
-/// address the supervisor binds (workers find the socket on fd 0) and the grace period.
-const SUPERVISOR_ONLY: [&str; 3] = ["--processes", "--listen", "--graceful-timeout"];
+/// Options the supervisor consumes and its workers must not see: the worker count and the
+/// address the supervisor binds, with its mode (workers find the socket on fd 0).
+const SUPERVISOR_ONLY: [&str; 3] = ["--processes", "--listen", "--socket-mode"];
 
 /// A worker's command line: this process's arguments without the program name and without
-/// `--processes`, `--listen`, `--graceful-timeout` (as `--opt VALUE` or `--opt=VALUE`).
+/// `--processes`, `--listen`, `--socket-mode` (as `--opt VALUE` or `--opt=VALUE`).
 /// Everything after a `--` is kept as is.
 pub fn worker_args(argv: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
     let mut out = Vec::new();
@@ -251,7 +252,7 @@ mod unix {
             std::process::id(),
             workers.processes
         );
-        let listener = match transport::open_shared(options.listen.as_ref()) {
+        let listener = match transport::open_shared(options.listen.as_ref(), options.socket_mode) {
             Ok(Some(l)) => l,
             Ok(None) => {
                 log::warn!(
@@ -661,17 +662,28 @@ mod tests {
             "4",
             "--listen=unix:/tmp/a.sock",
             "--diagnostic",
+            "--socket-mode",
+            "0660",
             "--graceful-timeout",
             "5",
             "--listen",
             "tcp:127.0.0.1:9000",
             "--processes=3",
+            "--socket-mode=0600",
             "--log",
             "/tmp/x.log",
         ]);
         assert_eq!(
             worker_args(argv),
-            args(&["run", "--diagnostic", "--log", "/tmp/x.log"])
+            args(&[
+                "run",
+                "--diagnostic",
+                "--graceful-timeout",
+                "5",
+                "--log",
+                "/tmp/x.log"
+            ]),
+            "the grace period bounds each worker's own shutdown too"
         );
     }
 

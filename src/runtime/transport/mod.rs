@@ -8,7 +8,7 @@
 //! | fd 0 / stdin, a connected stream | one connection for the life of the process, no accept | IIS named-pipe mode (Windows: an overlapped duplex pipe; Unix: a socketpair in tests) |
 //! | fd 0 / stdin, a listening socket (Unix) | an accept loop | IIS-TCP-style tests, lighttpd `bin-path`, spawn-fcgi, mod_fcgid, `cgi-fcgi -start` |
 //! | stdin, a listening socket (Windows) | one `accept()`, then that one connection until EOF | IIS TCP mode (§3.2) |
-//! | `--listen unix:PATH` | a unix socket, mode 0666, stale file removed | nginx, Apache, HAProxy |
+//! | `--listen unix:PATH` | a unix socket, mode `--socket-mode` (0666), stale file removed | nginx, Apache, HAProxy |
 //! | `--listen tcp:HOST:PORT` | a loopback TCP socket, peers checked against `FCGI_WEB_SERVER_ADDRS` | same |
 //!
 //! In the stdin modes the transport is first moved to a new close-on-exec descriptor (a
@@ -445,6 +445,11 @@ impl Transport {
         }
     }
 
+    /// The unix socket file this process bound, if any.
+    pub fn created_socket(&self) -> Option<&std::path::Path> {
+        self.created_socket.as_deref()
+    }
+
     /// The listening socket for a reload in place: still open, and its unix socket file no
     /// longer removed by [`Transport::cleanup`]. `None` for a connection (IIS).
     #[cfg(unix)]
@@ -454,18 +459,19 @@ impl Transport {
     }
 }
 
-/// Opens the transport: binds `listen` when given (or, after a reload, takes the socket the
-/// previous image of this process bound for it), otherwise takes over what stdin holds.
-pub fn open(listen: Option<&ListenAddr>) -> Result<Transport, TransportError> {
+/// Opens the transport: binds `listen` when given (a unix socket gets the permissions
+/// `socket_mode`; after a reload, takes the socket the previous image of this process bound
+/// for it), otherwise takes over what stdin holds.
+pub fn open(listen: Option<&ListenAddr>, socket_mode: u32) -> Result<Transport, TransportError> {
     #[cfg_attr(not(unix), allow(unused_mut))]
     let mut transport = match listen {
         #[cfg(unix)]
         Some(addr) => match unix::inherited(addr)? {
             Some(t) => t,
-            None => bind(addr)?,
+            None => bind(addr, socket_mode)?,
         },
         #[cfg(not(unix))]
-        Some(addr) => bind(addr)?,
+        Some(addr) => bind(addr, socket_mode)?,
         None => from_stdin()?,
     };
     #[cfg(unix)]
@@ -475,7 +481,7 @@ pub fn open(listen: Option<&ListenAddr>) -> Result<Transport, TransportError> {
     Ok(transport)
 }
 
-fn bind(addr: &ListenAddr) -> Result<Transport, TransportError> {
+fn bind(addr: &ListenAddr, socket_mode: u32) -> Result<Transport, TransportError> {
     match addr {
         ListenAddr::Tcp(sa) => {
             let allow = AllowList::from_env()?;
@@ -498,7 +504,7 @@ fn bind(addr: &ListenAddr) -> Result<Transport, TransportError> {
         }
         #[cfg(unix)]
         ListenAddr::Unix(path) => {
-            let l = unix::bind_unix(addr, path)?;
+            let l = unix::bind_unix(addr, path, socket_mode)?;
             Ok(Transport {
                 kind: Kind::Unix,
                 description: format!("listening on unix:{}", path.display()),
@@ -508,9 +514,12 @@ fn bind(addr: &ListenAddr) -> Result<Transport, TransportError> {
             })
         }
         #[cfg(not(unix))]
-        ListenAddr::Unix(_) => Err(TransportError::Unsupported(
-            "--listen unix: (unix sockets) on this platform",
-        )),
+        ListenAddr::Unix(_) => {
+            let _ = socket_mode; // only unix sockets have a mode
+            Err(TransportError::Unsupported(
+                "--listen unix: (unix sockets) on this platform",
+            ))
+        }
     }
 }
 
@@ -547,11 +556,14 @@ impl SharedListener {
 /// takes over the listening socket on fd 0. `Ok(None)` when fd 0 is one connected stream
 /// (IIS's pipe, a socketpair): there is nothing to share, one process serves it.
 #[cfg(unix)]
-pub fn open_shared(listen: Option<&ListenAddr>) -> Result<Option<SharedListener>, TransportError> {
+pub fn open_shared(
+    listen: Option<&ListenAddr>,
+    socket_mode: u32,
+) -> Result<Option<SharedListener>, TransportError> {
     let Some(addr) = listen else {
         return unix::shared_from_stdin();
     };
-    let mut transport = bind(addr)?;
+    let mut transport = bind(addr, socket_mode)?;
     let created_socket = transport.created_socket.take();
     let fd = match transport.take_endpoint() {
         Some(Endpoint::Listener(Listener::Unix(l))) => std::os::fd::OwnedFd::from(l),
@@ -672,7 +684,7 @@ mod tests {
         }
         let addr: ListenAddr = "tcp:0.0.0.0:0".parse().expect("valid");
         assert!(matches!(
-            open(Some(&addr)),
+            open(Some(&addr), 0o666),
             Err(TransportError::NotLoopback(_))
         ));
     }
@@ -680,7 +692,7 @@ mod tests {
     #[test]
     fn tcp_listen_on_loopback_reports_the_bound_port() {
         let addr: ListenAddr = "tcp:127.0.0.1:0".parse().expect("valid");
-        let t = open(Some(&addr)).expect("bind");
+        let t = open(Some(&addr), 0o666).expect("bind");
         assert_eq!(t.kind, Kind::Tcp);
         assert!(t.description.starts_with("listening on tcp:127.0.0.1:"));
         assert!(!t.description.ends_with(":0"), "{}", t.description);

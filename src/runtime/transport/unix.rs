@@ -356,12 +356,14 @@ pub(super) fn inherited(addr: &ListenAddr) -> Result<Option<Transport>, Transpor
     Ok(Some(transport))
 }
 
-/// Binds a unix socket at `path`, mode 0666 so a web server running as another user can
-/// connect. A stale socket file (nobody accepting) is removed first; a live one, or a path
-/// that is not a socket, is an error.
+/// Binds a unix socket at `path` with the permissions `mode` (`--socket-mode`; 0666 by
+/// default, so a web server running as another user can connect; connecting needs write
+/// permission). A stale socket file (nobody accepting) is removed first; a live one, or a
+/// path that is not a socket, is an error.
 pub(super) fn bind_unix(
     addr: &ListenAddr,
     path: &Path,
+    mode: u32,
 ) -> Result<mio::net::UnixListener, TransportError> {
     if let Ok(meta) = fs::symlink_metadata(path) {
         if !meta.file_type().is_socket() {
@@ -386,9 +388,9 @@ pub(super) fn bind_unix(
         addr: addr.clone(),
         source,
     };
-    // Bind under a temporary name, open it to everyone, then rename it into place: the path
-    // appears only once the socket is listening with its final mode, so a web server that
-    // starts connecting as soon as the file exists is never refused.
+    // Bind under a temporary name, set its mode, then rename it into place: the path appears
+    // only once the socket is listening with its final mode, so a web server that starts
+    // connecting as soon as the file exists is never refused.
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(format!(".{}.tmp", std::process::id()));
     let tmp = std::path::PathBuf::from(tmp);
@@ -398,7 +400,7 @@ pub(super) fn bind_unix(
         // The temporary name may exceed the 108-byte sun_path limit when the real one fits.
         Err(_) => (StdUnixListener::bind(path).map_err(bind_err)?, path),
     };
-    let ready = fs::set_permissions(bound, fs::Permissions::from_mode(0o666))
+    let ready = fs::set_permissions(bound, fs::Permissions::from_mode(mode & 0o777))
         .and_then(|()| l.set_nonblocking(true))
         .and_then(|()| {
             if bound == path {
@@ -462,9 +464,21 @@ mod tests {
         let path = dir.path().join("gw.sock");
         drop(StdUnixListener::bind(&path).expect("stale")); // file left behind, nobody listening
         let addr = ListenAddr::Unix(path.clone());
-        let _l = bind_unix(&addr, &path).expect("bind over stale socket");
+        let _l = bind_unix(&addr, &path, 0o666).expect("bind over stale socket");
         let mode = fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
         assert_eq!(mode, 0o666);
+    }
+
+    #[test]
+    fn bind_unix_gives_the_socket_the_mode_asked_for() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for wanted in [0o660, 0o600, 0o666] {
+            let path = dir.path().join(format!("s{wanted:o}.sock"));
+            let addr = ListenAddr::Unix(path.clone());
+            let _l = bind_unix(&addr, &path, wanted).expect("bind");
+            let mode = fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
+            assert_eq!(mode, wanted, "{wanted:o}");
+        }
     }
 
     #[test]
@@ -474,14 +488,14 @@ mod tests {
         let _live = StdUnixListener::bind(&path).expect("live");
         let addr = ListenAddr::Unix(path.clone());
         assert!(matches!(
-            bind_unix(&addr, &path),
+            bind_unix(&addr, &path, 0o666),
             Err(TransportError::AddressInUse { .. })
         ));
         let file = dir.path().join("data.txt");
         fs::write(&file, b"keep me").expect("write");
         let addr = ListenAddr::Unix(file.clone());
         assert!(matches!(
-            bind_unix(&addr, &file),
+            bind_unix(&addr, &file, 0o666),
             Err(TransportError::AddressInUse { .. })
         ));
         assert_eq!(fs::read(&file).expect("still there"), b"keep me");

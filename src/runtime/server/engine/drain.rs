@@ -21,7 +21,7 @@ use super::Engine;
 const RELOAD_DRAIN: Duration = Duration::from_secs(10);
 
 /// A reload that a stop request overtook during the drain is a stop.
-pub(super) fn settle(reason: StopReason, shutdown: &Shutdown) -> StopReason {
+pub(in crate::runtime::server) fn settle(reason: StopReason, shutdown: &Shutdown) -> StopReason {
     match (reason, shutdown.requested()) {
         (StopReason::Reload, Some(Trigger::Signal)) => StopReason::Signal,
         (StopReason::Reload, Some(Trigger::ShutdownEvent)) => StopReason::ShutdownEvent,
