@@ -95,6 +95,9 @@ mod wsgi {
         threads_flag: Option<usize>,
     ) -> Result<(), RunFailure> {
         let plan = raw.resolve(&options, threads_flag, crate::venv::this_venv())?;
+        // SAFETY: `run` is still the only thread (the server, its threads and the log start
+        // below); this may replace the process image to load the venv's own libpython.
+        unsafe { wsgi::prepare_process(plan.options.venv.as_deref()) };
         options.threads = plan.threads;
         let threads = plan.threads;
         let chosen = plan.venv;
