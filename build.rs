@@ -118,10 +118,12 @@ mod python {
             let bytes = std::fs::read(lib.dir.join(&lib.soname)).expect("read libpython");
             match with_soname(bytes, STABLE_NAME) {
                 Ok(patched) => {
-                    std::fs::write(stub_dir.join(STABLE_NAME), patched)
-                        .expect("write the link copy of libpython");
-                    println!("cargo:rustc-link-search=native={}", stub_dir.display());
-                    println!("cargo:rustc-link-lib=dylib=python3");
+                    let copy = stub_dir.join(STABLE_NAME);
+                    std::fs::write(&copy, patched).expect("write the link copy of libpython");
+                    // By path, not `-L` + `-lpython3`: cargo puts `-L` folders of the build
+                    // on LD_LIBRARY_PATH for `cargo test`/`cargo run`, and this copy (a whole
+                    // libpython3.X) would then be loaded instead of the real library.
+                    println!("cargo:rustc-link-arg={}", copy.display());
                     Some(STABLE_NAME.to_string())
                 }
                 Err(why) => {

@@ -12,7 +12,8 @@
 //!
 //! Modules: `conformance` (the PEP 3333 checklist of wsgi-embedding.md §7, apps in
 //! `tests/conformance/apps/`), `lifecycle` (venv selection, a refused venv, import failure,
-//! reload, SystemExit, atexit), `threads` (`--threads N`), `frameworks` (Flask and Django from PyPI in a cached venv).
+//! reload, SystemExit, atexit), `threads` (`--threads N`), `frameworks` (Flask and Django from PyPI in a cached venv),
+//! `matrix` (the one binary on every CPython >= 3.9 pyenv has).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -29,6 +30,7 @@ use crate::support::wait;
 mod conformance;
 mod frameworks;
 mod lifecycle;
+mod matrix;
 mod threads;
 
 /// `tests/conformance/apps`.

@@ -29,6 +29,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use pyo3::ffi;
 
@@ -86,12 +87,18 @@ const MARK_ORIG: &str = "IISWSGI_ORIG_LD_LIBRARY_PATH";
 
 static LOADED: OnceLock<Loaded> = OnceLock::new();
 
-/// What this process loaded (computed once; Python need not be started).
-pub fn loaded() -> &'static Loaded {
-    LOADED.get_or_init(|| identify(false))
+/// Set by [`settle`] in a re-executed image (which may have identified the library earlier,
+/// for `--version`).
+static REEXECUTED: AtomicBool = AtomicBool::new(false);
+
+/// What this process loaded (found once; Python need not be started).
+pub fn loaded() -> Loaded {
+    let mut loaded = LOADED.get_or_init(identify).clone();
+    loaded.reexecuted = REEXECUTED.load(Ordering::Relaxed);
+    loaded
 }
 
-fn identify(reexecuted: bool) -> Loaded {
+fn identify() -> Loaded {
     // SAFETY: Py_GetVersion may be called before initialisation; it returns a static string.
     let version = unsafe { std::ffi::CStr::from_ptr(ffi::Py_GetVersion()) }
         .to_string_lossy()
@@ -105,8 +112,31 @@ fn identify(reexecuted: bool) -> Loaded {
         library,
         forwarder,
         needed: NEEDED,
-        reexecuted,
+        reexecuted: false,
     }
+}
+
+/// The `python:` line of `--version`: the CPython `run` would use with `venv` (`None`: the one
+/// this process loaded, the build's). When the venv needs another library than the one
+/// loaded, names that library (`run` re-executes for it on Linux).
+pub fn version_line(venv: Option<&Path>) -> String {
+    let loaded = loaded();
+    let env = super::environment(venv);
+    let Ok(env) = env else {
+        return format!("python: {} (the venv cannot be used)", loaded.describe());
+    };
+    if let Environment::Venv { cfg, .. } = &env
+        && let Some(wanted) = base_library(&env)
+        && check(&env, &loaded).is_err()
+    {
+        return format!(
+            "python: CPython {} from {} (the venv's; `run` loads it, this process has {})",
+            cfg.version.as_deref().unwrap_or("?"),
+            wanted.display(),
+            loaded.describe()
+        );
+    }
+    format!("python: {}", loaded.describe())
 }
 
 /// Why the loaded Python cannot serve the chosen environment.
@@ -255,7 +285,9 @@ pub unsafe fn prepare_process(env: Option<&Environment>) {
 /// # Safety
 /// As [`prepare_process`].
 unsafe fn settle(_wanted: PathBuf) {
-    let _ = LOADED.set(identify(true));
+    // Identified while the temporary symlink (if any) still exists.
+    let _ = LOADED.get_or_init(identify);
+    REEXECUTED.store(true, Ordering::Relaxed);
     let tmp = std::env::var_os(MARK_TMP).filter(|t| !t.is_empty());
     // SAFETY: forwarded contract (one thread).
     unsafe {
@@ -506,7 +538,7 @@ mod tests {
     #[test]
     fn the_base_environment_accepts_whatever_was_loaded() {
         let env = Environment::Base { executable: None };
-        assert!(check(&env, loaded()).is_ok());
+        assert!(check(&env, &loaded()).is_ok());
         assert_eq!(base_library(&env), None);
     }
 

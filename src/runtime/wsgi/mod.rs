@@ -347,7 +347,7 @@ fn setup(step: &'static str) -> impl Fn(PyErr) -> StartError {
 pub fn start(options: &Options, log: Arc<dyn LogSink>) -> Result<Runtime, StartError> {
     let env = environment(options.venv.as_deref())?;
     let loaded = libpython::loaded();
-    libpython::check(&env, loaded)?;
+    libpython::check(&env, &loaded)?;
     interpreter::check_stdlib(&env, loaded.major_minor())?;
     let reload = match &options.reload {
         Some(r) => {
