@@ -49,22 +49,32 @@ mod python {
 
     /// Configures the link and returns the text for `--version`'s first line.
     pub fn configure() -> String {
+        println!("cargo:rerun-if-env-changed=PYO3_PYTHON");
+        println!("cargo:rerun-if-env-changed=PYTHON_SYS_EXECUTABLE");
         let config = pyo3_build_config::get();
-        let built = config.version();
-        println!("cargo:rustc-env=IISWSGI_PY_VERSION={built}");
-        if let Some(exe) = config.executable() {
-            println!("cargo:rustc-env=IISWSGI_PY_EXECUTABLE={exe}");
-        }
         let target_os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
-        if target_os == "linux" {
-            let exe = config
-                .executable()
-                .expect("pyo3 found no Python executable; set PYO3_PYTHON");
-            let needed = link_linux(Path::new(exe), built.minor);
+        // The interpreter to ask: PyO3's, else the one maturin names (its PyO3 config file has
+        // no executable, and says the abi3 minimum as the version).
+        let exe = config
+            .executable()
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("PYO3_PYTHON").map(PathBuf::from))
+            .or_else(|| std::env::var_os("PYTHON_SYS_EXECUTABLE").map(PathBuf::from));
+        let built = if target_os == "linux" {
+            let exe = exe.clone().unwrap_or_else(|| PathBuf::from("python3"));
+            let lib = ask(&exe);
+            let needed = link_linux(&lib);
             println!("cargo:rustc-env=IISWSGI_LIBPYTHON_NEEDED={needed}");
+            println!("cargo:rustc-env=IISWSGI_PY_EXECUTABLE={}", lib.executable);
+            lib.version
         } else {
             println!("cargo:rustc-env=IISWSGI_LIBPYTHON_NEEDED=python3.dll");
-        }
+            if let Some(exe) = &exe {
+                println!("cargo:rustc-env=IISWSGI_PY_EXECUTABLE={}", exe.display());
+            }
+            config.version().to_string()
+        };
+        println!("cargo:rustc-env=IISWSGI_PY_VERSION={built}");
         format!("embeds CPython 3.9 or later through the stable ABI; built with {built}")
     }
 
@@ -74,17 +84,23 @@ mod python {
         dir: PathBuf,
         /// `INSTSONAME`: `libpython3.X.so.1.0`.
         soname: String,
+        /// `major.minor`.
+        version: String,
+        /// `sys.executable`.
+        executable: String,
     }
 
     fn ask(exe: &Path) -> LibPython {
-        let code = "import sysconfig as s\n\
+        let code = "import sys, sysconfig as s\n\
                     print(s.get_config_var('LIBDIR'))\n\
                     print(s.get_config_var('INSTSONAME'))\n\
-                    print(s.get_config_var('Py_ENABLE_SHARED'))";
+                    print(s.get_config_var('Py_ENABLE_SHARED'))\n\
+                    print('%d.%d' % sys.version_info[:2])\n\
+                    print(sys.executable)";
         let out = Command::new(exe)
             .args(["-c", code])
             .output()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", exe.display()));
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}; set PYO3_PYTHON", exe.display()));
         assert!(
             out.status.success(),
             "{} -c 'import sysconfig' failed: {}",
@@ -96,6 +112,8 @@ mod python {
         let dir = PathBuf::from(lines.next().unwrap_or_default());
         let soname = lines.next().unwrap_or_default().to_string();
         let shared = lines.next().unwrap_or_default().trim() == "1";
+        let version = lines.next().unwrap_or_default().to_string();
+        let executable = lines.next().unwrap_or_default().to_string();
         assert!(
             shared && dir.join(&soname).is_file(),
             "{} has no shared libpython ({}/{soname}): iiswsgi embeds CPython through it; \
@@ -104,12 +122,16 @@ mod python {
             exe.display(),
             dir.display()
         );
-        LibPython { dir, soname }
+        LibPython {
+            dir,
+            soname,
+            version,
+            executable,
+        }
     }
 
     /// Emits the link lines; returns the library name the binary will record as NEEDED.
-    fn link_linux(exe: &Path, minor: u8) -> String {
-        let lib = ask(exe);
+    fn link_linux(lib: &LibPython) -> String {
         let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));
         let stub_dir = out.join("libpython-link");
         std::fs::create_dir_all(&stub_dir).expect("create the link directory");
@@ -148,7 +170,7 @@ mod python {
         };
         let needed = needed.unwrap_or_else(|| {
             println!("cargo:rustc-link-search=native={}", lib.dir.display());
-            println!("cargo:rustc-link-lib=dylib=python3.{minor}");
+            println!("cargo:rustc-link-lib=dylib=python{}", lib.version);
             lib.soname.clone()
         });
         if std::env::var_os("IISWSGI_NO_RPATH").is_none() {

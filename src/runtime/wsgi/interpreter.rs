@@ -34,6 +34,7 @@
 
 use std::cell::RefCell;
 use std::ffi::OsString;
+#[cfg(unix)]
 use std::mem::MaybeUninit;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
