@@ -690,9 +690,12 @@ fn streams(gw: &mut dyn Gateway) {
     );
 }
 
+/// One checklist group: its name and the function that runs it through a gateway.
+pub(super) type Group = (&'static str, fn(&mut dyn Gateway));
+
 /// Every checklist group, for running the whole suite elsewhere (`matrix`: on the oldest and the
 /// newest CPython the machine has).
-pub(super) const GROUPS: &[(&str, fn(&mut dyn Gateway))] = &[
+pub(super) const GROUPS: &[Group] = &[
     ("environ", environ),
     ("input", input),
     ("start_response", start_response),
