@@ -4,7 +4,9 @@
 # Builds (once) a venv of the embedded Python with the peers from PyPI: wfastcgi 3.0.0, flup,
 # pyuwsgi, granian; then runs the release build of the bench. Needs nginx and wrk
 # (apt-get install nginx-light wrk). Knobs: BENCH_ROUNDS (5), BENCH_SECONDS (5),
-# BENCH_ONLY=iis|nginx.
+# BENCH_ONLY=iis|nginx, BENCH_BASELINE=<git revision>: also builds that revision (release, in a
+# worktree under target/bench-baseline) and prints its IIS-mode row beside this build's (issue
+# 15 compares with main before the stable-ABI change: BENCH_BASELINE=155d8b8).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,4 +31,16 @@ if [ -e /usr/include/fcgiapp.h ] && command -v cc >/dev/null; then
   cc -O2 -pthread -o target/tmp/c-responder bench/c-responder/hello.c -lfcgi && c_responder="$PWD/target/tmp/c-responder"
 fi
 
-BENCH_VENV="$venv" BENCH_C_RESPONDER="$c_responder" cargo bench --bench wsgi_peers
+baseline_bin=""
+if [ -n "${BENCH_BASELINE:-}" ]; then
+  tree="$PWD/target/bench-baseline/$BENCH_BASELINE"
+  if [ ! -d "$tree" ]; then
+    git worktree add --detach "$tree" "$BENCH_BASELINE" >/dev/null
+  fi
+  (cd "$tree" && cargo build --release --quiet --bin iiswsgi)
+  baseline_bin="$tree/target/release/iiswsgi"
+  export BENCH_BASELINE_NAME="iiswsgi @ $(git rev-parse --short "$BENCH_BASELINE")"
+fi
+
+BENCH_VENV="$venv" BENCH_C_RESPONDER="$c_responder" BENCH_BASELINE_BIN="${BENCH_BASELINE_BIN:-$baseline_bin}" \
+  cargo bench --bench wsgi_peers

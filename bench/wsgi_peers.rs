@@ -15,7 +15,9 @@
 //!
 //! Environment: `BENCH_VENV` (a venv with wfastcgi, flup, pyuwsgi, granian), `BENCH_ROUNDS`
 //! (default 5), `BENCH_SECONDS` (wrk duration, default 5), `BENCH_C_RESPONDER` (the compiled
-//! C responder; its row is left out without it).
+//! C responder; its row is left out without it), `BENCH_BASELINE_BIN` (another `iiswsgi`
+//! build, e.g. main before the stable-ABI change of issue 15: an IIS-mode row of its own, same
+//! app, venv and client, labelled with `BENCH_BASELINE_NAME`).
 
 #[path = "../tests/support/fcgi_client.rs"]
 mod fcgi_client;
@@ -103,6 +105,8 @@ enum IisKind {
     /// The C libfcgi hello responder (`bench/c-responder/hello.c`) on the same client: what
     /// the client, the socketpair and the kernel cost with a minimal C server.
     CFloor,
+    /// `BENCH_BASELINE_BIN`: another iiswsgi build on the same app, venv and client.
+    Baseline,
 }
 
 impl IisKind {
@@ -112,8 +116,17 @@ impl IisKind {
             IisKind::Wfastcgi => "wfastcgi 3.0.0",
             IisKind::Floor => "floor: no Python",
             IisKind::CFloor => "floor: C libfcgi",
+            IisKind::Baseline => baseline_name(),
         }
     }
+}
+
+/// The baseline row's label (`BENCH_BASELINE_NAME`, default "iiswsgi baseline").
+fn baseline_name() -> &'static str {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        std::env::var("BENCH_BASELINE_NAME").unwrap_or_else(|_| "iiswsgi baseline".into())
+    })
 }
 
 struct Setup {
@@ -122,6 +135,8 @@ struct Setup {
     site: tempfile::TempDir,
     /// The compiled C libfcgi responder (`BENCH_C_RESPONDER`), when libfcgi-dev is there.
     c_responder: Option<PathBuf>,
+    /// `BENCH_BASELINE_BIN`, when set and present.
+    baseline: Option<PathBuf>,
 }
 
 impl Setup {
@@ -146,10 +161,14 @@ impl Setup {
         let c_responder = std::env::var_os("BENCH_C_RESPONDER")
             .map(PathBuf::from)
             .filter(|p| p.is_file());
+        let baseline = std::env::var_os("BENCH_BASELINE_BIN")
+            .map(PathBuf::from)
+            .filter(|p| p.is_file());
         Setup {
             venv,
             site,
             c_responder,
+            baseline,
         }
     }
 
@@ -158,8 +177,12 @@ impl Setup {
         ours.set_read_timeout(Some(Duration::from_secs(600)))
             .expect("timeout");
         let mut cmd = match kind {
-            IisKind::Iiswsgi => {
-                let mut c = Command::new(fc::iiswsgi_bin());
+            IisKind::Iiswsgi | IisKind::Baseline => {
+                let bin = match kind {
+                    IisKind::Baseline => self.baseline.clone().expect("baseline binary"),
+                    _ => fc::iiswsgi_bin(),
+                };
+                let mut c = Command::new(bin);
                 c.args([
                     "run",
                     "--app",
@@ -289,6 +312,9 @@ fn iis_mode(setup: &Setup, rounds: u64) {
     if setup.c_responder.is_some() {
         kinds.push(IisKind::CFloor);
     }
+    if setup.baseline.is_some() {
+        kinds.insert(1, IisKind::Baseline);
+    }
     let mut rps: Vec<(String, Vec<f64>)> = kinds
         .iter()
         .map(|k| (k.name().to_owned(), Vec::new()))
@@ -306,7 +332,7 @@ fn iis_mode(setup: &Setup, rounds: u64) {
             for _ in 0..200 {
                 peer.hello();
             }
-            let n = if *kind == IisKind::Iiswsgi {
+            let n = if matches!(kind, IisKind::Iiswsgi | IisKind::Baseline) {
                 20_000
             } else {
                 4_000

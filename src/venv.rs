@@ -61,6 +61,10 @@ impl PyVenvCfg {
     }
 }
 
+/// The oldest CPython `(major, minor)` iiswsgi embeds: the binary links CPython's stable ABI as
+/// of 3.9 (PyO3 `abi3-py39`), so every later CPython serves too (issue 15).
+pub const MINIMUM_PYTHON: (u32, u32) = (3, 9);
+
 /// `"3.11.7"`, `"3.12.1.final.0"`, `"3.11"` → `(3, 11)`.
 pub fn major_minor(version: &str) -> Option<(u32, u32)> {
     let mut parts = version.trim().split('.');

@@ -85,7 +85,7 @@ fn version_names_the_venv_the_binary_sits_in() {
         lines.first().copied(),
         Some(
             format!(
-                "iiswsgi {} (embeds CPython {})",
+                "iiswsgi {} (embeds CPython 3.9 or later through the stable ABI; built with {})",
                 env!("CARGO_PKG_VERSION"),
                 env!("IISWSGI_PY_VERSION")
             )

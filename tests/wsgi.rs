@@ -14,7 +14,8 @@
 //! `tests/conformance/apps/`), `lifecycle` (venv selection, a refused venv, import failure,
 //! reload, SystemExit, atexit), `reload` (`--reload` under wrk behind nginx), `threads` (`--threads N`),
 //! `frameworks` (Flask and Django from PyPI in a cached venv), `cut` (a response failing mid-way
-//! reaches the client broken through real web servers).
+//! reaches the client broken through real web servers), `matrix` (the one binary on every
+//! CPython >= 3.9 pyenv has).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -33,6 +34,7 @@ mod cut;
 mod frameworks;
 mod habits;
 mod lifecycle;
+mod matrix;
 mod reload;
 mod threads;
 

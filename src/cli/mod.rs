@@ -38,12 +38,25 @@ A typical first run, in your project's folder:
 /// `build.rs`). Scripts may parse it; [`long_version`] adds lines after it.
 const LONG_VERSION: &str = env!("IISWSGI_LONG_VERSION");
 
-/// `--version` output: [`LONG_VERSION`], then the venv `run` would use without a manifest.
+/// `--version` output: [`LONG_VERSION`], then the venv `run` would use without a manifest, then
+/// (with Python) which CPython library that means.
 fn long_version() -> String {
     let flag = std::env::var_os("IISWSGI_VENV")
         .filter(|v| !v.is_empty())
         .map(std::path::PathBuf::from);
-    let venv = iiswsgi::venv::describe(flag, iiswsgi::venv::this_venv());
+    let located = iiswsgi::venv::this_venv();
+    let venv = iiswsgi::venv::describe(flag.clone(), located.clone());
+    // Only when asked: finding the libpython costs a little at every start otherwise.
+    #[cfg(feature = "python")]
+    let asked = std::env::args_os().any(|a| a == "--version" || a == "-V");
+    #[cfg(feature = "python")]
+    let venv = if !asked {
+        venv
+    } else {
+        let chosen = iiswsgi::venv::choose(flag, None, located).map(|(dir, _)| dir);
+        let python = iiswsgi::runtime::wsgi::libpython::version_line(chosen.as_deref());
+        format!("{venv}\n{python}")
+    };
     format!("{LONG_VERSION}\n{venv}")
 }
 

@@ -339,6 +339,7 @@ fn venv_checks(facts: &Facts) -> Vec<Check> {
     let mut out = vec![Check::ok("venv", venv.display().to_string())];
     let found = cfg.major_minor();
     let show = |(a, b): (u32, u32)| format!("{a}.{b}");
+    let minimum = crate::venv::MINIMUM_PYTHON;
     out.push(match (found, python::built_for()) {
         (None, _) => Check::bad(
             "venv-version",
@@ -353,21 +354,17 @@ fn venv_checks(facts: &Facts) -> Vec<Check> {
             "venv-version",
             "this iiswsgi build embeds no Python (built without the `python` feature)",
         ),
-        (Some(v), Some(b)) if v != b => Check::bad(
+        (Some(v), Some(_)) if v < minimum => Check::bad(
             "venv-version",
             Status::Fail,
             format!(
-                "the venv was made by Python {}, but this iiswsgi embeds Python {}: it would \
-                 start with no site-packages and fail on the first import",
+                "the venv was made by Python {}, but iiswsgi embeds CPython {} or later",
                 show(v),
-                show(b)
+                show(minimum)
             ),
             format!(
-                "install Python {} for all users, delete {} and run `iiswsgi install`; or use \
-                 the iiswsgi build for Python {}",
-                show(b),
-                venv.display(),
-                show(v)
+                "install a newer Python for all users, delete {} and run `iiswsgi install`",
+                venv.display()
             ),
         ),
         (Some(v), Some(_)) => match manifest.wsgi.python_version {
@@ -673,11 +670,13 @@ fn registered_check(facts: &Facts) -> Check {
     }
 }
 
+/// Which `python3.dll` the FastCGI process would load (the first on its DLL search path), and
+/// whether it is the venv's Python with its `python3XY.dll` beside it.
 fn dll_check(facts: &Facts, options: &DoctorOptions, iis: &Iis) -> Check {
-    let Some(built) = python::built_for() else {
+    if python::built_for().is_none() {
         return Check::skip("python-dll", "this build embeds no Python");
-    };
-    let dll = python::dll_name(built);
+    }
+    let dll = python::STABLE_DLL;
     let exe_dir = Path::new(&options.iiswsgi_exe)
         .parent()
         .map(|p| p.display().to_string())
@@ -689,20 +688,50 @@ fn dll_check(facts: &Facts, options: &DoctorOptions, iis: &Iis) -> Check {
             .map(|(_, v)| v.clone())
     });
     let dirs = python::dll_search(&exe_dir, &iis.windir, path_var.as_deref());
-    match dirs.iter().find(|d| Path::new(d).join(&dll).is_file()) {
-        Some(d) => Check::ok("python-dll", format!("{dll} found in {d}")),
-        None => Check::bad(
+    let cfg = facts.venv.as_ref().and_then(|(_, cfg)| cfg.as_ref());
+    let home = cfg.and_then(|c| c.home.as_deref());
+    let versioned = cfg.and_then(PyVenvCfg::major_minor).map(python::dll_name);
+    let Some(found) = dirs.iter().find(|d| Path::new(d).join(dll).is_file()) else {
+        return Check::bad(
             "python-dll",
             Status::Fail,
             format!(
-                "{dll} is in none of the folders the FastCGI process searches ({}); the process \
-                 dies at start (0xC0000135) and IIS says only \"the FastCGI process exited \
-                 unexpectedly\"",
+                "{dll} is in none of the folders the FastCGI process searches ({});                  iiswsgi.exe imports it, so the process dies at start (0xC0000135) and IIS                  says only \"the FastCGI process exited unexpectedly\"",
                 dirs.join("; ")
             ),
-            "run `iiswsgi iis enable` (it puts the venv's Python folder on the registration's \
-             PATH), or copy python3XY.dll, python3.dll and vcruntime140*.dll next to iiswsgi.exe",
+            format!(
+                "run `iiswsgi iis enable` (it puts {} on the registration's PATH); every                  python.org CPython 3.9+ ships {dll} in its folder",
+                home.unwrap_or("the venv's Python folder")
+            ),
+        );
+    };
+    let same = |a: &str, b: &str| {
+        a.trim_end_matches(['\\', '/'])
+            .eq_ignore_ascii_case(b.trim_end_matches(['\\', '/']))
+    };
+    if let Some(home) = home
+        && !same(found, home)
+    {
+        return Check::bad(
+            "python-dll",
+            Status::Fail,
+            format!(
+                "the first {dll} the FastCGI process finds is in {found}, but the venv was made                  by the Python in {home}: the process would run that other Python and refuse                  the venv"
+            ),
+            format!("run `iiswsgi iis enable` (the registration's PATH must start with {home})"),
+        );
+    }
+    match versioned {
+        Some(v) if !Path::new(found).join(&v).is_file() => Check::bad(
+            "python-dll",
+            Status::Fail,
+            format!(
+                "{found} has {dll} but not {v}, which it forwards to: the process dies at start"
+            ),
+            "repair the Python installation (python.org installer, Modify/Repair)",
         ),
+        Some(v) => Check::ok("python-dll", format!("{dll} and {v} found in {found}")),
+        None => Check::ok("python-dll", format!("{dll} found in {found}")),
     }
 }
 

@@ -3,8 +3,9 @@
 //!
 //! In order, each step skipped when already done, so a second run changes nothing:
 //! 1. find the app folder ([`super::discover`]) and load its `iiswsgi.toml`;
-//! 2. ask the configured Python for its version; it must be the `major.minor` this build
-//!    embeds ([`crate::PYTHON_VERSION`]) and the manifest's `python-version`;
+//! 2. pick the Python (`--python`, the manifest's `python-version`, else the newest all-users
+//!    CPython) and ask it for its version: 3.9 or later (the stable ABI the binary links) and
+//!    the manifest's `python-version` when set;
 //! 3. create the venv inside the app folder (`python -m venv`), or keep it when its
 //!    `pyvenv.cfg` says the same `major.minor`;
 //! 4. `pip install -r requirements` (or the project), skipped when the requirements file is
@@ -15,7 +16,8 @@
 //! 5. run `[package] post-install` commands (every time: they must be idempotent);
 //! 6. create the log folder;
 //! 7. register the `<fastCgi><application>` (appcmd; printed off Windows), with `PATH`
-//!    naming the Python installation so `python3XY.dll` loads, and read it back;
+//!    naming the Python installation so its `python3.dll` (and the `python3XY.dll` it
+//!    forwards to) loads, and read it back;
 //! 8. render `web.config` from the `web.config.hbs` the package ships, with this binary as
 //!    `fullPath` and the handler's `scriptProcessor` equal to the registration, check it, and
 //!    replace the placeholder (only when the text differs);
@@ -90,10 +92,10 @@ pub enum InstallError {
     /// The interpreter could not be asked.
     #[error("cannot ask Python for its version")]
     Probe(#[from] ProbeError),
-    /// The interpreter is another version than the build or the manifest wants.
+    /// The interpreter is older than 3.9 or another version than the manifest wants.
     #[error(
         "{python} is Python {found}, but {wanted_by} needs {wanted}; install Python {wanted} \
-         for all users (or pass --python), or use the iiswsgi build for Python {found}"
+         for all users (or pass --python)"
     )]
     PythonVersion {
         /// The interpreter.
@@ -310,7 +312,7 @@ impl<'a> Installer<'a> {
             runner,
             &want,
             plan,
-            format!("PATH starts with {home}, where python3XY.dll lives"),
+            format!("PATH starts with {home}, where python3.dll lives"),
         )?);
 
         self.web_config(&key, report)?;
@@ -319,21 +321,32 @@ impl<'a> Installer<'a> {
         Ok(())
     }
 
-    /// The interpreter: `--python`, else `py -X.Y` on Windows, `pythonX.Y` / `python3`
-    /// elsewhere; checked against the build and the manifest.
+    /// The interpreter: `--python`; else, with `[wsgi] python-version = "X.Y"`, `py -X.Y` on
+    /// Windows and `pythonX.Y` elsewhere; else the newest CPython ≥ 3.9 installed for all
+    /// users (`py -0p` on Windows) or `python3`. It must be 3.9 or later (the stable ABI the
+    /// binary links) and the manifest's version when it names one.
     fn python(&self) -> Result<PythonInfo, InstallError> {
         let wanted = self
             .manifest
             .wsgi
             .python_version
-            .map(|(a, b)| (u32::from(a), u32::from(b)))
-            .or_else(python::built_for);
+            .map(|(a, b)| (u32::from(a), u32::from(b)));
         let info = match &self.options.python {
             Some(p) => python::probe(p, &[])?,
-            None if self.windows => {
-                let arg = wanted.map_or_else(|| "-3".to_string(), |(a, b)| format!("-{a}.{b}"));
-                python::probe(Path::new("py"), &[arg])?
-            }
+            None if self.windows => match wanted {
+                Some((a, b)) => python::probe(Path::new("py"), &[format!("-{a}.{b}")])?,
+                None => {
+                    let listed = Command::new("py")
+                        .arg("-0p")
+                        .output()
+                        .map(|o| python::parse_py_list(&String::from_utf8_lossy(&o.stdout)))
+                        .unwrap_or_default();
+                    match python::newest_all_users(&listed) {
+                        Some(newest) => python::probe(&newest.executable, &[])?,
+                        None => python::probe(Path::new("py"), &["-3".to_string()])?,
+                    }
+                }
+            },
             None => {
                 let named = wanted.map(|(a, b)| PathBuf::from(format!("python{a}.{b}")));
                 match named.as_deref().map(|n| python::probe(n, &[])) {
@@ -344,23 +357,21 @@ impl<'a> Installer<'a> {
         };
         let found = info.major_minor();
         let show = |(a, b): (u32, u32)| format!("{a}.{b}");
-        if let Some(built) = python::built_for()
-            && built != found
-        {
+        if python::built_for().is_some() && found < crate::venv::MINIMUM_PYTHON {
             return Err(InstallError::PythonVersion {
                 python: info.executable.clone(),
                 found: show(found),
-                wanted: show(built),
-                wanted_by: "this iiswsgi build",
+                wanted: format!("{} or later", show(crate::venv::MINIMUM_PYTHON)),
+                wanted_by: "iiswsgi",
             });
         }
-        if let Some((a, b)) = self.manifest.wsgi.python_version
-            && (u32::from(a), u32::from(b)) != found
+        if let Some(wanted) = wanted
+            && wanted != found
         {
             return Err(InstallError::PythonVersion {
                 python: info.executable.clone(),
                 found: show(found),
-                wanted: show((u32::from(a), u32::from(b))),
+                wanted: show(wanted),
                 wanted_by: "iiswsgi.toml ([wsgi] python-version)",
             });
         }

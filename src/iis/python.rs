@@ -1,14 +1,20 @@
 //! Which Python the install step uses and what the app pool will see of it.
 //!
-//! iiswsgi embeds one CPython `major.minor` ([`crate::PYTHON_VERSION`]); under IIS the process
-//! loads `python3XY.dll` at start-up, before any Rust code runs, so a missing DLL shows only as
-//! "the FastCGI process exited unexpectedly" (wsgi-embedding.md §1.7). This module knows:
+//! iiswsgi embeds any CPython from 3.9 on ([`crate::venv::MINIMUM_PYTHON`]) through the stable
+//! ABI: on Windows `iiswsgi.exe` imports `python3.dll` ([`STABLE_DLL`]), the forwarder every
+//! CPython install ships beside its `python3XY.dll`, and the first `python3.dll` on the DLL
+//! search path decides which Python the process runs. It loads at start-up, before any Rust code
+//! runs, so a missing DLL shows only as "the FastCGI process exited unexpectedly"
+//! (wsgi-embedding.md §1.7). This module knows:
 //! - `pyvenv.cfg` ([`PyVenvCfg`], re-exported from [`crate::venv`]), to find a venv's base
 //!   installation (`home`);
 //! - the interpreter layout of a venv on Windows and elsewhere ([`venv_python`]);
 //! - per-user installs (`%LOCALAPPDATA%\Programs\Python`, the Microsoft Store), which the app-pool
 //!   identity can neither find nor read ([`per_user_install`]);
-//! - the DLL name for a version ([`dll_name`]) and where Windows looks for it ([`dll_search`]);
+//! - the DLL names ([`STABLE_DLL`], [`dll_name`]) and where Windows looks for them
+//!   ([`dll_search`]);
+//! - the Pythons the `py` launcher lists ([`parse_py_list`]) and which of them install picks
+//!   ([`newest_all_users`]);
 //! - a probe that asks an interpreter for its facts ([`probe`], the one function here that runs
 //!   a process; [`parse_probe`] reads its output and is pure).
 //!
@@ -19,9 +25,55 @@ use std::process::Command;
 
 pub use crate::venv::{PyVenvCfg, major_minor};
 
-/// The `major.minor` this build embeds, if it embeds one.
+/// The `major.minor` this build was built with, if it embeds Python (it embeds any CPython
+/// from [`crate::venv::MINIMUM_PYTHON`] on).
 pub fn built_for() -> Option<(u32, u32)> {
     crate::PYTHON_VERSION.and_then(major_minor)
+}
+
+/// The stable-ABI forwarder `iiswsgi.exe` imports: it forwards every call to the
+/// `python3XY.dll` in its own folder.
+pub const STABLE_DLL: &str = "python3.dll";
+
+/// One Python the `py` launcher knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// `(major, minor)`.
+    pub version: (u32, u32),
+    /// `python.exe`.
+    pub executable: PathBuf,
+}
+
+/// Reads `py -0p` (`py --list-paths`): lines such as ` -V:3.12 *  C:\Program Files\Python312\python.exe`
+/// (launcher 3.11+) or ` -3.12-64 *  C:\…\python.exe` (older). Entries that are not CPython
+/// `3.X` (`-V:Astral/…`, 32-bit `-3.12-32`, free-threaded `3.13t`) are left out.
+pub fn parse_py_list(stdout: &str) -> Vec<Listed> {
+    stdout
+        .lines()
+        .filter_map(|line| {
+            let line = line.trim();
+            let (tag, rest) = line.split_once(char::is_whitespace)?;
+            let tag = tag.strip_prefix("-V:").or_else(|| tag.strip_prefix('-'))?;
+            let tag = tag.strip_suffix("-64").unwrap_or(tag);
+            let (major, minor) = tag.split_once('.')?;
+            let version = (major.parse().ok()?, minor.parse().ok()?);
+            let path = rest.trim_start().trim_start_matches('*').trim();
+            (!path.is_empty()).then(|| Listed {
+                version,
+                executable: PathBuf::from(path),
+            })
+        })
+        .collect()
+}
+
+/// What `install` runs when neither `--python` nor `[wsgi] python-version` names one: the newest
+/// CPython ≥ 3.9 installed for all users (a per-user install is invisible to the app pool).
+pub fn newest_all_users(listed: &[Listed]) -> Option<&Listed> {
+    listed
+        .iter()
+        .filter(|l| l.version >= crate::venv::MINIMUM_PYTHON)
+        .filter(|l| per_user_install(&l.executable.to_string_lossy()).is_none())
+        .max_by_key(|l| l.version)
 }
 
 /// The interpreter inside a venv: `Scripts\python.exe` on Windows, `bin/python` elsewhere.
@@ -297,6 +349,59 @@ mod tests {
         assert_eq!(info.version, (3, 11, 7));
         assert_eq!(info.base_prefix, r"C:\Python311");
         assert_eq!(parse_probe(Path::new("py"), "iiswsgi-probe\tx\n"), None);
+    }
+
+    #[test]
+    fn py_list_of_both_launcher_generations_is_read() {
+        let new = " -V:3.13 *        C:\\Program Files\\Python313\\python.exe\r\n                     -V:3.12          C:\\Users\\bob\\AppData\\Local\\Programs\\Python\\Python312\\python.exe\r\n                     -V:3.13t         C:\\Program Files\\Python313\\python3.13t.exe\r\n                     -V:Astral/CPython3.14.0 C:\\Users\\bob\\uv\\python.exe\r\n";
+        assert_eq!(
+            parse_py_list(new),
+            [
+                Listed {
+                    version: (3, 13),
+                    executable: PathBuf::from(r"C:\Program Files\Python313\python.exe")
+                },
+                Listed {
+                    version: (3, 12),
+                    executable: PathBuf::from(
+                        r"C:\Users\bob\AppData\Local\Programs\Python\Python312\python.exe"
+                    )
+                },
+            ]
+        );
+        let old =
+            " -3.11-64 *     C:\\Python311\\python.exe\n -3.8-32   C:\\Python38-32\\python.exe\n";
+        assert_eq!(
+            parse_py_list(old),
+            [Listed {
+                version: (3, 11),
+                executable: PathBuf::from(r"C:\Python311\python.exe")
+            }]
+        );
+        assert_eq!(parse_py_list("No installed Pythons found!\n"), []);
+    }
+
+    #[test]
+    fn the_newest_all_users_python_from_3_9_on_is_picked() {
+        let l = |v, p: &str| Listed {
+            version: v,
+            executable: PathBuf::from(p),
+        };
+        let listed = [
+            l((3, 8), r"C:\Python38\python.exe"),
+            l((3, 11), r"C:\Program Files\Python311\python.exe"),
+            l(
+                (3, 14),
+                r"C:\Users\bob\AppData\Local\Programs\Python\Python314\python.exe",
+            ),
+            l((3, 12), r"C:\Program Files\Python312\python.exe"),
+        ];
+        assert_eq!(
+            newest_all_users(&listed),
+            Some(&listed[3]),
+            "3.14 is per-user"
+        );
+        assert_eq!(newest_all_users(&listed[..1]), None, "3.8 is too old");
     }
 
     #[test]

@@ -173,10 +173,9 @@ pub enum RunConfigError {
          --diagnostic to check the FastCGI side without Python)"
     )]
     NothingToServe,
-    /// The manifest asks for another CPython than this build embeds.
+    /// The manifest asks for a CPython older than the oldest this build embeds.
     #[error(
-        "{}: `wsgi.python-version` is {wanted} but this iiswsgi embeds Python {built}; use \
-         the py{wanted} build",
+        "{}: `wsgi.python-version` is {wanted} but iiswsgi needs CPython {minimum} or later",
         manifest.display()
     )]
     PythonVersion {
@@ -184,8 +183,8 @@ pub enum RunConfigError {
         manifest: PathBuf,
         /// `major.minor` it asks for.
         wanted: String,
-        /// `major.minor` this build embeds.
-        built: &'static str,
+        /// The oldest `major.minor` this build embeds (the stable ABI it links, issue 15).
+        minimum: &'static str,
     },
     /// `--app` (or `[wsgi] app`) is not `module:callable`.
     #[cfg(feature = "python")]
@@ -424,12 +423,12 @@ mod python {
             if let Some(((major, minor), m)) =
                 wsgi.and_then(|(w, _)| w.python_version).zip(manifest)
             {
-                let wanted = format!("{major}.{minor}");
-                if wanted != wsgi::BUILT_FOR {
+                let (min_major, min_minor) = wsgi::MINIMUM_PYTHON;
+                if (u32::from(major), u32::from(minor)) < (min_major, min_minor) {
                     return Err(RunConfigError::PythonVersion {
                         manifest: m.path.clone(),
-                        wanted,
-                        built: wsgi::BUILT_FOR,
+                        wanted: format!("{major}.{minor}"),
+                        minimum: "3.9",
                     });
                 }
             }
@@ -1033,28 +1032,23 @@ mod tests {
         }
 
         #[test]
-        fn a_manifest_asking_for_another_python_is_refused() {
-            let other = if wsgi::BUILT_FOR == "3.12" {
-                "3.13"
-            } else {
-                "3.12"
-            };
-            let (_dir, path) = site(&format!("python-version = \"{other}\""), "");
+        fn a_manifest_asking_for_a_python_older_than_3_9_is_refused() {
+            let (_dir, path) = site("python-version = \"3.8\"", "");
             let err = plan(manifest_with(&path, app("a:b")), None).expect_err("refused");
             assert_eq!(
                 err.to_string(),
                 format!(
-                    "{}: `wsgi.python-version` is {other} but this iiswsgi embeds Python {}; \
-                     use the py{other} build",
+                    "{}: `wsgi.python-version` is 3.8 but iiswsgi needs CPython 3.9 or later",
                     path.display(),
-                    wsgi::BUILT_FOR
                 )
             );
-            let (_dir, path) = site(&format!("python-version = \"{}\"", wsgi::BUILT_FOR), "");
-            assert!(
-                plan(manifest_with(&path, app("a:b")), None).is_ok(),
-                "its own version"
-            );
+            for version in ["3.9", wsgi::BUILT_FOR, "3.13", "3.14"] {
+                let (_dir, path) = site(&format!("python-version = \"{version}\""), "");
+                assert!(
+                    plan(manifest_with(&path, app("a:b")), None).is_ok(),
+                    "{version} is served by the stable-ABI build"
+                );
+            }
         }
 
         #[test]

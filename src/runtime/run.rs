@@ -180,6 +180,9 @@ mod wsgi {
             &resolved.working_dir,
             crate::venv::this_venv(),
         )?;
+        // SAFETY: `run` is still the only thread (the server, its threads and the log start
+        // below); this may replace the process image to load the venv's own libpython.
+        unsafe { wsgi::prepare_process(plan.options.venv.as_deref()) };
         let access = open_access_log(&resolved)?;
         let Resolved {
             server: options,

@@ -76,8 +76,12 @@ pub fn request_bytes<N: AsRef<[u8]>, V: AsRef<[u8]>>(
 }
 
 /// The `iiswsgi` binary under test.
+/// The binary under test: `IISWSGI_TEST_BIN` when set (the release binary the CPython matrix
+/// names, `tests/wsgi/matrix.rs`), else the one cargo built.
 pub fn iiswsgi_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_iiswsgi"))
+    std::env::var_os("IISWSGI_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_iiswsgi")))
 }
 
 /// A running `iiswsgi run` with captured stdout/stderr.

@@ -33,14 +33,23 @@ pub fn empty(dir: &Path) {
 /// it lives; a ready marker records a finished build, and without it (an interrupted run) the
 /// folder is rebuilt from scratch.
 pub fn cached(name: &str, pip_args: &[&OsStr]) -> PathBuf {
-    let minor = env!("IISWSGI_PY_VERSION");
+    cached_with(
+        Path::new(env!("IISWSGI_PY_EXECUTABLE")),
+        env!("IISWSGI_PY_VERSION"),
+        name,
+        pip_args,
+    )
+}
+
+/// [`cached`] for another interpreter: `<target>/tmp/<name>-py<minor>` made by `python`.
+pub fn cached_with(python: &Path, minor: &str, name: &str, pip_args: &[&OsStr]) -> PathBuf {
     let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-py{minor}"));
     let ready = venv.join(".iiswsgi-ready");
     if ready.exists() {
         return venv;
     }
     let _ = std::fs::remove_dir_all(&venv);
-    let status = Command::new(env!("IISWSGI_PY_EXECUTABLE"))
+    let status = Command::new(python)
         .args(["-m", "venv"])
         .arg(&venv)
         .status()

@@ -708,6 +708,24 @@ fn streams(gw: &mut dyn Gateway) {
     );
 }
 
+/// One checklist group: its name and the function that runs it through a gateway.
+pub(super) type Group = (&'static str, fn(&mut dyn Gateway));
+
+/// Every checklist group, for running the whole suite elsewhere (`matrix`: on the oldest and the
+/// newest CPython the machine has).
+pub(super) const GROUPS: &[Group] = &[
+    ("environ", environ),
+    ("input", input),
+    ("start_response", start_response),
+    ("iterables", iterables),
+    ("content_length", content_length),
+    ("file_wrapper", file_wrapper),
+    ("streams", streams),
+];
+
+/// The app every group talks to.
+pub(super) const CONFORMANCE_APP: &str = APP;
+
 macro_rules! through_both {
     ($($group:ident: $doc:literal;)*) => {$(
         mod $group {

@@ -104,12 +104,11 @@ fn no_venv_runs_the_interpreter_the_binary_was_built_for() {
     assert_eq!(facts["marker"], json!(null));
 }
 
-/// The refusal needs a venv of another minor. We make a real venv of the build's Python and
-/// then rewrite its pyvenv.cfg `version` to 3.12 — honest enough to exercise the check, which
-/// reads only that file, though it is not a venv CPython 3.12 made.
-#[test]
-fn venv_of_another_minor_is_refused_before_python_starts() {
-    let dir = temp_dir("venv312");
+/// A real venv of the build's Python with its pyvenv.cfg `version` rewritten: the checks read
+/// only that file (and, for the library, `home`), so this exercises them honestly though no
+/// such Python made the venv.
+fn venv_claiming(version: &str, tag: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = temp_dir(tag);
     let venv = make_venv(dir.path());
     let cfg = venv.join("pyvenv.cfg");
     let text = std::fs::read_to_string(&cfg).expect("pyvenv.cfg");
@@ -117,7 +116,7 @@ fn venv_of_another_minor_is_refused_before_python_starts() {
         .lines()
         .map(|l| {
             if l.trim_start().starts_with("version") {
-                "version = 3.12.1".to_owned()
+                format!("version = {version}")
             } else {
                 l.to_owned()
             }
@@ -125,7 +124,11 @@ fn venv_of_another_minor_is_refused_before_python_starts() {
         .collect::<Vec<_>>()
         .join("\n");
     std::fs::write(&cfg, edited).expect("edit pyvenv.cfg");
-    let socket = dir.path().join("s.sock");
+    (dir, venv)
+}
+
+fn run_refused(venv: &Path, dir: &Path) -> String {
+    let socket = dir.join("s.sock");
     let out = Command::new(iiswsgi_bin())
         .args([
             "run",
@@ -137,23 +140,45 @@ fn venv_of_another_minor_is_refused_before_python_starts() {
         ])
         .arg(format!("unix:{}", socket.display()))
         .arg("--venv")
-        .arg(&venv)
+        .arg(venv)
         .arg("--chdir")
         .arg(apps_dir())
         .output()
         .expect("run iiswsgi");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!out.status.success(), "refused: {stderr}");
-    let built = env!("IISWSGI_PY_VERSION");
-    let expected = format!(
-        "iiswsgi was built for Python {built} but the venv at {} is 3.12; use the py3.12 build or \
-         recreate the venv",
-        venv.display()
-    );
-    assert!(stderr.contains(&expected), "message:\n{stderr}");
     assert!(
         !stderr.contains("sys.prefix"),
         "refused before Python started:\n{stderr}"
+    );
+    stderr
+}
+
+#[test]
+fn venv_older_than_3_9_is_refused_before_python_starts() {
+    let (dir, venv) = venv_claiming("3.8.18", "venv38");
+    let stderr = run_refused(&venv, dir.path());
+    let expected = format!(
+        "the venv at {} is Python 3.8, but iiswsgi needs CPython 3.9 or later; recreate the \
+         venv with a newer Python",
+        venv.display()
+    );
+    assert!(stderr.contains(&expected), "message:\n{stderr}");
+}
+
+/// The venv says 3.99 but its `home` is the build's Python: no libpython3.99 exists to load,
+/// so the process keeps the one it has and refuses, naming both.
+#[test]
+fn venv_whose_python_library_cannot_be_loaded_is_refused_naming_both() {
+    let (dir, venv) = venv_claiming("3.99.0", "venv399");
+    let stderr = run_refused(&venv, dir.path());
+    let built = env!("IISWSGI_PY_VERSION");
+    assert!(
+        stderr.contains(&format!(
+            "the venv at {} was made by Python 3.99, but this process loaded CPython {built}",
+            venv.display()
+        )),
+        "message:\n{stderr}"
     );
 }
 
@@ -531,8 +556,8 @@ fn manifest_wsgi_section_supplies_app_paths_environment_and_reload_rule() {
 }
 
 #[test]
-fn manifest_asking_for_another_python_is_refused() {
-    let dir = manifest_dir("python-version = \"3.12\"");
+fn manifest_asking_for_a_python_older_than_3_9_is_refused() {
+    let dir = manifest_dir("python-version = \"3.8\"");
     let out = Command::new(iiswsgi_bin())
         .args(["run", "--log", "-", "--manifest"])
         .arg(dir.path().join("iiswsgi.toml"))
@@ -541,7 +566,7 @@ fn manifest_asking_for_another_python_is_refused() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
-        stderr.contains("`wsgi.python-version` is 3.12 but this iiswsgi embeds Python"),
+        stderr.contains("`wsgi.python-version` is 3.8 but iiswsgi needs CPython 3.9 or later"),
         "{stderr}"
     );
 }

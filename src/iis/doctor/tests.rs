@@ -147,14 +147,63 @@ fn python_dll_is_found_through_the_registered_path() {
     let r = doctor(&options(&a), &iis(), &mut fake).expect("doctor");
     let c = r.check("python-dll").expect("check");
     assert_eq!(c.status, Status::Fail, "no DLL yet: {r}");
+    assert!(
+        c.detail.contains("python3.dll is in none of the folders"),
+        "{}",
+        c.detail
+    );
     assert!(c.detail.contains("0xC0000135"), "{}", c.detail);
-    std::fs::write(
-        a.dir.path().join("python").join(python::dll_name(built)),
-        b"",
-    )
-    .expect("dll");
+    let python = a.dir.path().join("python");
+    std::fs::write(python.join(python::STABLE_DLL), b"").expect("dll");
+    let r = doctor(&options(&a), &iis(), &mut fake).expect("doctor");
+    let c = r.check("python-dll").expect("check");
+    assert_eq!(c.status, Status::Fail, "the forwarder alone: {r}");
+    let versioned = python::dll_name(built);
+    assert!(
+        c.detail.contains(&format!("not {versioned}")),
+        "{}",
+        c.detail
+    );
+    std::fs::write(python.join(&versioned), b"").expect("dll");
     let r = doctor(&options(&a), &iis(), &mut fake).expect("doctor");
     assert_eq!(status(&r, "python-dll"), Status::Ok, "{r}");
+}
+
+#[test]
+fn a_python3_dll_of_another_python_first_on_the_path_is_named() {
+    if python::built_for().is_none() {
+        return;
+    }
+    let a = app();
+    let other = a.dir.path().join("other-python");
+    std::fs::create_dir_all(&other).expect("dir");
+    std::fs::write(other.join(python::STABLE_DLL), b"").expect("dll");
+    let mut fake = FakeAppCmd::default();
+    let other_dir = other.display().to_string();
+    register(&a, &mut fake, |app| {
+        for (name, value) in app.environment.iter_mut() {
+            if name.eq_ignore_ascii_case("PATH") {
+                *value = format!("{other_dir};{value}");
+            }
+        }
+    });
+    let r = doctor(&options(&a), &iis(), &mut fake).expect("doctor");
+    let c = r.check("python-dll").expect("check");
+    assert_eq!(c.status, Status::Fail, "{r}");
+    assert!(
+        c.detail.contains(&format!(
+            "first python3.dll the FastCGI process finds is in {other_dir}"
+        )),
+        "{}",
+        c.detail
+    );
+    assert!(
+        c.fix
+            .as_deref()
+            .is_some_and(|f| f.contains("iiswsgi iis enable")),
+        "{:?}",
+        c.fix
+    );
 }
 
 #[test]

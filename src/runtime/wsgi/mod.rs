@@ -7,7 +7,8 @@
 //! — environ, `wsgi.input`, `start_response`, iteration, `close()`, errors as 500s with an id.
 //! [`Runtime::finalize`] stops Python on the same thread so `atexit` handlers run.
 //!
-//! Layout: `venv` (which Python, pure), `interpreter` (PyConfig, signals, finalisation),
+//! Layout: `venv` (which Python, pure), `libpython` (which CPython library was loaded, the
+//! Linux re-exec), `interpreter` (stable-ABI start, isolation, signals, finalisation),
 //! `environ` (pure assembly + dict), `input`, `start_response`, `response` (hot path),
 //! `file_wrapper`, `errors` (log streams, tracebacks, ids), `app` (import, retry, exit
 //! requests), `reload` (file watcher). Python-facing classes are `frozen` and private here.
@@ -28,9 +29,11 @@ mod exchange;
 mod file_wrapper;
 mod input;
 mod interpreter;
+pub mod libpython;
 mod reload;
 mod response;
 mod start_response;
+mod utf8;
 mod venv;
 
 pub use app::{ExitReason, WsgiApp};
@@ -40,8 +43,13 @@ pub use reload::{DEFAULT_PATTERN as DEFAULT_RELOAD_PATTERN, ReloadRule};
 pub use start_response::{HeaderProblem, StatusProblem, check_header, check_status};
 pub use venv::{Environment, PyVenvCfg, VenvError, select as select_environment};
 
-/// The CPython `major.minor` this binary embeds (from `build.rs`).
+/// The CPython `major.minor` this binary was built with (from `build.rs`). Through the stable
+/// ABI it embeds any CPython from [`venv::MINIMUM`] on; this one is what it loads when no venv
+/// says otherwise.
 pub const BUILT_FOR: &str = env!("IISWSGI_PY_VERSION");
+
+/// The oldest CPython `(major, minor)` the binary embeds.
+pub const MINIMUM_PYTHON: (u32, u32) = venv::MINIMUM;
 
 /// One log record from the bridge. A message may span lines (a traceback is one record).
 #[derive(Debug, Clone, Copy)]
@@ -262,6 +270,9 @@ pub enum StartError {
     /// CPython itself did not start.
     #[error(transparent)]
     Init(#[from] InitError),
+    /// The CPython library this process loaded is not the venv's.
+    #[error(transparent)]
+    Libpython(#[from] libpython::LibpythonError),
     /// Python started but not in the venv we asked for.
     #[error("Python started with sys.prefix {found} instead of the venv {}", .expected.display())]
     WrongPrefix {
@@ -366,8 +377,10 @@ fn setup(step: &'static str) -> impl Fn(PyErr) -> StartError {
 /// Starts Python and imports the app (see the module docs). Call on the main thread, once.
 /// `log` receives everything: start-up facts, `print()`, `wsgi.errors`, tracebacks.
 pub fn start(options: &Options, log: Arc<dyn LogSink>) -> Result<Runtime, StartError> {
-    let base = option_env!("IISWSGI_PY_EXECUTABLE").map(Path::new);
-    let env = venv::select(options.venv.as_deref(), BUILT_FOR, base)?;
+    let env = environment(options.venv.as_deref())?;
+    let loaded = libpython::loaded();
+    libpython::check(&env, &loaded)?;
+    interpreter::check_stdlib(&env, loaded.major_minor())?;
     let reload = match &options.reload {
         Some(r) => {
             // The venv and the log's own folder below the root: never watched (reload.rs).
@@ -400,14 +413,18 @@ pub fn start(options: &Options, log: Arc<dyn LogSink>) -> Result<Runtime, StartE
         })?;
     }
     let signals = interpreter::HostSignals::save();
-    let pythonpath = std::env::var_os("PYTHONPATH").map(PathBuf::from);
-    let interp = interpreter::initialize(&env, pythonpath.as_deref())?;
+    let interp = interpreter::initialize(&env)?;
     let exit = Arc::new(app::ExitSignal::new());
     let app = Python::attach(|py| -> Result<WsgiApp, StartError> {
         redirect_streams(py, &log).map_err(setup("replacing sys.stdin/stdout/stderr"))?;
         enable_faulthandler(py, &*log);
         extend_path(py, options).map_err(setup("extending sys.path"))?;
         set_environment(py, &options.environment).map_err(setup("setting os.environ"))?;
+        log.log(&Record {
+            level: log::Level::Info,
+            message: &format!("python: {}", loaded.describe()),
+            from_app: false,
+        });
         describe(py, &*log).map_err(setup("reading sys"))?;
         check_prefix(py, &env)?;
         let errors = Bound::new(py, errors::LogStream::wsgi_errors(log.clone()))
@@ -495,6 +512,25 @@ pub fn start(options: &Options, log: Arc<dyn LogSink>) -> Result<Runtime, StartE
         app,
         watcher,
     })
+}
+
+/// The environment for `venv` (`None`: the interpreter the binary was built with).
+pub fn environment(venv: Option<&Path>) -> Result<Environment, VenvError> {
+    venv::select(venv, option_env!("IISWSGI_PY_EXECUTABLE").map(Path::new))
+}
+
+/// Before the server starts, on the process's only thread: on Linux, re-executes the binary
+/// once so that the venv's own libpython is the one loaded ([`libpython`]); in the re-executed
+/// image, restores the environment. Does nothing when `venv` cannot be used (then [`start`]
+/// reports why).
+///
+/// # Safety
+/// Changes the process environment and may replace the process image: no other thread may
+/// exist.
+pub unsafe fn prepare_process(venv: Option<&Path>) {
+    let env = environment(venv).ok();
+    // SAFETY: forwarded contract.
+    unsafe { libpython::prepare_process(env.as_ref()) };
 }
 
 /// Logs which Python runs, from where, with which path (§2.2 step 5).

@@ -156,7 +156,7 @@ fn checked_head(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyResu
             type_name(status)
         )));
     }
-    let status = status.cast::<PyString>()?.to_str()?.to_owned();
+    let status = super::utf8::utf8(status.cast::<PyString>()?)?.into_owned();
     let code = check_status(&status)
         .map_err(|p| PyValueError::new_err(format!("{}: {status:?}", p.message())))?;
     let list = headers.cast_exact::<PyList>().map_err(|_| {
@@ -191,7 +191,8 @@ fn checked_head(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyResu
                 type_name(&value)
             )));
         };
-        let (name, value) = (name.to_str()?, value.to_str()?);
+        let (name, value) = (super::utf8::utf8(name)?, super::utf8::utf8(value)?);
+        let (name, value) = (&*name, &*value);
         check_header(name, value)
             .map_err(|p| PyValueError::new_err(format!("{}: {name:?}: {value:?}", p.message())))?;
         if name.eq_ignore_ascii_case("content-length") {

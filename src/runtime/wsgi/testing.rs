@@ -13,7 +13,7 @@ use pyo3::types::PyModule;
 use super::app::{ExitSignal, WsgiApp};
 use super::environ::{BaseEntries, EnvironTemplate};
 use super::errors::LogStream;
-use super::{AppSpec, LogSink, Mode, Record, interpreter, venv};
+use super::{AppSpec, LogSink, Mode, Record, interpreter};
 use crate::runtime::environ::{EnvironOptions, normalise};
 use crate::runtime::server::{Application, Outcome, Request, Response};
 use log::Level;
@@ -59,14 +59,9 @@ impl LogSink for Forward {
 pub(crate) fn python() {
     static INIT: Once = Once::new();
     INIT.call_once(|| {
-        let env = venv::select(
-            None,
-            super::BUILT_FOR,
-            option_env!("IISWSGI_PY_EXECUTABLE").map(std::path::Path::new),
-        )
-        .expect("base environment");
+        let env = super::environment(None).expect("base environment");
         // Never finalised: other tests keep attaching until the process exits.
-        let _interp = interpreter::initialize(&env, None).expect("Python starts");
+        let _interp = interpreter::initialize(&env).expect("Python starts");
         Python::attach(|py| {
             let log: Arc<dyn LogSink> = Arc::new(Forward);
             super::redirect_streams(py, &log).expect("streams");

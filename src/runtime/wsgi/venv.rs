@@ -3,8 +3,9 @@
 //! `--venv DIR` (or the manifest's `[wsgi] venv`) names a virtual environment made by
 //! `python -m venv`, virtualenv or uv, or a full installation such as conda's. CPython finds a
 //! venv only through `pyvenv.cfg` next to the executable it is told about, so this module picks
-//! that executable and refuses a venv made by another Python minor: such a venv would start with
-//! no site-packages and fail with ImportErrors much later (wsgi-embedding.md §2.3).
+//! that executable. Any CPython from 3.9 on is accepted (the binary uses the stable ABI only,
+//! issue 15); which library then has to be loaded for it is `libpython`'s business, and a venv
+//! older than 3.9 is refused here, before Python starts.
 //!
 //! Pure and Python-free: it reads one small text file and checks that paths exist. No PyO3.
 
@@ -86,15 +87,13 @@ pub enum VenvError {
         /// The read error.
         source: std::io::Error,
     },
-    /// The venv was made by another Python `major.minor` than this build embeds.
+    /// The venv was made by a Python older than the oldest one the stable-ABI build runs on.
     #[error(
-        "iiswsgi was built for Python {built} but the venv at {} is {found}; \
-         use the py{found} build or recreate the venv",
-        .dir.display()
+        "the venv at {} is Python {found}, but iiswsgi needs CPython {}.{} or later; \
+         recreate the venv with a newer Python",
+        .dir.display(), MINIMUM.0, MINIMUM.1
     )]
-    VersionMismatch {
-        /// `major.minor` of the build.
-        built: String,
+    TooOld {
         /// The venv directory.
         dir: PathBuf,
         /// `major.minor` the venv declares.
@@ -124,8 +123,11 @@ fn join_paths(paths: &[PathBuf]) -> String {
         .join(", ")
 }
 
+/// The oldest CPython the binary runs on (PyO3's `abi3-py39`).
+pub const MINIMUM: (u32, u32) = crate::venv::MINIMUM_PYTHON;
+
 /// The interpreter names tried inside a venv, in order.
-fn venv_interpreters(dir: &Path, built: (u32, u32)) -> Vec<PathBuf> {
+fn venv_interpreters(dir: &Path, version: (u32, u32)) -> Vec<PathBuf> {
     if cfg!(windows) {
         vec![dir.join("Scripts").join("python.exe")]
     } else {
@@ -133,31 +135,30 @@ fn venv_interpreters(dir: &Path, built: (u32, u32)) -> Vec<PathBuf> {
         vec![
             bin.join("python"),
             bin.join("python3"),
-            bin.join(format!("python{}.{}", built.0, built.1)),
+            bin.join(format!("python{}.{}", version.0, version.1)),
         ]
     }
 }
 
 /// The interpreter names tried inside a full installation, in order.
-fn install_interpreters(dir: &Path, built: (u32, u32)) -> Vec<PathBuf> {
+fn install_interpreters(dir: &Path, version: (u32, u32)) -> Vec<PathBuf> {
     if cfg!(windows) {
         vec![dir.join("python.exe")]
     } else {
         let bin = dir.join("bin");
         vec![
             bin.join("python3"),
-            bin.join(format!("python{}.{}", built.0, built.1)),
+            bin.join(format!("python{}.{}", version.0, version.1)),
             bin.join("python"),
         ]
     }
 }
 
 /// Chooses the environment: `venv` as given on the command line (resolved against nothing: the
-/// caller passes an absolute or already-resolved path), `built` the build's `major.minor`,
-/// `base_executable` the build's interpreter for the no-venv case.
+/// caller passes an absolute or already-resolved path), `base_executable` the build's
+/// interpreter for the no-venv case.
 pub fn select(
     venv: Option<&Path>,
-    built: &str,
     base_executable: Option<&Path>,
 ) -> Result<Environment, VenvError> {
     let Some(dir) = venv else {
@@ -169,7 +170,6 @@ pub fn select(
         dir: dir.to_path_buf(),
         source: strip_fs_err(source),
     })?;
-    let built_mm = major_minor(built).unwrap_or((3, 0));
     let cfg_path = dir.join("pyvenv.cfg");
     if cfg_path.is_file() {
         let text = fs_err::read_to_string(&cfg_path).map_err(|source| VenvError::Unreadable {
@@ -184,14 +184,13 @@ pub fn select(
             .ok_or_else(|| VenvError::NoVersion {
                 path: cfg_path.clone(),
             })?;
-        if found != built_mm {
-            return Err(VenvError::VersionMismatch {
-                built: format!("{}.{}", built_mm.0, built_mm.1),
+        if found < MINIMUM {
+            return Err(VenvError::TooOld {
                 dir,
                 found: format!("{}.{}", found.0, found.1),
             });
         }
-        let tried = venv_interpreters(&dir, built_mm);
+        let tried = venv_interpreters(&dir, found);
         let Some(executable) = tried.iter().find(|p| p.exists()).cloned() else {
             return Err(VenvError::NoInterpreter { dir, tried });
         };
@@ -201,7 +200,7 @@ pub fn select(
             cfg,
         })
     } else {
-        let tried = install_interpreters(&dir, built_mm);
+        let tried = install_interpreters(&dir, MINIMUM);
         let Some(executable) = tried.iter().find(|p| p.exists()).cloned() else {
             return Err(VenvError::NoInterpreter { dir, tried });
         };
@@ -272,7 +271,7 @@ mod tests {
 
         #[test]
         fn no_venv_selects_the_base_interpreter() {
-            let env = select(None, "3.11", Some(Path::new("/x/python3"))).unwrap();
+            let env = select(None, Some(Path::new("/x/python3"))).unwrap();
             assert_eq!(env.executable(), Some(Path::new("/x/python3")));
             assert_eq!(env.home(), None);
         }
@@ -280,7 +279,7 @@ mod tests {
         #[test]
         fn venv_of_the_same_minor_selects_its_python_without_home() {
             let dir = fake_venv("3.11.2");
-            let env = select(Some(dir.path()), "3.11", None).unwrap();
+            let env = select(Some(dir.path()), None).unwrap();
             let canon = dir.path().canonicalize().unwrap();
             assert_eq!(
                 env.executable(),
@@ -291,15 +290,24 @@ mod tests {
         }
 
         #[test]
-        fn venv_of_another_minor_is_refused_with_the_rebuild_hint() {
-            let dir = fake_venv("3.12.1");
-            let err = select(Some(dir.path()), "3.11", None).unwrap_err();
+        fn venv_of_any_minor_from_3_9_on_is_accepted() {
+            for version in ["3.9.18", "3.12.1", "3.13.0", "3.14.2", "3.20.0"] {
+                let dir = fake_venv(version);
+                let env = select(Some(dir.path()), None).unwrap();
+                assert!(matches!(env, Environment::Venv { .. }), "{version}");
+            }
+        }
+
+        #[test]
+        fn venv_older_than_3_9_is_refused_naming_the_minimum() {
+            let dir = fake_venv("3.8.18");
+            let err = select(Some(dir.path()), None).unwrap_err();
             let canon = dir.path().canonicalize().unwrap();
             assert_eq!(
                 err.to_string(),
                 format!(
-                    "iiswsgi was built for Python 3.11 but the venv at {} is 3.12; \
-                     use the py3.12 build or recreate the venv",
+                    "the venv at {} is Python 3.8, but iiswsgi needs CPython 3.9 or later; \
+                     recreate the venv with a newer Python",
                     canon.display()
                 )
             );
@@ -309,13 +317,13 @@ mod tests {
         fn venv_without_version_is_refused() {
             let dir = tempfile::tempdir().unwrap();
             std::fs::write(dir.path().join("pyvenv.cfg"), "home = /usr/bin\n").unwrap();
-            let err = select(Some(dir.path()), "3.11", None).unwrap_err();
+            let err = select(Some(dir.path()), None).unwrap_err();
             assert!(matches!(err, VenvError::NoVersion { .. }), "{err}");
         }
 
         #[test]
         fn missing_directory_is_reported() {
-            let err = select(Some(Path::new("/no/such/venv")), "3.11", None).unwrap_err();
+            let err = select(Some(Path::new("/no/such/venv")), None).unwrap_err();
             assert!(err.to_string().contains("/no/such/venv"), "{err}");
         }
 
@@ -324,7 +332,7 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             std::fs::create_dir_all(dir.path().join("bin")).unwrap();
             std::fs::write(dir.path().join("bin").join("python3"), "").unwrap();
-            let env = select(Some(dir.path()), "3.11", None).unwrap();
+            let env = select(Some(dir.path()), None).unwrap();
             let canon = dir.path().canonicalize().unwrap();
             assert_eq!(env.home(), Some(canon.as_path()));
             assert_eq!(
@@ -336,7 +344,7 @@ mod tests {
         #[test]
         fn directory_without_any_interpreter_lists_what_was_tried() {
             let dir = tempfile::tempdir().unwrap();
-            let err = select(Some(dir.path()), "3.11", None).unwrap_err();
+            let err = select(Some(dir.path()), None).unwrap_err();
             assert!(err.to_string().contains("bin/python3"), "{err}");
         }
     }

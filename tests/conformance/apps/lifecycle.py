@@ -54,6 +54,13 @@ def application(environ, start_response):
             "cwd": os.getcwd(),
             "path0": sys.path[0],
             "from_manifest": os.environ.get("IISWSGI_FROM_MANIFEST"),
+            "full_version": sys.version.split()[0],
+            "optimize": sys.flags.optimize,
+            "no_user_site": sys.flags.no_user_site,
+            "fs_encoding": sys.getfilesystemencoding(),
+            "env": {k: os.environ.get(k) for k in (
+                "PYTHONHOME", "PYTHONOPTIMIZE", "PYTHONNOUSERSITE", "LD_LIBRARY_PATH",
+                "IISWSGI_LIBPYTHON", "IISWSGI_LIBPYTHON_TMP", "IISWSGI_ORIG_LD_LIBRARY_PATH")},
         })
         start_response("200 OK", [("Content-Type", "application/json")])
         return [body.encode()]
