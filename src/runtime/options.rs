@@ -880,25 +880,19 @@ mod tests {
             );
             assert_eq!(mode(None, unix.clone(), Some(manifest.clone())), 0o660);
             assert_eq!(mode(None, unix, None), 0o666);
-            let tcp = Some(ListenAddr::Tcp("127.0.0.1:9000".parse().expect("addr")));
-            assert_eq!(
-                mode(None, tcp, Some(dir.path().join("absent.toml"))),
-                0o666,
-                "not read"
-            );
         }
 
         #[test]
-        fn an_unreadable_manifest_leaves_the_default_mode_for_the_app_side_to_report() {
+        fn an_unreadable_manifest_is_refused_before_the_socket_is_bound() {
             let dir = tempfile::tempdir().expect("tempdir");
-            let r = RawOptions {
+            let err = RawOptions {
                 listen: Some(ListenAddr::Unix(dir.path().join("s.sock"))),
                 manifest: Some(dir.path().join("missing.toml")),
                 ..raw()
             }
             .resolve()
-            .expect("the manifest's own errors come later");
-            assert_eq!(r.server.socket_mode, 0o666);
+            .expect_err("a named manifest that cannot be read");
+            assert!(matches!(err, RunConfigError::Manifest(_)), "{err:?}");
         }
 
         #[test]
