@@ -44,6 +44,7 @@ use crate::deploy::{
     DEFAULT_IISWSGI_EXE, FastCgiKey, INSTALL_STAMP, INSTALL_STAMP_TEXT, install_command,
     sample_physical_path, web_config,
 };
+use crate::manifest::dotnet_regex::literal_match;
 use crate::manifest::{APPLICATION_PATH_PARAMETER, AclResourceType, Manifest, SetAcl};
 use crate::package::check::manifest_xml;
 use crate::package::check::parameters::{self, PackageContext};
@@ -142,7 +143,7 @@ pub fn package(
 
 /// Computes and renders everything; pure (no I/O, no clock).
 pub fn plan(manifest: &Manifest, options: &PackageOptions) -> Result<Plan, PackageError> {
-    let templates = Templates::new()?;
+    let templates = Templates::shared()?;
     let name = manifest.app.name.as_str();
     let app_folder = ZipPath::new(name)?;
     let stem = format!("{name}-{}", manifest.app.version);
@@ -331,7 +332,7 @@ fn manifest_xml_context(manifest: &Manifest, options: &PackageOptions) -> Manife
             .set_acl
             .iter()
             .map(|acl| SetAclElement {
-                path: acl_package_path(name, acl),
+                path: acl.package_path(name),
                 access: (!acl.access.is_empty()).then(|| acl.access_attr()),
                 user: acl.user.clone(),
                 resource_type: (acl.resource_type == AclResourceType::File)
@@ -342,14 +343,6 @@ fn manifest_xml_context(manifest: &Manifest, options: &PackageOptions) -> Manife
             path: command,
             provider_options: blob,
         },
-    }
-}
-
-/// `MyApp/App_Data` (or `MyApp` for the app folder itself).
-fn acl_package_path(app: &str, acl: &SetAcl) -> String {
-    match acl.path.as_str() {
-        "" => app.to_string(),
-        sub => format!("{app}/{sub}"),
     }
 }
 
@@ -378,7 +371,7 @@ fn parameters_context(manifest: &Manifest) -> Result<ParametersXml, PackageError
         entries: vec![EntryElement {
             kind: "ProviderPath".into(),
             scope: "iisApp".into(),
-            match_: format!("^{}$", regex::escape(name)),
+            match_: literal_match(name),
         }],
     }];
     for p in &manifest.parameters {
@@ -403,7 +396,7 @@ fn parameters_context(manifest: &Manifest) -> Result<ParametersXml, PackageError
         });
     }
     for acl in &manifest.iis.set_acl {
-        let path = acl_package_path(name, acl);
+        let path = acl.package_path(name);
         let default = match acl.path.as_str() {
             "" => format!("{{{APPLICATION_PATH_PARAMETER}}}"),
             sub => format!("{{{APPLICATION_PATH_PARAMETER}}}/{sub}"),
@@ -417,7 +410,7 @@ fn parameters_context(manifest: &Manifest) -> Result<ParametersXml, PackageError
             entries: vec![EntryElement {
                 kind: "ProviderPath".into(),
                 scope: "setAcl".into(),
-                match_: format!("^{}$", regex::escape(&path)),
+                match_: literal_match(&path),
             }],
         });
     }
