@@ -55,8 +55,55 @@ pub fn error_chain(err: &dyn std::error::Error, separator: &str) -> String {
     out
 }
 
+/// `text` made safe to print on a terminal: control characters (C0, DEL, C1) and the Unicode
+/// bidirectional controls, except those in `keep`, are written as escapes (`\n`, `\t`,
+/// `\x1b`, `\u{202e}`). Every report that quotes text from outside the process (zip entry
+/// names, XML values, manifest lines, file names) goes through this, so an inspected file cannot
+/// move the cursor, retitle the window or forge a line of the report.
+pub fn printable<'a>(text: &'a str, keep: &[char]) -> std::borrow::Cow<'a, str> {
+    let unsafe_char = |c: char| !keep.contains(&c) && (c.is_control() || is_bidi_control(c));
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if !unsafe_char(c) {
+            out.push(c);
+            continue;
+        }
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x100 => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push_str(&format!("\\u{{{:04x}}}", c as u32)),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// The characters that reorder how a terminal shows text (LRM, RLM, the embeddings, overrides
+/// and isolates).
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn printable_escapes_controls_and_bidi_overrides_only() {
+        use super::printable;
+        assert!(matches!(
+            printable("plain é ü \\ text", &[]),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert_eq!(
+            printable("a\x1b[2J\0b\nc\td\u{7f}\u{9b}e\u{202e}f", &[]),
+            "a\\x1b[2J\\x00b\\nc\\td\\x7f\\x9be\\u{202e}f"
+        );
+        assert_eq!(printable("a\tb\nc\x07", &['\t', '\n']), "a\tb\nc\\x07");
+    }
+
     #[derive(Debug, thiserror::Error)]
     #[error("cannot write web.config")]
     struct Outer(#[source] std::io::Error);

@@ -2,8 +2,12 @@
 //!
 //! The rules need names exactly as written (msdeploy is case-sensitive about some and not
 //! others), resolved namespaces (Atom feeds), attribute order and line numbers, and they run
-//! on untrusted files: depth and size are capped, a leading BOM is accepted, DTDs are refused
-//! (no entity expansion), and errors carry the line.
+//! on untrusted files: a leading BOM is accepted, DTDs are refused (no entity expansion),
+//! errors carry the line, and every dimension a hostile file could blow up is capped
+//! ([`MAX_BYTES`], [`MAX_DEPTH`], [`MAX_ATTRIBUTES`], [`MAX_NAMESPACES`], [`MAX_NODES`]), so
+//! parsing takes time and memory linear in the input, and bounded.
+
+use std::collections::HashSet;
 
 use quick_xml::NsReader;
 use quick_xml::events::{BytesStart, Event};
@@ -13,6 +17,14 @@ use quick_xml::name::ResolveResult;
 pub const MAX_DEPTH: usize = 64;
 /// Largest document accepted, in bytes.
 pub const MAX_BYTES: usize = 16 << 20;
+/// Most attributes on one element (real files have a dozen at most).
+pub const MAX_ATTRIBUTES: usize = 256;
+/// Most namespace declarations in scope at once: quick-xml resolves each name by a linear
+/// search through them.
+pub const MAX_NAMESPACES: usize = 64;
+/// Most elements and attributes in one document, together: what bounds the tree's memory
+/// (a few hundred bytes each) when [`MAX_BYTES`] of `<a/>` would be four million elements.
+pub const MAX_NODES: usize = 250_000;
 
 /// One element.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -102,6 +114,9 @@ pub fn parse(text: &str) -> Result<Element, XmlError> {
     reader.config_mut().check_comments = true;
     reader.config_mut().check_end_names = true;
     let mut stack: Vec<Element> = Vec::new();
+    // Namespace declarations made by each open element, parallel to `stack`.
+    let mut declared: Vec<usize> = Vec::new();
+    let mut nodes = 0usize;
     let mut root: Option<Element> = None;
     loop {
         let pos = reader.buffer_position() as usize;
@@ -131,10 +146,14 @@ pub fn parse(text: &str) -> Result<Element, XmlError> {
                 if stack.len() >= MAX_DEPTH {
                     return Err(err(format!("nested deeper than {MAX_DEPTH} elements")));
                 }
-                stack.push(element(&start, namespace, lines.line(pos))?);
+                let (e, decls) = element(&start, namespace, lines.line(pos))?;
+                budget(&e, decls, &declared, &mut nodes)?;
+                stack.push(e);
+                declared.push(decls);
             }
             Event::Empty(start) => {
-                let e = element(&start, namespace, lines.line(pos))?;
+                let (e, decls) = element(&start, namespace, lines.line(pos))?;
+                budget(&e, decls, &declared, &mut nodes)?;
                 match stack.last_mut() {
                     Some(parent) => parent.children.push(e),
                     None => root = Some(e),
@@ -144,6 +163,7 @@ pub fn parse(text: &str) -> Result<Element, XmlError> {
                 let Some(done) = stack.pop() else {
                     return Err(err("unexpected end tag".into()));
                 };
+                declared.pop();
                 match stack.last_mut() {
                     Some(parent) => parent.children.push(done),
                     None => root = Some(done),
@@ -199,29 +219,64 @@ pub fn parse(text: &str) -> Result<Element, XmlError> {
     })
 }
 
-/// The element a start tag opens, on `line` (where a fault in its attributes is reported).
+/// Counts one element against [`MAX_NODES`] and its namespace declarations against
+/// [`MAX_NAMESPACES`]; the error says which limit was crossed.
+fn budget(e: &Element, decls: usize, open: &[usize], nodes: &mut usize) -> Result<(), XmlError> {
+    let err = |message: String| XmlError {
+        line: e.line,
+        message,
+    };
+    *nodes += 1 + e.attrs.len();
+    if *nodes > MAX_NODES {
+        return Err(err(format!(
+            "more than {MAX_NODES} elements and attributes in one document"
+        )));
+    }
+    if decls + open.iter().sum::<usize>() > MAX_NAMESPACES {
+        return Err(err(format!(
+            "more than {MAX_NAMESPACES} namespace declarations in scope at `<{}>`",
+            e.name
+        )));
+    }
+    Ok(())
+}
+
+/// The element a start tag opens, on `line` (where a fault in its attributes is reported),
+/// and how many namespaces it declares. Linear in the tag's length: quick-xml's own duplicate
+/// check (a scan of the earlier attributes for each one) is off, a hash set does it instead.
 fn element(
     start: &BytesStart<'_>,
     namespace: Option<String>,
     line: usize,
-) -> Result<Element, XmlError> {
+) -> Result<(Element, usize), XmlError> {
     let err = |message: String| XmlError { line, message };
     let name = String::from_utf8_lossy(start.name().as_ref()).into_owned();
     let local = String::from_utf8_lossy(start.local_name().as_ref()).into_owned();
     let mut attrs = Vec::new();
-    for a in start.attributes() {
+    let mut seen = HashSet::new();
+    let mut decls = 0;
+    for a in start.attributes().with_checks(false) {
+        if attrs.len() == MAX_ATTRIBUTES {
+            return Err(err(format!(
+                "more than {MAX_ATTRIBUTES} attributes on `<{name}>`"
+            )));
+        }
         let a = a.map_err(|e| err(e.to_string()))?;
-        let key = String::from_utf8_lossy(a.key.as_ref()).into_owned();
+        let raw_key = a.key.into_inner();
+        let key = String::from_utf8_lossy(raw_key).into_owned();
+        if !seen.insert(raw_key) {
+            return Err(err(format!("attribute `{key}` appears twice")));
+        }
+        if a.key.as_namespace_binding().is_some() {
+            decls += 1;
+        }
         let value = a
             .unescape_value()
             .map_err(|e| err(e.to_string()))?
             .into_owned();
-        if attrs.iter().any(|(k, _): &(String, String)| *k == key) {
-            return Err(err(format!("attribute `{key}` appears twice")));
-        }
         attrs.push((key, value));
     }
-    Ok(Element {
+    let e = Element {
         name,
         local,
         namespace,
@@ -229,7 +284,8 @@ fn element(
         children: Vec::new(),
         text: String::new(),
         line,
-    })
+    };
+    Ok((e, decls))
 }
 
 /// Byte offset to 1-based line number.
@@ -299,5 +355,53 @@ mod tests {
     fn deep_nesting_is_refused() {
         let doc = "<a>".repeat(MAX_DEPTH + 1) + &"</a>".repeat(MAX_DEPTH + 1);
         assert!(parse(&doc).is_err());
+    }
+
+    /// The error for a document that must be refused (without printing a huge tree if not).
+    fn refused(doc: &str) -> XmlError {
+        match parse(doc) {
+            Ok(root) => panic!(
+                "accepted: <{}> with {} attributes",
+                root.name,
+                root.attrs.len()
+            ),
+            Err(e) => e,
+        }
+    }
+
+    /// Issue 16 item 4: 200,000 attributes on one element took 92 s (a duplicate scan per
+    /// attribute) and then parsed.
+    #[test]
+    fn attribute_bomb_is_refused() {
+        let attrs: String = (0..200_000).map(|i| format!(" a{i}=''")).collect();
+        let err = refused(&format!("<m{attrs}/>"));
+        assert!(err.message.contains("attributes"), "{err}");
+    }
+
+    #[test]
+    fn many_small_elements_are_refused_before_they_exhaust_memory() {
+        let doc = format!("<r>{}</r>", "<a/>".repeat(MAX_NODES + 1));
+        let err = refused(&doc);
+        assert!(err.message.contains("elements"), "{err}");
+    }
+
+    #[test]
+    fn namespace_declarations_in_scope_are_capped() {
+        let decls: String = (0..MAX_ATTRIBUTES)
+            .map(|i| format!(" xmlns:p{i}='urn:{i}'"))
+            .collect();
+        let doc = format!("<a{decls}><b{decls}/></a>");
+        let err = refused(&doc);
+        assert!(err.message.contains("namespace"), "{err}");
+    }
+
+    #[test]
+    fn attributes_up_to_the_cap_are_kept_in_order() {
+        let attrs: String = (0..MAX_ATTRIBUTES)
+            .map(|i| format!(" a{i}='{i}'"))
+            .collect();
+        let root = parse(&format!("<m{attrs}/>")).expect("parses");
+        assert_eq!(root.attrs.len(), MAX_ATTRIBUTES);
+        assert_eq!(root.attrs[7], ("a7".to_string(), "7".to_string()));
     }
 }

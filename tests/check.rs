@@ -428,3 +428,262 @@ mod set_parameters {
         assert!(t.contains("were not checked"), "{t}");
     }
 }
+
+/// Issue 16: a checker that cannot be fooled or stalled by a hostile package.
+mod issue_16 {
+    use super::*;
+
+    /// The example's entries as forged members, in package order, each listed once.
+    fn members(name: &str) -> (tempfile::TempDir, Vec<Member>) {
+        let (dir, entries) = example_entries(name);
+        let members = entries
+            .iter()
+            .map(|(n, data)| Member::new(n.as_bytes(), data))
+            .collect();
+        (dir, members)
+    }
+
+    fn write(dir: &tempfile::TempDir, name: &str, bytes: &[u8]) -> PathBuf {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).expect("write zip");
+        path
+    }
+
+    /// Item 4: 200,000 attributes on one element took 92 s and then passed.
+    #[test]
+    fn attribute_bomb_in_manifest_xml_is_refused() {
+        let (_d, zip) = tampered("plain-wsgi", |e| {
+            let attrs: String = (0..200_000).map(|i| format!(" a{i}=\"\"")).collect();
+            let (_, data) = e
+                .iter_mut()
+                .find(|(n, _)| n == "Manifest.xml")
+                .expect("Manifest.xml");
+            *data =
+                format!("<MSDeploy.iisApp{attrs}><iisApp path=\"PlainWsgi\"/></MSDeploy.iisApp>")
+                    .into_bytes();
+        });
+        let out = assert_rule(&[&zip], "M01");
+        assert!(out.contains("attributes"), "{out}");
+    }
+
+    /// Item 5: the local header says `../../../app.py`, the central directory
+    /// `PlainWsgi/app.py` (Python's zipfile refuses such a zip).
+    #[test]
+    fn local_header_name_that_disagrees_with_the_directory_is_z05() {
+        let (dir, mut members) = members("plain-wsgi");
+        let i = members
+            .iter()
+            .position(|m| m.name == b"PlainWsgi/app.py")
+            .expect("app.py");
+        members[i].name = b"../../../app.py".to_vec();
+        let directory: Vec<(usize, Option<&[u8]>)> = (0..members.len())
+            .map(|j| (j, (j == i).then_some(&b"PlainWsgi/app.py"[..])))
+            .collect();
+        let zip = write(&dir, "lying.zip", &forge_zip(&members, &directory));
+        let out = assert_rule(&[&zip], "Z05");
+        assert!(
+            out.contains("PlainWsgi/app.py") && out.contains("../../../app.py"),
+            "{out}"
+        );
+    }
+
+    /// 1 GiB of zeros as a raw deflate stream of about 1 MB: one sync-flushed MiB repeated.
+    fn gigabyte_of_zeros() -> Member {
+        let mut z = flate2::Compress::new(flate2::Compression::best(), false);
+        let mut block = Vec::with_capacity(8 << 10);
+        let zeros = vec![0u8; 1 << 20];
+        z.compress_vec(&zeros, &mut block, flate2::FlushCompress::Sync)
+            .expect("deflate");
+        assert_eq!(z.total_in(), 1 << 20);
+        let mut data = block.repeat(1024);
+        data.extend([0x03, 0x00]); // a final, empty fixed-Huffman block
+        let mut crc = crc32fast::Hasher::new();
+        for _ in 0..1024 {
+            crc.update(&zeros);
+        }
+        Member {
+            name: b"PlainWsgi/bomb0000.bin".to_vec(),
+            method: 8,
+            crc: crc.finalize(),
+            size: 1 << 30,
+            data,
+        }
+    }
+
+    /// Item 5: 1,000 central entries all pointing at one member that inflates to 1 GiB.
+    #[test]
+    fn central_entries_sharing_one_deflate_member_are_z05() {
+        let (dir, mut members) = members("plain-wsgi");
+        members.push(gigabyte_of_zeros());
+        let bomb = members.len() - 1;
+        let names: Vec<Vec<u8>> = (0..1000)
+            .map(|k| format!("PlainWsgi/bomb{k:04}.bin").into_bytes())
+            .collect();
+        let mut directory: Vec<(usize, Option<&[u8]>)> = (0..bomb).map(|j| (j, None)).collect();
+        directory.extend(names.iter().map(|n| (bomb, Some(n.as_slice()))));
+        let zip = write(&dir, "bomb.zip", &forge_zip(&members, &directory));
+        assert!(std::fs::metadata(&zip).expect("zip").len() < 4 << 20);
+        let out = assert_rule(&[&zip], "Z05");
+        assert!(out.contains("overlap"), "{out}");
+    }
+
+    /// Item 5: zips from other writers still pass: our package re-zipped by Info-ZIP (to a
+    /// file, and to a pipe, which uses data descriptors) and by Python's zipfile.
+    #[test]
+    fn packages_rezipped_by_info_zip_and_python_still_pass() {
+        let out = tempfile::tempdir().expect("tmp");
+        let zip = package(&example("django-site"), out.path());
+        let tree = out.path().join("tree");
+        let status = std::process::Command::new("unzip")
+            .args(["-q", zip.to_str().expect("utf8"), "-d"])
+            .arg(&tree)
+            .status()
+            .expect("run unzip (apt install unzip)");
+        assert!(status.success());
+        let info_zip = out.path().join("info-zip.zip");
+        let status = std::process::Command::new("zip")
+            .args(["-q", "-r", info_zip.to_str().expect("utf8"), "."])
+            .current_dir(&tree)
+            .status()
+            .expect("run zip (apt install zip)");
+        assert!(status.success());
+        let streamed = out.path().join("streamed.zip");
+        let piped = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("zip -q -r - . | cat > \"$1\"")
+            .arg("sh")
+            .arg(&streamed)
+            .current_dir(&tree)
+            .status()
+            .expect("run sh");
+        assert!(piped.success());
+        let python = out.path().join("python.zip");
+        crate::package_support::python(
+            "import os, sys, zipfile\n\
+             os.chdir(sys.argv[1])\n\
+             with zipfile.ZipFile(sys.argv[2], 'w', zipfile.ZIP_DEFLATED) as z:\n\
+             \x20   for root, dirs, files in os.walk('.'):\n\
+             \x20       for f in dirs + files:\n\
+             \x20           z.write(os.path.join(root, f)[2:])\n",
+            &[tree.to_str().expect("utf8"), python.to_str().expect("utf8")],
+        );
+        for zip in [&info_zip, &streamed, &python] {
+            let (code, text) = check(&[zip.as_path()]);
+            assert_eq!(code, Some(0), "{}:\n{text}", zip.display());
+        }
+        let (_, text) = check(&[streamed.as_path()]);
+        assert!(text.contains("data descriptors"), "{text}");
+    }
+
+    /// Item 7: ESC, NUL and LF in entry names (and in the zip's own name) are printed escaped.
+    #[test]
+    fn control_characters_from_the_package_are_printed_escaped() {
+        let (dir, mut members) = members("plain-wsgi");
+        for name in [
+            &b"PlainWsgi/\x1b[2J\x1b]0;owned\x07.txt"[..],
+            b"PlainWsgi/nul\0.txt",
+            b"PlainWsgi/line\nerror[Z00]: forged.txt",
+        ] {
+            members.push(Member::new(name, b"x"));
+        }
+        let directory: Vec<(usize, Option<&[u8]>)> =
+            (0..members.len()).map(|j| (j, None)).collect();
+        let zip = write(&dir, "evil\x1b[31m.zip", &forge_zip(&members, &directory));
+        let o = iiswsgi(&["check", zip.to_str().expect("utf8")], None);
+        let out = [o.stdout.as_slice(), o.stderr.as_slice()].concat();
+        let text = String::from_utf8_lossy(&out);
+        assert_eq!(o.status.code(), Some(1), "{text}");
+        for c in [0x1b, 0x00, 0x07] {
+            assert!(!out.contains(&c), "raw {c:#04x} in the output:\n{text}");
+        }
+        assert!(
+            !text.lines().any(|l| l.starts_with("error[Z00]")),
+            "a name forged a line:\n{text}"
+        );
+        for shown in [
+            r"\x1b[2J\x1b]0;owned\x07.txt",
+            r"nul\x00.txt",
+            r"line\nerror[Z00]",
+            r"evil\x1b[31m.zip",
+        ] {
+            assert!(text.contains(shown), "{shown} not shown:\n{text}");
+        }
+    }
+
+    /// Item 8: a 210,000-character setAcl path passed `check` and failed `package`.
+    #[test]
+    fn set_acl_path_too_long_for_its_parameter_fails_check_as_package() {
+        let (_tmp, dir) = example_copy("plain-wsgi");
+        let path = dir.join("iiswsgi.toml");
+        let mut text = std::fs::read_to_string(&path).expect("read");
+        text.push_str(&format!(
+            "\n[[iis.set-acl]]\npath = \"{}\"\naccess = [\"Read\"]\n",
+            "a".repeat(210_000)
+        ));
+        std::fs::write(&path, text).expect("write");
+        let (code, out) = check(&[&path]);
+        assert_eq!(code, Some(1), "check accepted it:\n{out}");
+        assert!(out.contains("iis.set-acl.path"), "{out}");
+        let dist = tempfile::tempdir().expect("tmp");
+        let o = iiswsgi(
+            &[
+                "package",
+                dir.to_str().expect("utf8"),
+                "--out",
+                dist.path().to_str().expect("utf8"),
+            ],
+            Some(EPOCH),
+        );
+        assert!(!o.status.success(), "package accepted it");
+        assert!(text_of(&o).contains("iis.set-acl.path"), "{}", text_of(&o));
+    }
+
+    /// Item 8, at the limits: the largest manifest `check` accepts (256 setAcl paths, 256
+    /// parameters of 64 entries) packages, and its package checks clean; one more setAcl path
+    /// and `check` refuses the manifest as `package` does.
+    #[test]
+    fn manifest_at_every_cap_packages_and_one_past_is_refused_by_both() {
+        let (_tmp, dir) = example_copy("plain-wsgi");
+        let path = dir.join("iiswsgi.toml");
+        let base = std::fs::read_to_string(&path).expect("read");
+        let mut text = base.clone();
+        for i in 0..256 {
+            text.push_str(&format!(
+                "\n[[parameters]]\nname = \"P{i}\"\ndefault = \"v\"\nentries = [\n"
+            ));
+            for j in 0..64 {
+                text.push_str(&format!(
+                    "{{kind=\"TextFile\",scope='app',match='K{i}_{j}'}},\n"
+                ));
+            }
+            text.push_str("]\n");
+        }
+        let acls = |n: usize| -> String {
+            (0..n)
+                .map(|i| format!("\n[[iis.set-acl]]\npath = \"data/d{i}\"\n"))
+                .collect()
+        };
+        for i in 0..256 {
+            let d = dir.join(format!("data/d{i}"));
+            std::fs::create_dir_all(&d).expect("mkdir");
+            std::fs::write(d.join("keep.txt"), "x").expect("write");
+        }
+        std::fs::write(&path, format!("{text}{}", acls(256))).expect("write");
+        let dist = tempfile::tempdir().expect("tmp");
+        let zip = package(&dir, dist.path());
+        let (code, out) = check(&[&zip]);
+        assert_eq!(code, Some(0), "{out}");
+
+        std::fs::write(&path, format!("{base}{}", acls(257))).expect("write");
+        let (code, out) = check(&[&path]);
+        assert_eq!(code, Some(1), "{out}");
+        assert!(
+            out.contains("more than 256 `[[iis.set-acl]]` entries"),
+            "{out}"
+        );
+    }
+
+    fn text_of(o: &std::process::Output) -> String {
+        crate::package_support::text(o)
+    }
+}

@@ -166,3 +166,93 @@ pub fn python_zip(path: &Path, files: &[(&str, &str)], zip64: bool) {
         ],
     );
 }
+
+/// One member of a zip built byte by byte with [`forge_zip`]: what its local header says and
+/// the bytes that follow it.
+#[derive(Debug, Clone)]
+pub struct Member {
+    /// The name in the local header.
+    pub name: Vec<u8>,
+    /// 0 (stored) or 8 (deflate).
+    pub method: u16,
+    /// CRC-32 of the uncompressed bytes.
+    pub crc: u32,
+    /// Uncompressed size.
+    pub size: u32,
+    /// The bytes as stored (compressed for method 8).
+    pub data: Vec<u8>,
+}
+
+impl Member {
+    /// A member deflated from `data` (stored when it is empty).
+    pub fn new(name: impl Into<Vec<u8>>, data: &[u8]) -> Member {
+        use std::io::Write;
+        let (method, stored) = if data.is_empty() {
+            (0, Vec::new())
+        } else {
+            let mut z =
+                flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+            z.write_all(data).expect("deflate");
+            (8, z.finish().expect("deflate"))
+        };
+        Member {
+            name: name.into(),
+            method,
+            crc: crc32fast::hash(data),
+            size: data.len() as u32,
+            data: stored,
+        }
+    }
+}
+
+/// A zip written by hand, so that it can lie: the members' local headers and data in order,
+/// then one central record per `directory` item: (member index, the name the central
+/// directory gives it, or the member's own). Everything else is as iiswsgi writes it (DOS
+/// host, version 2.0, no extra fields, a fixed timestamp).
+pub fn forge_zip(members: &[Member], directory: &[(usize, Option<&[u8]>)]) -> Vec<u8> {
+    let (time, date) = (0u16, (43u16 << 9) | (1 << 5) | 1); // 2023-01-01 00:00
+    let mut out = Vec::new();
+    let mut offsets = Vec::new();
+    for m in members {
+        offsets.push(out.len() as u32);
+        out.extend(0x0403_4b50u32.to_le_bytes());
+        for v in [20u16, 0, m.method, time, date] {
+            out.extend(v.to_le_bytes());
+        }
+        for v in [m.crc, m.data.len() as u32, m.size] {
+            out.extend(v.to_le_bytes());
+        }
+        out.extend((m.name.len() as u16).to_le_bytes());
+        out.extend(0u16.to_le_bytes());
+        out.extend(&m.name);
+        out.extend(&m.data);
+    }
+    let cd_start = out.len() as u32;
+    for &(i, name) in directory {
+        let m = &members[i];
+        let name = name.unwrap_or(&m.name);
+        out.extend(0x0201_4b50u32.to_le_bytes());
+        for v in [20u16, 20, 0, m.method, time, date] {
+            out.extend(v.to_le_bytes());
+        }
+        for v in [m.crc, m.data.len() as u32, m.size] {
+            out.extend(v.to_le_bytes());
+        }
+        for v in [name.len() as u16, 0, 0, 0, 0] {
+            out.extend(v.to_le_bytes());
+        }
+        let external: u32 = if name.ends_with(b"/") { 0x10 } else { 0x20 };
+        out.extend(external.to_le_bytes());
+        out.extend(offsets[i].to_le_bytes());
+        out.extend(name);
+    }
+    let cd_size = out.len() as u32 - cd_start;
+    out.extend(0x0605_4b50u32.to_le_bytes());
+    for v in [0u16, 0, directory.len() as u16, directory.len() as u16] {
+        out.extend(v.to_le_bytes());
+    }
+    out.extend(cd_size.to_le_bytes());
+    out.extend(cd_start.to_le_bytes());
+    out.extend(0u16.to_le_bytes());
+    out
+}

@@ -12,7 +12,9 @@
 //! ```
 //!
 //! Lines and columns are 1-based and count characters, not bytes. No I/O here: a
-//! [`SourceFile`] holds the text the spans refer to.
+//! [`SourceFile`] holds the text the spans refer to. Control characters in what is printed
+//! (the quoted line, values in messages) are escaped ([`crate::printable`]), and the caret
+//! follows the escaped line.
 
 use std::fmt;
 use std::ops::Range;
@@ -41,14 +43,22 @@ impl Severity {
 pub struct SourceFile {
     name: String,
     text: Arc<str>,
+    /// Byte offset of each line's start, so that a position's line is a binary search: a
+    /// manifest with thousands of diagnostics must not rescan the text for each one.
+    line_starts: Arc<[usize]>,
 }
 
 impl SourceFile {
     /// A source named `name` (usually the path as the user gave it) with contents `text`.
     pub fn new(name: impl Into<String>, text: impl Into<Arc<str>>) -> Self {
+        let text: Arc<str> = text.into();
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
         SourceFile {
             name: name.into(),
-            text: text.into(),
+            text,
+            line_starts,
         }
     }
 
@@ -66,9 +76,9 @@ impl SourceFile {
     /// character boundary).
     pub fn line_col(&self, at: usize) -> (usize, usize) {
         let at = self.floor(at);
-        let before = &self.text[..at];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        // The last line starting at or before `at` (line_starts[0] is 0).
+        let line = self.line_starts.partition_point(|&start| start <= at);
+        let line_start = self.line_starts[line - 1];
         let col = self.text[line_start..at].chars().count() + 1;
         (line, col)
     }
@@ -91,15 +101,24 @@ impl SourceFile {
             .map_or(self.text.len(), |i| start + i);
         let text = self.text[line_start..line_end].trim_end_matches('\r');
         let (line, _) = self.line_col(start);
-        // The underline copies the line's tabs so it stays aligned however tabs are shown.
+        // The underline copies the line's tabs so it stays aligned however tabs are shown;
+        // an escaped character is as wide as its escape.
+        let shown = |s: &str| crate::printable(s, &['\t']).chars().count();
         let lead: String = self.text[line_start..start]
             .chars()
-            .map(|c| if c == '\t' { '\t' } else { ' ' })
+            .flat_map(|c| {
+                let (fill, n) = if c == '\t' {
+                    ('\t', 1)
+                } else {
+                    (' ', shown(c.encode_utf8(&mut [0; 4])))
+                };
+                std::iter::repeat_n(fill, n)
+            })
             .collect();
-        let width = self.text[start..end.min(line_end)].chars().count().max(1);
+        let width = shown(&self.text[start..end.min(line_end)]).max(1);
         Snippet {
             line,
-            text: text.to_string(),
+            text: crate::printable(text, &['\t']).into_owned(),
             lead,
             width,
         }
@@ -188,13 +207,12 @@ impl Diagnostic {
     /// `file:line:col: message` (or `file: message` without a span), the first line of
     /// the rendering without the severity.
     pub fn headline(&self) -> String {
+        let file = crate::printable(&self.file, &[]);
+        let message = crate::printable(&self.message, &[]);
         if self.span.is_some() {
-            format!(
-                "{}:{}:{}: {}",
-                self.file, self.line, self.column, self.message
-            )
+            format!("{file}:{}:{}: {message}", self.line, self.column)
         } else {
-            format!("{}: {}", self.file, self.message)
+            format!("{file}: {message}")
         }
     }
 }
@@ -213,6 +231,7 @@ impl fmt::Display for Diagnostic {
             writeln!(f, "{pad} | {}{}", s.lead, "^".repeat(s.width))?;
         }
         if let Some(note) = &self.note {
+            let note = crate::printable(note, &['\n']);
             let mut lines = note.lines();
             if let Some(first) = lines.next() {
                 writeln!(f, "{pad} = note: {first}")?;
@@ -222,6 +241,7 @@ impl fmt::Display for Diagnostic {
             }
         }
         if let Some(help) = &self.help {
+            let help = crate::printable(help, &['\n']);
             writeln!(f, "{pad} = help: {help}")?;
         }
         Ok(())
@@ -277,5 +297,18 @@ mod tests {
         let d = Diagnostic::error(&src, 4..4, "expected a value");
         assert_eq!((d.line, d.column), (1, 5));
         assert!(d.to_string().contains("1 | a = \n  |     ^\n"));
+    }
+
+    /// Issue 16 item 7: text from the file never reaches the terminal raw.
+    #[test]
+    fn control_characters_in_the_source_line_are_escaped_and_the_caret_follows() {
+        let src = SourceFile::new("f", "a = \"\x1b[2J\" x\n");
+        let at = src.text().find('x').expect("x");
+        let d = Diagnostic::error(&src, at..at + 1, "bad \x1b[31m value");
+        let s = d.to_string();
+        assert!(!s.contains('\x1b'), "{s:?}");
+        assert!(s.contains("1 | a = \"\\x1b[2J\" x\n"), "{s}");
+        assert!(s.contains(&format!("  | {}^\n", " ".repeat(14))), "{s}");
+        assert!(s.contains("bad \\x1b[31m value"), "{s}");
     }
 }

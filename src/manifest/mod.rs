@@ -30,6 +30,7 @@ use globset::GlobSet;
 use regex::Regex;
 
 pub mod diagnostic;
+pub mod dotnet_regex;
 pub mod exe_path;
 pub mod factory_call;
 mod load;
@@ -175,7 +176,8 @@ impl CheckReport {
     pub fn render(&self) -> String {
         let mut out = diagnostic::render(&self.diagnostics);
         let (e, w) = (self.errors(), self.warnings());
-        let name = self.path.display();
+        let name = self.path.display().to_string();
+        let name = crate::printable(&name, &[]);
         if e > 0 {
             out.push_str(&format!(
                 "error: {name}: {e} error{}, {w} warning{}\n",
@@ -246,10 +248,19 @@ impl Manifest {
     /// Reads and validates the manifest at `path`, and checks that the files it names
     /// (requirements, local icon and screenshot) exist.
     pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
-        let text = fs_err::read_to_string(path).map_err(|source| ManifestError::Read {
+        use std::io::Read;
+        let read_error = |source| ManifestError::Read {
             path: path.to_path_buf(),
             source,
-        })?;
+        };
+        // One byte past the cap is enough for the validator to report the size.
+        let mut text = String::new();
+        fs_err::File::open(path)
+            .and_then(|f| {
+                f.take(MAX_MANIFEST_BYTES as u64 + 1)
+                    .read_to_string(&mut text)
+            })
+            .map_err(read_error)?;
         let source = SourceFile::new(path.display().to_string(), text);
         let base = path.parent().unwrap_or(Path::new("")).to_path_buf();
         validate::validate(&source, path, Some(&base))
@@ -283,6 +294,18 @@ pub struct AppName(String);
 
 /// Longest accepted [`AppName`].
 pub const APP_NAME_MAX: usize = 64;
+
+/// Largest manifest read, in bytes: a configuration file, not a data set.
+pub const MAX_MANIFEST_BYTES: usize = 1 << 20;
+/// Most `[[iis.set-acl]]` entries. With [`MAX_PARAMETERS`] and [`MAX_PARAMETER_ENTRIES`] this
+/// bounds the Manifest.xml and Parameters.xml a package generates, which the build and
+/// `check` must read back within [`crate::xml::MAX_NODES`]: a manifest `check` accepts is
+/// one `package` builds.
+pub const MAX_SET_ACLS: usize = 256;
+/// Most `[[parameters]]`.
+pub const MAX_PARAMETERS: usize = 256;
+/// Most `entries` of one parameter.
+pub const MAX_PARAMETER_ENTRIES: usize = 64;
 
 /// Why a string is not an [`AppName`]: one phrase that reads after "`app.name` ".
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -841,6 +864,14 @@ impl SetAcl {
     /// Whether the grant lets the app write there ([`WRITE_RIGHTS`]).
     pub fn is_writable(&self) -> bool {
         self.access.iter().any(|a| WRITE_RIGHTS.contains(a))
+    }
+
+    /// The path inside the package of the app named `app`: `App/App_Data`.
+    pub fn package_path(&self, app: &str) -> String {
+        match self.path.as_str() {
+            "" => app.to_string(),
+            sub => format!("{app}/{sub}"),
+        }
     }
 }
 

@@ -538,9 +538,10 @@ mod tests {
         }
     }
 
-    /// `p` made absolute as `resolve` does: unchanged on Unix, on the current drive on Windows.
+    /// `p` made absolute as `resolve` does, against `raw()`'s working directory: unchanged on
+    /// Unix, on the temp dir's drive on Windows.
     fn abs(p: &str) -> PathBuf {
-        std::path::absolute(p).expect("absolute")
+        raw().working_dir.join(p)
     }
 
     mod server_side {
@@ -670,7 +671,7 @@ mod tests {
             .resolve()
             .expect("valid");
             let log = &r.server.log;
-            assert_eq!(log.path, Some(PathBuf::from("/tmp/x.log")));
+            assert_eq!(log.path, Some(abs("/tmp/x.log")));
             assert_eq!(
                 (log.level, log.max_bytes, log.keep),
                 (log::LevelFilter::Warn, 10, 3)
@@ -760,7 +761,7 @@ mod tests {
                 ..raw()
             };
             let log = bad.fallback_log();
-            assert_eq!(log.app_root, Some(PathBuf::from("/srv/shop")));
+            assert_eq!(log.app_root, Some(abs("/srv/shop")));
             assert_eq!((log.path, log.level), (None, log::LevelFilter::Debug));
         }
 

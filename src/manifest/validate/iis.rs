@@ -7,9 +7,10 @@ use std::ops::Range;
 use super::values::closest;
 use super::{Sp, Validator};
 use crate::manifest::{
-    AclResourceType, AppName, ApplicationParameter, DEFAULT_IISWSGI_EXE, FILE_SYSTEM_RIGHTS,
-    FastCgi, Handler, HandlerResourceType, Iis, Protocol, RequestFiltering, RequireAccess, SetAcl,
-    StderrMode, check_exe_path, describe_char, fastcgi_defaults, raw,
+    AclResourceType, AppName, ApplicationParameter, DEFAULT_IISWSGI_EXE, Diagnostic,
+    FILE_SYSTEM_RIGHTS, FastCgi, Handler, HandlerResourceType, Iis, MAX_SET_ACLS, Protocol,
+    RelPath, RequestFiltering, RequireAccess, SetAcl, StderrMode, check_exe_path, describe_char,
+    dotnet_regex, fastcgi_defaults, raw,
 };
 
 impl Validator<'_> {
@@ -29,7 +30,15 @@ impl Validator<'_> {
         let fastcgi = self.fastcgi(i.fastcgi.as_ref());
         let mut set_acl = Vec::new();
         let mut seen: HashMap<String, Range<usize>> = HashMap::new();
-        for (n, acl) in i.set_acl.iter().flatten().enumerate() {
+        let acls = i.set_acl.as_deref().unwrap_or(&[]);
+        if let Some(extra) = acls.get(MAX_SET_ACLS) {
+            let span = extra
+                .path
+                .as_ref()
+                .map_or_else(|| self.header_span("[iis.set-acl]"), Sp::span);
+            self.at_most("`[[iis.set-acl]]` entries", acls.len(), MAX_SET_ACLS, span);
+        }
+        for (n, acl) in acls.iter().take(MAX_SET_ACLS).enumerate() {
             if acl.path.is_none()
                 && self
                     .removed
@@ -37,7 +46,7 @@ impl Validator<'_> {
             {
                 continue;
             }
-            if let Some(a) = self.set_acl(acl) {
+            if let Some(a) = self.set_acl(acl, placeholder) {
                 let key = a.path.as_str().to_ascii_lowercase();
                 let span = acl.path.as_ref().map_or(0..0, Sp::span);
                 if let Some(first) = seen.get(&key) {
@@ -308,7 +317,7 @@ impl Validator<'_> {
         })
     }
 
-    fn set_acl(&mut self, a: &raw::RawSetAcl) -> Option<SetAcl> {
+    fn set_acl(&mut self, a: &raw::RawSetAcl, app: &str) -> Option<SetAcl> {
         let path = match &a.path {
             None => {
                 let span = a
@@ -339,6 +348,7 @@ impl Validator<'_> {
             }
             p => p,
         };
+        let path = path.filter(|p| self.set_acl_parameter(a, p, app));
         let mut access = Vec::new();
         let mut ok = true;
         match &a.access {
@@ -392,5 +402,36 @@ impl Validator<'_> {
             resource_type: a.resource_type.unwrap_or(AclResourceType::Directory),
             ship_contents: a.ship_contents.unwrap_or(false),
         })
+    }
+
+    /// Whether the hidden parameter the package declares for this setAcl path is one
+    /// `check` accepts: its ProviderPath `match` is judged by the same function as P04.
+    fn set_acl_parameter(&mut self, a: &raw::RawSetAcl, path: &RelPath, app: &str) -> bool {
+        let acl = SetAcl {
+            path: path.clone(),
+            access: Vec::new(),
+            user: None,
+            resource_type: AclResourceType::Directory,
+            ship_contents: false,
+        };
+        let Err(e) = dotnet_regex::compile(&dotnet_regex::literal_match(&acl.package_path(app)))
+        else {
+            return true;
+        };
+        let span = a.path.as_ref().map_or(0..0, Sp::span);
+        self.push(
+            Diagnostic::error(
+                self.src,
+                span,
+                format!(
+                    "`iis.set-acl.path` is too long for the package's setAcl parameter: {e}"
+                ),
+            )
+            .with_help(format!(
+                "the package matches this path with a regex of at most {} bytes compiled; use a shorter path",
+                dotnet_regex::SIZE_LIMIT
+            )),
+        );
+        false
     }
 }

@@ -37,6 +37,23 @@ pub(super) fn validate(
     path: &Path,
     base: Option<&Path>,
 ) -> Result<Manifest, ManifestError> {
+    if source.text().len() > super::MAX_MANIFEST_BYTES {
+        return Err(ManifestError::Invalid {
+            path: path.to_path_buf(),
+            diagnostics: vec![
+                Diagnostic::at(
+                    super::Severity::Error,
+                    source,
+                    None,
+                    format!(
+                        "the manifest is larger than {} bytes",
+                        super::MAX_MANIFEST_BYTES
+                    ),
+                )
+                .with_help("iiswsgi.toml describes one app; keep data in files it names"),
+            ],
+        });
+    }
     let mut parsed = load::parse(source);
     let mut v = Validator {
         src: source,
@@ -113,6 +130,19 @@ impl Validator<'_> {
         text.find(&needle)
             .map(|i| i..i + needle.len())
             .unwrap_or(0..0)
+    }
+
+    /// Reports the first item past `max` in a list of `what` (at `span`); whether the list fits.
+    fn at_most(&mut self, what: &str, len: usize, max: usize, span: Range<usize>) -> bool {
+        if len <= max {
+            return true;
+        }
+        self.error(
+            span,
+            format!("more than {max} {what}"),
+            "the package's Manifest.xml and Parameters.xml must stay small enough for `iiswsgi check` to read back; merge entries",
+        );
+        false
     }
 
     fn missing(&mut self, section: &str, key: &str, example: &str) {

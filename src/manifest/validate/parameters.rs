@@ -9,8 +9,8 @@ use regex::Regex;
 use super::values::closest;
 use super::{Sp, Validator};
 use crate::manifest::{
-    ApplicationParameter, Entry, EntryKind, PARAMETER_TAGS, Parameter, Validation, ValidationKind,
-    describe_char, raw,
+    ApplicationParameter, Entry, EntryKind, MAX_PARAMETER_ENTRIES, MAX_PARAMETERS, PARAMETER_TAGS,
+    Parameter, Validation, ValidationKind, describe_char, raw,
 };
 
 impl Validator<'_> {
@@ -23,7 +23,16 @@ impl Validator<'_> {
     ) -> Vec<Parameter> {
         let mut out: Vec<(Parameter, Range<usize>)> = Vec::new();
         let mut by_name: HashMap<String, Range<usize>> = HashMap::new();
-        for (i, p) in list.iter().enumerate() {
+        if let Some(extra) = list.get(MAX_PARAMETERS) {
+            let span = extra
+                .name
+                .as_ref()
+                .map(Sp::span)
+                .or_else(|| param_anchor(extra))
+                .unwrap_or_else(|| self.header_span("[parameters]"));
+            self.at_most("`[[parameters]]`", list.len(), MAX_PARAMETERS, span);
+        }
+        for (i, p) in list.iter().take(MAX_PARAMETERS).enumerate() {
             let Some(name_sp) = &p.name else {
                 if self
                     .removed
@@ -93,8 +102,16 @@ impl Validator<'_> {
             let validation = p.validation.as_ref().and_then(|v| self.validation(v));
             let validation_failed = p.validation.is_some() && validation.is_none();
             let mut entries = Vec::new();
-            let mut entries_ok = true;
-            for e in p.entries.iter().flatten() {
+            let raw_entries = p.entries.as_deref().unwrap_or(&[]);
+            let mut entries_ok = match raw_entries.get(MAX_PARAMETER_ENTRIES) {
+                Some(extra) => {
+                    let span = extra.scope.as_ref().map_or(name_sp.span(), Sp::span);
+                    let what = format!("`entries` in parameter {name:?}");
+                    self.at_most(&what, raw_entries.len(), MAX_PARAMETER_ENTRIES, span)
+                }
+                None => true,
+            };
+            for e in raw_entries.iter().take(MAX_PARAMETER_ENTRIES) {
                 match self.entry(e) {
                     Some(e) => entries.push(e),
                     None => entries_ok = false,

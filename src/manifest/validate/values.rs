@@ -4,7 +4,9 @@
 use regex::Regex;
 
 use super::{Sp, Validator};
-use crate::manifest::{Diagnostic, HttpUrl, RelPath, describe_char, is_windows_device_name};
+use crate::manifest::{
+    Diagnostic, HttpUrl, RelPath, describe_char, dotnet_regex, is_windows_device_name,
+};
 
 impl Validator<'_> {
     /// Optional free text: trimmed; an empty string counts as absent (with a warning).
@@ -126,27 +128,24 @@ impl Validator<'_> {
         Some(t.clone())
     }
 
-    /// Compiles a regex; reports it when it does not compile. `dotnet` regexes are applied by
+    /// Whether a regex compiles; reports it when it does not. `dotnet` regexes are applied by
     /// MSDeploy with .NET's engine: constructs .NET has and Rust's `regex` lacks (look-around,
-    /// backreferences) get a warning that they were not checked, not an error.
-    pub(super) fn compile_regex(
-        &mut self,
-        s: &Sp<String>,
-        key: &str,
-        dotnet: bool,
-    ) -> Option<Regex> {
-        self.check_regex(s, key, dotnet)
-            .then(|| Regex::new(s.get()).ok())
-            .flatten()
-    }
-
-    /// Like [`Self::compile_regex`], returning whether the pattern is acceptable.
+    /// backreferences) get a warning that they were not checked, not an error; they are
+    /// judged by [`dotnet_regex::compile`], as `check` judges Parameters.xml.
     pub(super) fn check_regex(&mut self, s: &Sp<String>, key: &str, dotnet: bool) -> bool {
-        let e = match Regex::new(s.get()) {
-            Ok(_) => return true,
-            Err(e) => e.to_string(),
+        let e = if dotnet {
+            match dotnet_regex::compile(s.get()) {
+                Ok(Some(_)) => return true,
+                Ok(None) => dotnet_regex::unverifiable_reason(s.get()).unwrap_or_default(),
+                Err(e) => e.detail(),
+            }
+        } else {
+            match Regex::new(s.get()) {
+                Ok(_) => return true,
+                Err(e) => e.to_string(),
+            }
         };
-        if dotnet && (e.contains("look-around") || e.contains("backreferences")) {
+        if dotnet && dotnet_regex::unverifiable_reason(s.get()).is_some() {
             self.push(
                 Diagnostic::warning(
                     self.src,

@@ -59,12 +59,13 @@ impl Validator<'_> {
         let reload = match &w.reload_regex {
             None => Some(Some(ReloadRegex {
                 source: DEFAULT_RELOAD_REGEX.to_string(),
-                regex: regex(&format!("^(?:{DEFAULT_RELOAD_REGEX})")),
+                regex: default_reload_regex(),
             })),
             Some(s) if s.get().is_empty() => Some(None),
             Some(s) => self
-                .compile_regex(s, "wsgi.reload-regex", false)
-                .and_then(|_| Regex::new(&format!("^(?:{})", s.get())).ok())
+                .check_regex(s, "wsgi.reload-regex", false)
+                .then(|| Regex::new(&format!("^(?:{})", s.get())).ok())
+                .flatten()
                 .map(|regex| {
                     Some(ReloadRegex {
                         source: s.get().clone(),
@@ -235,6 +236,14 @@ const PYTHON_KEYWORDS: &[&str] = &[
     "in", "is", "lambda", "nonlocal", "not", "or", "pass", "raise", "return", "try", "while",
     "with", "yield",
 ];
+
+/// The default reload regex, anchored, compiled once per process.
+fn default_reload_regex() -> Regex {
+    static DEFAULT: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    DEFAULT
+        .get_or_init(|| regex(&format!("^(?:{DEFAULT_RELOAD_REGEX})")))
+        .clone()
+}
 
 #[cfg(test)]
 mod tests {

@@ -59,13 +59,15 @@ pub struct Finding {
     pub message: String,
 }
 
+/// One line: location and message quote the inspected files (entry names, attribute values),
+/// so their control characters are escaped ([`crate::printable`]).
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}[{}]: ", self.severity, self.rule)?;
         if !self.location.is_empty() {
-            write!(f, "{}: ", self.location)?;
+            write!(f, "{}: ", crate::printable(&self.location, &[]))?;
         }
-        f.write_str(&self.message)
+        f.write_str(&crate::printable(&self.message, &[]))
     }
 }
 
@@ -247,7 +249,7 @@ impl FileReport {
         let status = if e > 0 { "error" } else { "ok" };
         out.push_str(&format!(
             "{status}: {} ({}): {e} error{}, {w} warning{}\n",
-            self.path.display(),
+            crate::printable(&self.path.display().to_string(), &[]),
             self.kind,
             plural(e),
             plural(w)

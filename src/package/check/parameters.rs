@@ -13,8 +13,6 @@
 
 use std::collections::{HashMap, HashSet};
 
-use regex::{Regex, RegexBuilder};
-
 use super::Findings;
 use super::manifest_xml::ManifestInfo;
 use crate::manifest::PARAMETER_TAGS;
@@ -737,36 +735,8 @@ fn cross_check(
     }
 }
 
-/// A pattern the `regex` crate rejects. `Display` is the last line of its message: the reason,
-/// without the excerpt of the pattern the caller quotes anyway.
-#[derive(Debug, thiserror::Error)]
-#[error("{}", last_line(.0))]
-pub struct RegexError(regex::Error);
-
-fn last_line(e: &regex::Error) -> String {
-    let msg = e.to_string();
-    msg.lines().last().unwrap_or(&msg).trim().to_string()
-}
-
-/// Compiles a .NET regex case-insensitively: `Ok(None)` when it uses syntax the `regex` crate
-/// lacks (look-around, back-references) and so cannot be verified here.
-pub fn compile(pattern: &str) -> Result<Option<Regex>, RegexError> {
-    match RegexBuilder::new(pattern)
-        .case_insensitive(true)
-        .size_limit(1 << 20)
-        .build()
-    {
-        Ok(r) => Ok(Some(r)),
-        Err(e) => {
-            let msg = e.to_string();
-            if msg.contains("look-around") || msg.contains("backreference") {
-                Ok(None)
-            } else {
-                Err(RegexError(e))
-            }
-        }
-    }
-}
+// P04 and P12 judge regexes exactly as the manifest validator does.
+pub use crate::manifest::dotnet_regex::{RegexError, compile};
 
 /// A light XPath 1.0 sanity check: non-empty, balanced `[]`/`()`, closed quotes.
 fn xpath_problem(x: &str) -> Option<&'static str> {

@@ -6,19 +6,24 @@
 //! the directory and the few entries the rules read are loaded.
 
 use std::collections::HashMap;
+use std::io::{Read, Seek};
 use std::path::Path;
 
 use super::manifest_xml::{self, ManifestInfo};
 use super::parameters::{self, PackageContext};
 use super::{Findings, web_config};
 use crate::package::msdeploy::reader::{
-    ZipDirectory, ZipEntry, has_zip64_block, local_extra, read_directory, read_text,
+    FLAG_DATA_DESCRIPTOR, ZipDirectory, ZipEntry, has_zip64_block, read_descriptor, read_directory,
+    read_local_header, read_text,
 };
 use crate::package::msdeploy::zip_path::{fold_case, name_problem};
 use crate::xml;
 
 /// Largest entry the rules inflate (Manifest.xml, Parameters.xml, web.config…).
 pub const MAX_ENTRY_BYTES: u64 = 16 << 20;
+
+/// Entries reported one by one for each kind of local-header fault; the rest are counted.
+const MAX_REPORTED: usize = 10;
 
 /// Z02–Z07 and Z10 on the directory alone.
 pub fn lint_directory(dir: &ZipDirectory) -> Findings {
@@ -186,25 +191,31 @@ pub fn lint_directory(dir: &ZipDirectory) -> Findings {
     f
 }
 
-/// Z01, Z08, Z09 and the M/O/P/C rules of the XML inside; `label` names the zip.
+/// Z01, Z08, Z09 and the M/O/P/C rules of the XML inside, for the zip at `path`.
 pub fn lint_package(path: &Path) -> Findings {
     let label = path.file_name().map_or_else(
         || path.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
     );
-    let mut f = Findings::default();
-    let mut file = match fs_err::File::open(path) {
-        Ok(file) => file,
+    match fs_err::File::open(path) {
+        Ok(mut file) => lint_package_from(&mut file, &label),
         Err(e) => {
+            let mut f = Findings::default();
             f.error("IO", "", crate::error_chain(&e, ": "));
-            return f.prefixed(&label);
+            f.prefixed(&label)
         }
-    };
+    }
+}
+
+/// [`lint_package`] on a zip read from `file`; `label` names it in every finding.
+pub fn lint_package_from<R: Read + Seek>(file: &mut R, label: &str) -> Findings {
+    let mut f = Findings::default();
+    let mut file = file;
     let dir = match read_directory(&mut file) {
         Ok(dir) => dir,
         Err(e) => {
             f.error("Z05", "", format!("not a readable zip: {e}"));
-            return f.prefixed(&label);
+            return f.prefixed(label);
         }
     };
     f.extend(lint_directory(&dir));
@@ -218,7 +229,7 @@ pub fn lint_package(path: &Path) -> Findings {
     let manifest = match (manifest, archive) {
         (Some(_), Some(_)) => {
             f.error("Z01", "", "both Manifest.xml and archive.xml at the root; msdeploy cannot tell which shape this is".into());
-            return f.prefixed(&label);
+            return f.prefixed(label);
         }
         (None, Some(_)) => {
             f.warn(
@@ -227,11 +238,11 @@ pub fn lint_package(path: &Path) -> Findings {
                 "archive package (archive.xml), not checked: iiswsgi checks manifest packages"
                     .into(),
             );
-            return f.prefixed(&label);
+            return f.prefixed(label);
         }
         (None, None) => {
             f.error("Z01", "", "no Manifest.xml at the root of the zip".into());
-            return f.prefixed(&label);
+            return f.prefixed(label);
         }
         (Some(m), None) => m,
     };
@@ -245,7 +256,7 @@ pub fn lint_package(path: &Path) -> Findings {
         }
     };
     let Some(text) = read(manifest, &mut f) else {
-        return f.prefixed(&label);
+        return f.prefixed(label);
     };
     let info = match xml::parse(&text) {
         Ok(root) => manifest_xml::lint(&root, &manifest.name),
@@ -255,7 +266,7 @@ pub fn lint_package(path: &Path) -> Findings {
                 format!("{}:{}", manifest.name, e.line),
                 format!("not well-formed XML: {}", e.message),
             );
-            return f.prefixed(&label);
+            return f.prefixed(label);
         }
     };
     // The M and O rules of the Manifest.xml inside (issue 16 item 6: an injected runCommand
@@ -338,37 +349,85 @@ pub fn lint_package(path: &Path) -> Findings {
             }
         }
     }
-    f.prefixed(&label)
+    f.prefixed(label)
 }
 
-/// Z05/Z06 on the local headers, whose extra fields can differ from the directory's.
-fn local_headers<R: std::io::Read + std::io::Seek>(
-    r: &mut R,
-    dir: &ZipDirectory,
-    f: &mut Findings,
-) {
+/// Z05 and Z06 on the local headers. Each must agree with its central record (name, method,
+/// flags, CRC-32 and sizes, and the data descriptor's), since readers that trust one copy
+/// extract other files than readers that trust the other; none may carry a Zip64 block; and
+/// the entries' bytes must lie in directory order, without overlapping, before the central
+/// directory (1,000 records sharing one member is a zip bomb). Local extra fields the
+/// directory does not show are a Z06 warning.
+fn local_headers<R: Read + Seek>(r: &mut R, dir: &ZipDirectory, f: &mut Findings) {
     let mut zip64 = None;
     let mut extras = None;
+    let mut disagreeing = Faults::default();
+    let mut misplaced = Faults::default();
+    // The entry whose bytes end last so far: (name, start, end).
+    let mut previous: Option<(&str, u64, u64)> = None;
     for e in &dir.entries {
-        match local_extra(r, e) {
-            Ok(extra) => {
-                if has_zip64_block(&extra) && zip64.is_none() {
-                    zip64 = Some(e.name.as_str());
-                }
-                if !extra.is_empty() && e.extra.is_empty() && extras.is_none() {
-                    extras = Some(e.name.as_str());
-                }
-            }
+        let name = e.name.as_str();
+        let h = match read_local_header(r, e) {
+            Ok(h) => h,
             Err(err) => {
-                f.error(
-                    "Z05",
-                    e.name.as_str(),
-                    format!("unreadable local header: {err}"),
-                );
+                f.error("Z05", name, format!("unreadable local header: {err}"));
                 return;
             }
+        };
+        if has_zip64_block(&h.extra) && zip64.is_none() {
+            zip64 = Some(name);
+        }
+        if !h.extra.is_empty() && e.extra.is_empty() && extras.is_none() {
+            extras = Some(name);
+        }
+        let mut differences = h.disagreements(e);
+        let mut end = h.data_offset().saturating_add(e.compressed);
+        if e.flags & FLAG_DATA_DESCRIPTOR != 0 {
+            match read_descriptor(r, e, end) {
+                Ok(d) => {
+                    differences.extend(d.disagreements(e));
+                    end += d.len;
+                }
+                Err(err) => disagreeing.push(
+                    f,
+                    name,
+                    format!("no readable data descriptor after its data: {err}"),
+                ),
+            }
+        }
+        for d in differences {
+            disagreeing.push(
+                f,
+                name,
+                format!("{d}: readers that trust one copy extract other files than readers that trust the other"),
+            );
+        }
+        match previous {
+            Some((before, start, _)) if e.offset < start => misplaced.push(
+                f,
+                name,
+                format!("its bytes lie before those of `{before}`, which the central directory lists earlier"),
+            ),
+            Some((before, _, prev_end)) if e.offset < prev_end => misplaced.push(
+                f,
+                name,
+                format!("its bytes overlap those of `{before}`"),
+            ),
+            _ => {}
+        }
+        if end > dir.offset {
+            misplaced.push(
+                f,
+                name,
+                "its bytes run past the start of the central directory".into(),
+            );
+        }
+        if previous.is_none_or(|(_, _, prev_end)| end >= prev_end) {
+            previous = Some((name, e.offset, end));
         }
     }
+    disagreeing.summary(f, "disagree with their local headers");
+    misplaced.summary(f, "overlap, run out of order or past the central directory");
     if let Some(name) = zip64 {
         f.error(
             "Z05",
@@ -379,6 +438,32 @@ fn local_headers<R: std::io::Read + std::io::Seek>(
     }
     if let Some(name) = extras {
         f.warn("Z06", name, "local headers carry extra fields".into());
+    }
+}
+
+/// One kind of local-header fault: the first [`MAX_REPORTED`] are Z05 errors, the rest are
+/// counted in one more.
+#[derive(Default)]
+struct Faults {
+    count: usize,
+}
+
+impl Faults {
+    fn push(&mut self, f: &mut Findings, name: &str, message: String) {
+        self.count += 1;
+        if self.count <= MAX_REPORTED {
+            f.error("Z05", name, message);
+        }
+    }
+
+    fn summary(&self, f: &mut Findings, what: &str) {
+        if self.count > MAX_REPORTED {
+            f.error(
+                "Z05",
+                "",
+                format!("{} more entries {what}", self.count - MAX_REPORTED),
+            );
+        }
     }
 }
 
@@ -553,6 +638,7 @@ mod tests {
                 },
             ],
             zip64: true,
+            offset: 0,
         };
         let f = lint_directory(&dir);
         let count = |r: &str| f.0.iter().filter(|x| x.rule == r).count();
@@ -573,14 +659,89 @@ mod tests {
                 bytes[at % n] = b;
             }
             let mut cursor = Cursor::new(&bytes);
+            let _ = lint_package_from(&mut cursor, "t.zip");
             if let Ok(dir) = read_directory(&mut cursor) {
-                let _ = lint_directory(&dir);
                 for e in &dir.entries {
                     let _ = read_entry(&mut cursor, e, 1 << 20);
-                    let _ = local_extra(&mut cursor, e);
                 }
             }
         }
+    }
+
+    /// Where each central record starts (zips written by [`zip_of`]: no extras, no comments).
+    fn central_records(dir: &ZipDirectory) -> Vec<usize> {
+        let mut at = dir.offset as usize;
+        dir.entries
+            .iter()
+            .map(|e| {
+                let here = at;
+                at += 46 + e.raw_name.len();
+                here
+            })
+            .collect()
+    }
+
+    fn z05(f: &Findings, needle: &str) -> bool {
+        f.0.iter()
+            .any(|x| x.rule == "Z05" && x.message.contains(needle))
+    }
+
+    #[test]
+    fn local_name_that_disagrees_with_the_directory_is_z05_and_not_read() {
+        let mut bytes = zip_of(&[
+            ("Manifest.xml", b"<m><iisApp path='A'/></m>"),
+            ("A/app.py", b"print(1)"),
+        ]);
+        let dir = read_directory(&mut Cursor::new(&bytes)).expect("dir");
+        let e = dir
+            .entries
+            .iter()
+            .find(|e| e.name == "A/app.py")
+            .expect("entry");
+        bytes[e.offset as usize + 30..][..8].copy_from_slice(b"../ap.py");
+        let f = lint_package_from(&mut Cursor::new(&bytes), "t.zip");
+        assert!(z05(&f, "the local header names it `../ap.py`"), "{f:?}");
+        let err = read_entry(&mut Cursor::new(&bytes), e, 100).expect_err("refused");
+        assert!(err.to_string().contains("../ap.py"), "{err}");
+    }
+
+    #[test]
+    fn entries_sharing_or_reordering_bytes_are_z05() {
+        let bytes = zip_of(&[("A/a.txt", b"aaaa"), ("A/b.txt", b"bbbb")]);
+        let dir = read_directory(&mut Cursor::new(&bytes)).expect("dir");
+        let records = central_records(&dir);
+        let offset = |i: usize| (dir.entries[i].offset as u32).to_le_bytes();
+        assert!(
+            lint_package_from(&mut Cursor::new(&bytes), "t.zip")
+                .0
+                .iter()
+                .all(|x| x.rule != "Z05")
+        );
+
+        let mut shared = bytes.clone();
+        shared[records[2] + 42..][..4].copy_from_slice(&offset(1));
+        let f = lint_package_from(&mut Cursor::new(&shared), "t.zip");
+        assert!(z05(&f, "overlap those of `A/a.txt`"), "{f:?}");
+
+        let mut swapped = bytes.clone();
+        swapped[records[1] + 42..][..4].copy_from_slice(&offset(2));
+        swapped[records[2] + 42..][..4].copy_from_slice(&offset(1));
+        let f = lint_package_from(&mut Cursor::new(&swapped), "t.zip");
+        assert!(z05(&f, "lie before those of `A/a.txt`"), "{f:?}");
+    }
+
+    #[test]
+    fn sizes_past_the_central_directory_are_z05() {
+        let mut bytes = zip_of(&[("A/a.txt", b"aaaa")]);
+        let dir = read_directory(&mut Cursor::new(&bytes)).expect("dir");
+        let records = central_records(&dir);
+        let e = &dir.entries[1];
+        // A central compressed size of 1 GiB, and the local header saying the same.
+        for at in [records[1] + 20, e.offset as usize + 18] {
+            bytes[at..][..4].copy_from_slice(&(1u32 << 30).to_le_bytes());
+        }
+        let f = lint_package_from(&mut Cursor::new(&bytes), "t.zip");
+        assert!(z05(&f, "past the start of the central directory"), "{f:?}");
     }
 
     #[test]
@@ -611,6 +772,7 @@ mod tests {
                 },
             ],
             zip64: false,
+            offset: 0,
         };
         assert!(lint_directory(&dir).has("Z10"));
     }

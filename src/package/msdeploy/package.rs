@@ -49,6 +49,7 @@ use crate::deploy::{
     FastCgiKey, INSTALL_STAMP, INSTALL_STAMP_TEXT, install_command, sample_physical_path,
     static_paths, web_config,
 };
+use crate::manifest::dotnet_regex::literal_match;
 use crate::manifest::{AclResourceType, Manifest, SetAcl, check_exe_path};
 use crate::package::check::manifest_xml;
 use crate::package::check::parameters::{self, PackageContext};
@@ -183,7 +184,7 @@ fn iiswsgi_exe<'a>(
 
 /// Computes and renders everything; pure (no I/O, no clock).
 pub fn plan(manifest: &Manifest, options: &PackageOptions) -> Result<Plan, PackageError> {
-    let templates = Templates::new()?;
+    let templates = Templates::shared()?;
     let mut warnings = Findings::default();
     let exe = iiswsgi_exe(manifest, options)?;
     let name = manifest.app.name.as_str();
@@ -200,7 +201,7 @@ pub fn plan(manifest: &Manifest, options: &PackageOptions) -> Result<Plan, Packa
     })?;
     let key = FastCgiKey::for_app(exe, &sample_physical_path(name));
     let sample_web_config = templates.render(&web_config(manifest, &key))?;
-    let deploy = deploy_files::render(&templates, manifest, &parameters, &stem)?;
+    let deploy = deploy_files::render(templates, manifest, &parameters, &stem)?;
 
     lint_generated(
         &Generated {
@@ -413,7 +414,7 @@ fn manifest_xml_context(manifest: &Manifest, exe: &str) -> ManifestXml {
             .set_acl
             .iter()
             .map(|acl| SetAclElement {
-                path: acl_package_path(name, acl),
+                path: acl.package_path(name),
                 access: (!acl.access.is_empty()).then(|| acl.access_attr()),
                 user: acl.user.clone(),
                 resource_type: (acl.resource_type == AclResourceType::File)
@@ -424,14 +425,6 @@ fn manifest_xml_context(manifest: &Manifest, exe: &str) -> ManifestXml {
             path: command,
             provider_options: blob,
         },
-    }
-}
-
-/// `MyApp/App_Data` (or `MyApp` for the app folder itself).
-fn acl_package_path(app: &str, acl: &SetAcl) -> String {
-    match acl.path.as_str() {
-        "" => app.to_string(),
-        sub => format!("{app}/{sub}"),
     }
 }
 
@@ -463,7 +456,7 @@ fn parameters_context(manifest: &Manifest) -> Result<ParametersXml, PackageError
         entries: vec![EntryElement {
             kind: "ProviderPath".into(),
             scope: "iisApp".into(),
-            match_: format!("^{}$", regex::escape(name)),
+            match_: literal_match(name),
         }],
     }];
     for p in &manifest.parameters {
@@ -488,7 +481,7 @@ fn parameters_context(manifest: &Manifest) -> Result<ParametersXml, PackageError
         });
     }
     for acl in &manifest.iis.set_acl {
-        let path = acl_package_path(name, acl);
+        let path = acl.package_path(name);
         let default = match acl.path.as_str() {
             "" => format!("{{{app_parameter}}}"),
             sub => format!("{{{app_parameter}}}/{sub}"),
@@ -502,7 +495,7 @@ fn parameters_context(manifest: &Manifest) -> Result<ParametersXml, PackageError
             entries: vec![EntryElement {
                 kind: "ProviderPath".into(),
                 scope: "setAcl".into(),
-                match_: format!("^{}$", regex::escape(&path)),
+                match_: literal_match(&path),
             }],
         });
     }

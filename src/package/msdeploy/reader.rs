@@ -4,6 +4,13 @@
 //! host system, flag bits, extra fields, raw name bytes). Only the directory and the entries a
 //! caller asks for are loaded, with caps, so a hostile zip cannot make a reader allocate
 //! without bound. Used by `check` (rules Z01–Z10) and `webpi` (`iiswsgi feed`).
+//!
+//! A zip says most things twice: in each entry's local header and in the central directory.
+//! Readers that trust different copies extract different files (a local name of
+//! `../../../app.py` under a central `App/app.py`), so [`LocalHeader::disagreements`] compares
+//! them, [`read_entry`] refuses an entry whose copies disagree, and [`LocalHeader::end`] gives
+//! the extent of each entry's bytes, so `check` can refuse entries that overlap or run out of
+//! order (1,000 directory records sharing one member).
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
@@ -20,6 +27,17 @@ const ZIP64_LOCATOR_SIG: u32 = 0x0706_4b50;
 const ZIP64_EOCD_SIG: u32 = 0x0606_4b50;
 const CENTRAL_SIG: u32 = 0x0201_4b50;
 const LOCAL_SIG: u32 = 0x0403_4b50;
+const DESCRIPTOR_SIG: u32 = 0x0807_4b50;
+
+/// Flag bit 3: CRC and sizes follow the data in a data descriptor (the local header may hold
+/// zeros instead).
+pub const FLAG_DATA_DESCRIPTOR: u16 = 1 << 3;
+
+/// The flag bits that change how an entry is read, and so must agree between its local header
+/// and its central record: encryption (0), data descriptor (3), strong encryption (6), UTF-8
+/// name (11), masked local header (13). Writers may differ on the rest (bits 1–2 record the
+/// deflate level).
+pub const SIGNIFICANT_FLAGS: u16 = 1 | FLAG_DATA_DESCRIPTOR | 1 << 6 | 1 << 11 | 1 << 13;
 
 /// One central-directory record, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +86,187 @@ pub struct ZipDirectory {
     pub entries: Vec<ZipEntry>,
     /// Whether the archive has Zip64 end records.
     pub zip64: bool,
+    /// Where the central directory starts: every entry's bytes must end before it.
+    pub offset: u64,
+}
+
+/// An entry's local header, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalHeader {
+    /// Where the header starts (the central record's offset).
+    pub offset: u64,
+    /// General purpose flags.
+    pub flags: u16,
+    /// Compression method.
+    pub method: u16,
+    /// CRC-32 (zero when a data descriptor follows).
+    pub crc: u32,
+    /// Compressed size (after a Zip64 extra field; zero when a data descriptor follows).
+    pub compressed: u64,
+    /// Uncompressed size (likewise).
+    pub size: u64,
+    /// The name bytes as stored.
+    pub raw_name: Vec<u8>,
+    /// Extra field bytes.
+    pub extra: Vec<u8>,
+}
+
+/// One way an entry's local header (or data descriptor) disagrees with its central record.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Disagreement {
+    /// Another name.
+    #[error("the local header names it `{local}`")]
+    Name {
+        /// The local name (lossy UTF-8).
+        local: String,
+    },
+    /// Another compression method.
+    #[error("the local header says compression method {local}, the directory {central}")]
+    Method {
+        /// Local.
+        local: u16,
+        /// Central.
+        central: u16,
+    },
+    /// Other significant flag bits ([`SIGNIFICANT_FLAGS`]).
+    #[error("the local header's flags {local:#06x} differ from the directory's {central:#06x}")]
+    Flags {
+        /// Local.
+        local: u16,
+        /// Central.
+        central: u16,
+    },
+    /// Another CRC-32, compressed or uncompressed size.
+    #[error("the {place} says {field} {local}, the directory {central}")]
+    Value {
+        /// `local header` or `data descriptor`.
+        place: &'static str,
+        /// `CRC-32`, `compressed size` or `size`.
+        field: &'static str,
+        /// Theirs.
+        local: u64,
+        /// The central directory's.
+        central: u64,
+    },
+}
+
+impl LocalHeader {
+    /// Where the entry's data starts.
+    pub fn data_offset(&self) -> u64 {
+        self.offset + 30 + self.raw_name.len() as u64 + self.extra.len() as u64
+    }
+
+    /// How this header disagrees with `e`, the central record pointing at it. CRC and sizes
+    /// may be zero when a data descriptor carries them (checked by [`Self::end`]'s caller
+    /// through [`read_descriptor`]).
+    pub fn disagreements(&self, e: &ZipEntry) -> Vec<Disagreement> {
+        let mut out = Vec::new();
+        if self.raw_name != e.raw_name {
+            out.push(Disagreement::Name {
+                local: String::from_utf8_lossy(&self.raw_name).into_owned(),
+            });
+        }
+        if self.method != e.method {
+            out.push(Disagreement::Method {
+                local: self.method,
+                central: e.method,
+            });
+        }
+        if self.flags & SIGNIFICANT_FLAGS != e.flags & SIGNIFICANT_FLAGS {
+            out.push(Disagreement::Flags {
+                local: self.flags,
+                central: e.flags,
+            });
+        }
+        let deferred = self.flags & FLAG_DATA_DESCRIPTOR != 0;
+        for (field, local, central) in [
+            ("CRC-32", u64::from(self.crc), u64::from(e.crc)),
+            ("compressed size", self.compressed, e.compressed),
+            ("size", self.size, e.size),
+        ] {
+            if local != central && !(deferred && local == 0) {
+                out.push(Disagreement::Value {
+                    place: "local header",
+                    field,
+                    local,
+                    central,
+                });
+            }
+        }
+        out
+    }
+
+    /// Where the entry's bytes end: after its data, and after its data descriptor when it has
+    /// one (at least 12 bytes; 16 with the optional signature, which is looked for).
+    pub fn end<R: Read + Seek>(&self, r: &mut R, e: &ZipEntry) -> Result<u64, ZipReadError> {
+        let data_end = self.data_offset().saturating_add(e.compressed);
+        if e.flags & FLAG_DATA_DESCRIPTOR == 0 {
+            return Ok(data_end);
+        }
+        Ok(data_end + read_descriptor(r, e, data_end)?.len)
+    }
+}
+
+/// A data descriptor: what follows an entry's data when flag bit 3 is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Descriptor {
+    /// Its length in bytes, signature included.
+    pub len: u64,
+    /// CRC-32.
+    pub crc: u32,
+    /// Compressed size.
+    pub compressed: u64,
+    /// Uncompressed size.
+    pub size: u64,
+}
+
+impl Descriptor {
+    /// How the descriptor disagrees with the central record.
+    pub fn disagreements(&self, e: &ZipEntry) -> Vec<Disagreement> {
+        [
+            ("CRC-32", u64::from(self.crc), u64::from(e.crc)),
+            ("compressed size", self.compressed, e.compressed),
+            ("size", self.size, e.size),
+        ]
+        .into_iter()
+        .filter(|(_, local, central)| local != central)
+        .map(|(field, local, central)| Disagreement::Value {
+            place: "data descriptor",
+            field,
+            local,
+            central,
+        })
+        .collect()
+    }
+}
+
+/// Reads the data descriptor of `e` at `at` (the end of its data): with or without its
+/// optional signature, with 8-byte sizes when the entry uses Zip64.
+pub fn read_descriptor<R: Read + Seek>(
+    r: &mut R,
+    e: &ZipEntry,
+    at: u64,
+) -> Result<Descriptor, ZipReadError> {
+    let wide = e.zip64;
+    let body = if wide { 20 } else { 12 };
+    let b = read_at(r, at, 4)?;
+    let (start, len) = if le32(&b, 0) == DESCRIPTOR_SIG {
+        (at + 4, body + 4)
+    } else {
+        (at, body)
+    };
+    let d = read_at(r, start, body as usize)?;
+    let (compressed, size) = if wide {
+        (le64(&d, 4), le64(&d, 12))
+    } else {
+        (u64::from(le32(&d, 4)), u64::from(le32(&d, 8)))
+    };
+    Ok(Descriptor {
+        len,
+        crc: le32(&d, 0),
+        compressed,
+        size,
+    })
 }
 
 /// Why a zip (or one of its entries) could not be read. The message is complete on its own:
@@ -155,6 +354,14 @@ pub enum ZipReadError {
     Mismatch {
         /// The entry.
         name: String,
+    },
+    /// The local header says something else than the central directory.
+    #[error("{name}: {disagreement}")]
+    Disagrees {
+        /// The entry (its central name).
+        name: String,
+        /// The first difference.
+        disagreement: Disagreement,
     },
     /// A text entry is not UTF-8.
     #[error("{name} is not UTF-8")]
@@ -266,39 +473,71 @@ pub fn read_directory<R: Read + Seek>(r: &mut R) -> Result<ZipDirectory, ZipRead
             found: entries.len(),
         });
     }
-    Ok(ZipDirectory { entries, zip64 })
+    Ok(ZipDirectory {
+        entries,
+        zip64,
+        offset: cd_offset,
+    })
 }
 
 /// Reads the 0x0001 (Zip64) extra block, replacing 0xFFFFFFFF fields.
 fn apply_zip64_extra(e: &mut ZipEntry) {
+    let mut offset = e.offset;
+    e.zip64 = apply_zip64(&e.extra, [&mut e.size, &mut e.compressed, &mut offset]);
+    e.offset = offset;
+}
+
+/// Replaces each 0xFFFFFFFF field, in order, from a Zip64 (0x0001) block of `extra`; whether
+/// there was such a block.
+fn apply_zip64<const N: usize>(extra: &[u8], fields: [&mut u64; N]) -> bool {
     let mut at = 0;
-    while at + 4 <= e.extra.len() {
-        let id = le16(&e.extra, at);
-        let size = le16(&e.extra, at + 2) as usize;
+    let mut found = false;
+    let mut fields = fields;
+    while at + 4 <= extra.len() {
+        let id = le16(extra, at);
+        let size = le16(extra, at + 2) as usize;
         let body = at + 4;
-        if body + size > e.extra.len() {
+        if body + size > extra.len() {
             break;
         }
         if id == 0x0001 {
-            e.zip64 = true;
+            found = true;
             let mut p = body;
-            for field in [&mut e.size, &mut e.compressed, &mut e.offset] {
-                if *field == u64::from(u32::MAX) && p + 8 <= body + size {
-                    *field = le64(&e.extra, p);
+            for field in fields.iter_mut() {
+                if **field == u64::from(u32::MAX) && p + 8 <= body + size {
+                    **field = le64(extra, p);
                     p += 8;
                 }
             }
         }
         at = body + size;
     }
+    found
 }
 
-/// The extra field of an entry's local header (it may differ from the central directory's).
-pub fn local_extra<R: Read + Seek>(r: &mut R, e: &ZipEntry) -> Result<Vec<u8>, ZipReadError> {
+/// Reads the local header `e` points at: fixed fields, name and extra field.
+pub fn read_local_header<R: Read + Seek>(
+    r: &mut R,
+    e: &ZipEntry,
+) -> Result<LocalHeader, ZipReadError> {
     let header = local_header(r, e)?;
-    let name_len = u64::from(le16(&header, 26));
+    let name_len = le16(&header, 26) as usize;
     let extra_len = le16(&header, 28) as usize;
-    read_at(r, e.offset + 30 + name_len, extra_len)
+    let rest = read_at(r, e.offset + 30, name_len + extra_len)?;
+    let mut h = LocalHeader {
+        offset: e.offset,
+        flags: le16(&header, 6),
+        method: le16(&header, 8),
+        crc: le32(&header, 14),
+        compressed: u64::from(le32(&header, 18)),
+        size: u64::from(le32(&header, 22)),
+        raw_name: rest[..name_len].to_vec(),
+        extra: rest[name_len..].to_vec(),
+    };
+    let extra = std::mem::take(&mut h.extra);
+    apply_zip64(&extra, [&mut h.size, &mut h.compressed]);
+    h.extra = extra;
+    Ok(h)
 }
 
 /// Whether an extra field holds a Zip64 (0x0001) block.
@@ -325,9 +564,14 @@ pub fn read_entry<R: Read + Seek>(
             limit,
         });
     }
-    let header = local_header(r, e)?;
-    let skip = 30 + u64::from(le16(&header, 26)) + u64::from(le16(&header, 28));
-    r.seek(SeekFrom::Start(e.offset + skip))
+    let header = read_local_header(r, e)?;
+    if let Some(disagreement) = header.disagreements(e).into_iter().next() {
+        return Err(ZipReadError::Disagrees {
+            name: e.name.clone(),
+            disagreement,
+        });
+    }
+    r.seek(SeekFrom::Start(header.data_offset()))
         .map_err(ZipReadError::Seek)?;
     let raw = r.take(e.compressed);
     let mut out = Vec::new();

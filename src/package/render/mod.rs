@@ -198,6 +198,17 @@ impl Templates {
         Ok(Self { registry })
     }
 
+    /// The templates compiled once per process (they are constants of the binary), for
+    /// callers that render many times (`package`'s plan under the fuzzer).
+    pub fn shared() -> Result<&'static Templates, RenderError> {
+        static SHARED: std::sync::OnceLock<Templates> = std::sync::OnceLock::new();
+        if let Some(t) = SHARED.get() {
+            return Ok(t);
+        }
+        let t = Templates::new()?;
+        Ok(SHARED.get_or_init(|| t))
+    }
+
     /// Renders `context` through its template: checked for forbidden characters, escaped,
     /// CRLF line endings.
     pub fn render<C: Context>(&self, context: &C) -> Result<String, RenderError> {
@@ -207,6 +218,10 @@ impl Templates {
     /// Renders `context` through `source`, a copy of its template read from elsewhere (the
     /// `web.config.hbs` a package ships, rendered by `iiswsgi install` on the target).
     pub fn render_source<C: Context>(source: &str, context: &C) -> Result<String, RenderError> {
+        if source == C::TEMPLATE.source() {
+            // The usual case, an unmodified copy: no need to compile it again.
+            return Templates::shared()?.render(context);
+        }
         let mut registry = Handlebars::new();
         configure(&mut registry);
         registry
