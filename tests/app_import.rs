@@ -70,7 +70,6 @@ fn a_wrong_callable_is_i03_with_the_modules_callables() {
 fn a_venv_without_flask_is_i01_naming_the_missing_package() {
     let (_t, dir) = example_copy("flask-hello");
     venv::empty(&dir.join(".venv"));
-    set_app(&dir, "# venv = \".venv\"", "venv = \".venv\"");
     let (code, out) = check_import(&dir.join("iiswsgi.toml"), None);
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("error[I01]"), "{out}");

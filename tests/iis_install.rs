@@ -43,12 +43,7 @@ fn unpacked_flask_hello() -> (tempfile::TempDir, PathBuf, String) {
     let (tmp, project) = example_copy("flask-hello");
     let manifest = project.join("iiswsgi.toml");
     let text = std::fs::read_to_string(&manifest).expect("manifest");
-    assert!(text.contains("# venv = \".venv\""), "the example changed");
-    std::fs::write(
-        &manifest,
-        text.replace("# venv = \".venv\"", "venv = \".venv\""),
-    )
-    .expect("enable the venv");
+    assert!(text.contains("\nvenv = \".venv\"\n"), "the example changed");
     let zip = package(&project, &tmp.path().join("dist"));
     let app = tmp.path().join("wwwroot").join("Flask Hello");
     let mut run_command = None;
@@ -411,6 +406,14 @@ fn post_install_commands_run_in_the_app_folder_with_the_venv_activated() {
 #[test]
 fn requirements_without_a_venv_are_refused_with_the_fix() {
     let (_tmp, project) = example_copy("flask-hello");
+    let manifest = project.join("iiswsgi.toml");
+    let toml = std::fs::read_to_string(&manifest).expect("manifest");
+    assert!(toml.contains("\nvenv = \".venv\"\n"), "the example changed");
+    std::fs::write(
+        &manifest,
+        toml.replace("\nvenv = \".venv\"\n", "\n# venv = \".venv\"\n"),
+    )
+    .expect("write manifest");
     let out = install(&["install".into(), project.display().to_string()], None);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");

@@ -721,7 +721,7 @@ fn readme_msdeploy_command_carries_flask_hellos_skip_rules() {
     let zip = package(&example("flask-hello"), out.path());
     let script = zip.with_file_name("FlaskHello-0.1.0.deploy.cmd");
     let rules = crate::support::msdeploy_sync::skips_of_deploy_cmd(&script);
-    assert_eq!(rules.len(), 6, "{rules:?}");
+    assert_eq!(rules.len(), 9, "{rules:?}");
     let readme = std::fs::read_to_string(repo().join("README.md")).expect("README");
     for rule in rules {
         assert!(

@@ -65,6 +65,26 @@ fn flask_hello() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/flask-hello")
 }
 
+/// The files of examples/flask-hello copied into `dir`, with the manifest's `venv` key
+/// commented out: the app's venv is then the one the binary sits in.
+fn flask_hello_naming_no_venv(dir: &Path) {
+    for entry in std::fs::read_dir(flask_hello()).expect("examples/flask-hello") {
+        let path = entry.expect("entry").path();
+        if path.is_file() {
+            let name = path.file_name().expect("file name");
+            std::fs::copy(&path, dir.join(name)).expect("copy the example");
+        }
+    }
+    let manifest = dir.join("iiswsgi.toml");
+    let text = std::fs::read_to_string(&manifest).expect("manifest");
+    assert!(text.contains("\nvenv = \".venv\"\n"), "the example changed");
+    std::fs::write(
+        &manifest,
+        text.replace("\nvenv = \".venv\"\n", "\n# venv = \".venv\"\n"),
+    )
+    .expect("write manifest");
+}
+
 /// `venv` as the binary sees it (`/proc/self/exe` is canonical).
 fn canonical(venv: &Path) -> PathBuf {
     venv.canonicalize().expect("canonical venv")
@@ -155,11 +175,13 @@ fn explicit_venv_beats_the_binary_location() {
 fn installed_binary_serves_flask_hello_from_its_own_venv_through_iis() {
     let it = installed();
     let dir = tempfile::tempdir().expect("tempdir");
+    let app = tempfile::tempdir().expect("tempdir");
+    flask_hello_naming_no_venv(app.path());
     let log = dir.path().join("iiswsgi.log");
     let mut cmd = Command::new(&it.bin);
     cmd.arg("run")
         .arg("--manifest")
-        .arg(flask_hello().join("iiswsgi.toml"))
+        .arg(app.path().join("iiswsgi.toml"))
         .arg("--log")
         .arg(&log)
         .args(["--reload-pattern", ""])
@@ -222,13 +244,7 @@ fn installed_binary_serves_flask_hello_from_its_own_venv_through_iis() {
 fn iis_enable_registers_the_binary_and_the_python_of_its_venv() {
     let it = installed();
     let dir = tempfile::tempdir().expect("tempdir");
-    for entry in std::fs::read_dir(flask_hello()).expect("examples/flask-hello") {
-        let path = entry.expect("entry").path();
-        if path.is_file() {
-            let name = path.file_name().expect("file name");
-            std::fs::copy(&path, dir.path().join(name)).expect("copy the example");
-        }
-    }
+    flask_hello_naming_no_venv(dir.path());
     let out = Command::new(&it.bin)
         .args(["iis", "enable"])
         .arg(dir.path())
