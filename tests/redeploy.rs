@@ -18,8 +18,8 @@ fn project() -> (tempfile::TempDir, PathBuf) {
     let (tmp, project) = example_copy("flask-hello");
     let manifest = project.join("iiswsgi.toml");
     let text = std::fs::read_to_string(&manifest).expect("manifest");
-    let text = text.replace("# venv = \".venv\"", "venv = \".venv\"")
-        + "\n[[iis.set-acl]]\npath = \"uploads\"\naccess = [\"Modify\"]\n";
+    assert!(text.contains("\nvenv = \".venv\"\n"), "the example changed");
+    let text = text + "\n[[iis.set-acl]]\npath = \"uploads\"\naccess = [\"Modify\"]\n";
     std::fs::write(&manifest, text).expect("write");
     std::fs::create_dir_all(project.join("uploads")).expect("mkdir");
     std::fs::write(project.join("uploads/from-my-laptop.jpg"), "dev upload").expect("write");

@@ -132,11 +132,12 @@ mod install {
         let venv: PathBuf = crate::support::venv::frameworks().to_path_buf();
         let manifest = dir.join("iiswsgi.toml");
         let t = std::fs::read_to_string(&manifest).expect("manifest");
+        assert!(t.contains("\nvenv = \".venv\"\n"), "the example changed");
         std::fs::write(
             &manifest,
             t.replacen(
-                "# venv = \".venv\"",
-                &format!("venv = \"{}\"", venv.display()),
+                "\nvenv = \".venv\"\n",
+                &format!("\nvenv = \"{}\"\n", venv.display()),
                 1,
             ),
         )
