@@ -216,12 +216,16 @@ fn threads_finish_every_request_in_flight_on_sigterm_then_exit_zero() {
 fn threads_all_stop_after_system_exit_in_one_of_them() {
     let mut gw = Direct::start(&["--threads", "3"]);
     let server = gw.server.take().expect("server");
-    let replies = gw.get_all(&["/slow?0.5", "/exit"]);
-    assert_eq!(
-        replies[0].0, 200,
-        "the slow request in another thread finishes"
-    );
-    assert_eq!(replies[1].0, 500, "SystemExit answers 500");
+    // `/exit` only once `/slow` is running: an exit that comes first stops the server
+    // before it has read the other connection's request.
+    let (slow, exit) = std::thread::scope(|s| {
+        let slow = s.spawn(|| gw.get("/slow?1"));
+        wait::log_contains(&gw.log, "sleeping: /slow", Duration::from_secs(20));
+        let exit = gw.get("/exit");
+        (slow.join().expect("client thread"), exit)
+    });
+    assert_eq!(slow.0, 200, "the slow request in another thread finishes");
+    assert_eq!(exit.0, 500, "SystemExit answers 500");
     let (status, _, _) = server.wait(Duration::from_secs(10));
     let log = gw.log();
     assert!(status.success(), "{status:?}\n{log}");

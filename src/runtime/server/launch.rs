@@ -30,6 +30,9 @@ where
     A: Application,
     F: FnOnce(&ServerInfo) -> Result<A, Box<dyn std::error::Error + Send + Sync>>,
 {
+    // Stop signals wait (pending) until their handlers are installed in `serve`.
+    #[cfg(unix)]
+    signals::hold_stop_signals();
     let destination = logging::init(&options.log);
     log::info!(
         "iiswsgi {} starting (pid {}); log: {destination}",
@@ -41,6 +44,8 @@ where
         Err(e) => {
             log::error!("{e}");
             logging::flush();
+            #[cfg(unix)]
+            signals::release_stop_signals();
             return Err(RunError::Transport(e));
         }
     };
@@ -54,6 +59,8 @@ where
     };
     #[cfg_attr(not(unix), allow(unused_mut))]
     let mut result = serve(&options, &mut transport, &info, make_app);
+    #[cfg(unix)]
+    signals::release_stop_signals(); // when `serve` failed before installing the handlers
     #[cfg(unix)]
     if let Ok(report) = &mut result
         && report.reason == StopReason::Reload
@@ -109,6 +116,8 @@ where
             socket: transport.created_socket().map(Path::to_path_buf),
         },
     );
+    #[cfg(unix)]
+    signals::release_stop_signals();
 
     let info = ServerInfo {
         stop: Some(StopHandle::new(Arc::clone(&shutdown))),
