@@ -91,29 +91,12 @@ mod tests {
 
     /// A small package: Manifest.xml, Parameters.xml, web.config and a file.
     fn package() -> Vec<u8> {
-        use crate::package::msdeploy::writer::zip::{ZipOptions, write_zip};
-        use crate::package::msdeploy::writer::{Gate, PackageWriter};
-        use crate::package::msdeploy::zip_path::ZipPath;
-        let mut g = Gate::new(super::TimePolicy::new(1_700_000_000, None));
-        for (name, data) in [
+        crate::package::check::zip::tests::zip_of(&[
             ("Manifest.xml", &b"<MSDeploy.iisApp><iisApp path='A'/><setAcl path='A/d' setAclAccess='Modify'/></MSDeploy.iisApp>"[..]),
             ("Parameters.xml", b"<parameters><parameter name='Application Path' defaultValue='Default Web Site/A' tags='IisApp'><parameterEntry kind='ProviderPath' scope='iisApp' match='^A$'/></parameter></parameters>"),
             ("A/web.config", b"<configuration><system.webServer/></configuration>"),
             ("A/d/x.txt", b"hello hello"),
-        ] {
-            g.add_bytes(&ZipPath::new(name).expect("valid"), data.to_vec())
-                .expect("add");
-        }
-        let mut out = Vec::new();
-        write_zip(
-            &g.into_sorted(),
-            &mut out,
-            &std::env::temp_dir(),
-            std::path::Path::new("t.zip"),
-            &ZipOptions::default(),
-        )
-        .expect("zip");
-        out
+        ])
     }
 
     proptest! {

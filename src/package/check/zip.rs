@@ -545,7 +545,7 @@ fn structure(dir: &ZipDirectory, info: &ManifestInfo, f: &mut Findings) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::package::msdeploy::reader::read_entry;
     use crate::package::msdeploy::timestamp::{DosDateTime, TimePolicy};
@@ -554,7 +554,8 @@ mod tests {
     use crate::package::msdeploy::zip_path::ZipPath;
     use std::io::Cursor;
 
-    fn zip_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+    /// A package zip of `files` (name, bytes), as the writer makes it (also the fuzz tests' seed).
+    pub(crate) fn zip_of(files: &[(&str, &[u8])]) -> Vec<u8> {
         let mut g = Gate::new(TimePolicy::new(1_700_000_000, None));
         for (name, data) in files {
             g.add_bytes(&ZipPath::new(*name).expect("valid"), data.to_vec())
