@@ -68,6 +68,11 @@ impl ExitSignal {
         true
     }
 
+    /// When the first request to exit was made.
+    pub(super) fn requested_at(&self) -> Option<SystemTime> {
+        *self.at.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn requested(&self) -> bool {
         self.requested.load(Ordering::SeqCst)
     }
@@ -162,7 +167,7 @@ impl WsgiApp {
     /// next image too (the watcher of this one has already fired).
     pub fn reload_requested_at(&self) -> Option<SystemTime> {
         match self.exit_requested()? {
-            ExitReason::Reload(_) => *self.exit.at.lock().unwrap_or_else(PoisonError::into_inner),
+            ExitReason::Reload(_) => self.exit.requested_at(),
             ExitReason::SystemExit => None,
         }
     }

@@ -5,7 +5,9 @@
 //!
 //! The rule is wfastcgi's `WSGI_RESTART_FILE_REGEX`: default `.*((\.py)|(\.config))$`, matched
 //! from the start of the path relative to the watched directory; an empty pattern disables the
-//! watcher; a watcher overflow counts as a match.
+//! watcher; a watcher overflow counts as a match. A change is acted on once the tree has been
+//! quiet for [`QUIET`] (an editor's save or a checkout is a burst of events), at most
+//! [`MAX_HOLD`] after it.
 //!
 //! What is never watched ([`ReloadRule::watches_dir`]): `__pycache__`, virtual environments
 //! (the configured one, any folder holding a `pyvenv.cfg`, `.venv`, `venv`), the log folder
@@ -21,6 +23,7 @@
 use std::path::{Component, Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::{Duration, Instant};
 
 use notify::{Event, EventKind, RecursiveMode, Watcher as _};
 use regex::Regex;
@@ -234,8 +237,20 @@ fn add_watch(w: &mut notify::RecommendedWatcher, dir: &Path, log: &dyn LogSink) 
     }
 }
 
-/// The event thread: until the watcher is dropped, adds watches for folders that appear and
-/// asks for the reload on the first change that matches.
+/// How long the watched tree must stay quiet after a matching change before the reload is
+/// asked for: an editor saving (truncate, then write), `git checkout` or a deploy tool copying
+/// several files raises a burst of events, and a reload decided at the first of them would
+/// start the new image while the files are still half-written (one wasted start at best, a
+/// `SyntaxError` and 503s at worst).
+const QUIET: Duration = Duration::from_millis(150);
+
+/// The longest a burst may hold the reload back: a tree that never goes quiet reloads anyway
+/// this long after its first change (the next image then finds what changed since
+/// [`changed_since`]).
+const MAX_HOLD: Duration = Duration::from_secs(2);
+
+/// The event thread: until the watcher is dropped, adds watches for folders that appear and,
+/// once a matching change is followed by [`QUIET`], asks for the reload.
 fn events(
     rule: &ReloadRule,
     rx: &mpsc::Receiver<notify::Result<Event>>,
@@ -244,32 +259,33 @@ fn events(
     log: &dyn LogSink,
 ) {
     while let Ok(event) = rx.recv() {
-        let event = match event {
-            Ok(event) => event,
-            Err(err) => {
-                log.log(&Record {
-                    level: Level::Warn,
-                    from_app: false,
-                    message: &format!("reload watcher error: {err}"),
-                });
-                continue;
-            }
+        let path = match handle(rule, event, watcher, log) {
+            Seen::Gone => return,
+            Seen::Nothing => continue,
+            Seen::Change(path) => path,
         };
-        if !cfg!(windows) && matches!(event.kind, EventKind::Create(_)) {
-            // A new folder (or one moved in): watch it and what it holds.
-            let Some(strong) = watcher.upgrade() else {
-                return;
-            };
-            let mut w = strong.lock().unwrap_or_else(PoisonError::into_inner);
-            for dir in event.paths.iter().filter(|p| p.is_dir()) {
-                for sub in rule.folders(dir) {
-                    add_watch(&mut w, &sub, log);
-                }
+        // A change that matters: let the burst it belongs to end before acting on it. Only
+        // matching changes extend the hold (a log file next to the code grows all the time).
+        let held_since = Instant::now();
+        let mut last_change = held_since;
+        loop {
+            let quiet_left = QUIET.saturating_sub(last_change.elapsed());
+            let hold_left = MAX_HOLD.saturating_sub(held_since.elapsed());
+            let wait = quiet_left.min(hold_left);
+            if wait.is_zero() {
+                break;
+            }
+            match rx.recv_timeout(wait) {
+                Ok(event) => match handle(rule, event, watcher, log) {
+                    Seen::Gone => return,
+                    Seen::Nothing => {}
+                    Seen::Change(_) => last_change = Instant::now(),
+                },
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
             }
         }
-        if let Some(path) = rule.triggered_by(&event)
-            && signal.request(ExitReason::Reload(path.clone()))
-        {
+        if signal.request(ExitReason::Reload(path.clone())) {
             log.log(&Record {
                 level: Level::Info,
                 from_app: false,
@@ -279,6 +295,50 @@ fn events(
             });
         }
     }
+}
+
+/// What one event means to the event thread.
+enum Seen {
+    /// The watcher was dropped: the thread ends.
+    Gone,
+    /// Nothing the rule watches changed.
+    Nothing,
+    /// This path (relative to the root) changed.
+    Change(String),
+}
+
+/// One event: watches a folder that appeared, logs a watcher error, says what changed.
+fn handle(
+    rule: &ReloadRule,
+    event: notify::Result<Event>,
+    watcher: &Weak<Mutex<notify::RecommendedWatcher>>,
+    log: &dyn LogSink,
+) -> Seen {
+    let event = match event {
+        Ok(event) => event,
+        Err(err) => {
+            log.log(&Record {
+                level: Level::Warn,
+                from_app: false,
+                message: &format!("reload watcher error: {err}"),
+            });
+            return Seen::Nothing;
+        }
+    };
+    if !cfg!(windows) && matches!(event.kind, EventKind::Create(_)) {
+        // A new folder (or one moved in): watch it and what it holds.
+        let Some(strong) = watcher.upgrade() else {
+            return Seen::Gone;
+        };
+        let mut w = strong.lock().unwrap_or_else(PoisonError::into_inner);
+        for dir in event.paths.iter().filter(|p| p.is_dir()) {
+            for sub in rule.folders(dir) {
+                add_watch(&mut w, &sub, log);
+            }
+        }
+    }
+    rule.triggered_by(&event)
+        .map_or(Seen::Nothing, Seen::Change)
 }
 
 #[cfg(test)]
@@ -479,5 +539,120 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         assert_eq!(signal.reason(), Some(ExitReason::Reload("app.py".into())));
+    }
+
+    /// The event thread fed by the test: events go in when the test says, and the thread's
+    /// request shows on the signal. Returns the sender, the signal and the thread.
+    fn fed_thread() -> (
+        mpsc::Sender<notify::Result<Event>>,
+        Arc<ExitSignal>,
+        std::thread::JoinHandle<()>,
+    ) {
+        let r = rule(DEFAULT_PATTERN);
+        let (tx, rx) = mpsc::channel();
+        let signal = Arc::new(ExitSignal::new());
+        let thread_signal = signal.clone();
+        let thread = std::thread::spawn(move || {
+            // No Create events are sent: the watcher is never needed.
+            let gone = Weak::new();
+            events(&r, &rx, &gone, &thread_signal, &super::super::StderrLog);
+        });
+        (tx, signal, thread)
+    }
+
+    fn modified(rel: &str) -> notify::Result<Event> {
+        Ok(
+            Event::new(EventKind::Modify(notify::event::ModifyKind::Data(
+                notify::event::DataChange::Content,
+            )))
+            .add_path(Path::new("/srv/app").join(rel)),
+        )
+    }
+
+    fn wait_for_request(signal: &ExitSignal, within: Duration) -> Option<ExitReason> {
+        let deadline = Instant::now() + within;
+        while signal.reason().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        signal.reason()
+    }
+
+    #[test]
+    fn a_burst_of_changes_reloads_once_after_it_went_quiet_naming_its_first_file() {
+        let (tx, signal, thread) = fed_thread();
+        tx.send(modified("app.py")).unwrap();
+        // The thread cannot have acted yet: it holds the change for QUIET after receiving it.
+        std::thread::sleep(QUIET / 3);
+        assert_eq!(signal.reason(), None, "held while the burst may go on");
+        let last = std::time::SystemTime::now();
+        tx.send(modified("views.py")).unwrap();
+        tx.send(modified("static/site.css")).unwrap();
+        assert_eq!(
+            wait_for_request(&signal, Duration::from_secs(10)),
+            Some(ExitReason::Reload("app.py".into()))
+        );
+        let at = signal_at(&signal);
+        let held = at.duration_since(last).unwrap_or_default();
+        assert!(
+            held >= QUIET,
+            "asked {held:?} after the last change, not QUIET"
+        );
+        drop(tx);
+        thread.join().unwrap();
+    }
+
+    #[test]
+    fn a_tree_that_never_goes_quiet_reloads_after_the_longest_hold() {
+        let (tx, signal, thread) = fed_thread();
+        let first = std::time::SystemTime::now();
+        let deadline = Instant::now() + MAX_HOLD * 5;
+        while signal.reason().is_none() && Instant::now() < deadline {
+            tx.send(modified("app.py")).unwrap();
+            std::thread::sleep(QUIET / 4);
+        }
+        assert_eq!(signal.reason(), Some(ExitReason::Reload("app.py".into())));
+        let held = signal_at(&signal).duration_since(first).unwrap_or_default();
+        assert!(held >= MAX_HOLD, "asked after {held:?}");
+        drop(tx);
+        thread.join().unwrap();
+    }
+
+    #[test]
+    fn events_that_do_not_match_do_not_extend_the_hold() {
+        let (tx, signal, thread) = fed_thread();
+        let first = std::time::SystemTime::now();
+        tx.send(modified("app.py")).unwrap();
+        // A log next to the code growing all the time: it must not hold the reload back.
+        let deadline = Instant::now() + MAX_HOLD * 5;
+        while signal.reason().is_none() && Instant::now() < deadline {
+            tx.send(modified("iiswsgi.log")).unwrap();
+            std::thread::sleep(QUIET / 10);
+        }
+        assert_eq!(signal.reason(), Some(ExitReason::Reload("app.py".into())));
+        let held = signal_at(&signal).duration_since(first).unwrap_or_default();
+        assert!(
+            held < MAX_HOLD,
+            "held {held:?}: the log kept it from going quiet"
+        );
+        drop(tx);
+        thread.join().unwrap();
+    }
+
+    #[test]
+    fn changes_that_do_not_match_hold_nothing_and_ask_nothing() {
+        let (tx, signal, thread) = fed_thread();
+        tx.send(modified("static/site.css")).unwrap();
+        tx.send(modified("__pycache__/app.cpython-311.pyc"))
+            .unwrap();
+        drop(tx);
+        // The thread drains what was sent and ends when the sender is gone.
+        thread.join().unwrap();
+        assert_eq!(signal.reason(), None);
+    }
+
+    fn signal_at(signal: &ExitSignal) -> std::time::SystemTime {
+        signal
+            .requested_at()
+            .expect("a request records its instant")
     }
 }
