@@ -293,10 +293,10 @@ fn reload_while_idle_restarts_in_place_without_waiting_for_another_request() {
         "the new image took the socket over: {text}"
     );
     let pid = server.pid().to_string();
-    assert_eq!(
-        text.matches(&format!("starting (pid {pid})")).count(),
-        2,
-        "one process, started twice: {text}"
+    // At least twice: a write that lands after the reload was decided rightly reloads again.
+    assert!(
+        text.matches(&format!("starting (pid {pid})")).count() >= 2,
+        "one process, started again: {text}"
     );
     assert!(socket.exists(), "the socket file never went away");
     let mut conn = std::os::unix::net::UnixStream::connect(&socket).expect("connect");
@@ -362,8 +362,9 @@ fn empty_reload_pattern_disables_reloading() {
         &["--reload-pattern", ""],
     );
     std::fs::write(dir.path().join("other.py"), "X = 1\n").expect("new file");
-    // Proving that nothing happens: a window in which a reload would have started.
-    std::thread::sleep(Duration::from_millis(500));
+    // Proving that nothing happens: a window in which a reload would have started (the
+    // watcher holds a change for 150 ms, then the process stops at once when idle).
+    std::thread::sleep(Duration::from_millis(800));
     assert_eq!(gw.send(&Req::get("/")).text(), "hello", "still serving");
     assert!(!gw.log().contains("reload:"), "{}", gw.log());
 }
@@ -546,8 +547,9 @@ fn manifest_wsgi_section_supplies_app_paths_environment_and_reload_rule() {
         "the manifest's folder"
     );
     std::fs::write(dir.path().join("other.py"), "X = 1\n").expect("change");
-    // Proving that nothing happens: a window in which a reload would have started.
-    std::thread::sleep(Duration::from_millis(500));
+    // Proving that nothing happens: a window in which a reload would have started (the
+    // watcher holds a change for 150 ms, then the process stops at once when idle).
+    std::thread::sleep(Duration::from_millis(800));
     assert_eq!(
         gw.send(&Req::get("/")).text(),
         "hello",

@@ -184,9 +184,8 @@ fn a_reload_under_load_fails_no_request_and_keeps_the_socket() {
         "{log}"
     );
     let pid = s.proc.pid();
-    assert_eq!(
-        log.matches(&format!("starting (pid {pid})")).count(),
-        2,
+    assert!(
+        log.matches(&format!("starting (pid {pid})")).count() >= 2,
         "the same process, re-executed: {log}"
     );
 }
