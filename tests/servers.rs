@@ -1,7 +1,8 @@
 //! `examples/servers/*`: each configuration shipped for users is started as written with the
 //! real Debian server, in front of `iiswsgi run` serving a `django-admin startproject` site
 //! (`support::sites`), and must serve its routes, a non-ASCII path, the admin login (a
-//! CSRF-protected POST) and, where the server serves files, the admin's CSS.
+//! CSRF-protected POST) and, where the server serves files, the admin's CSS. The stock nginx
+//! snippet also serves Flask's tutorial app from its sdist (`support::sites::flaskr_site`).
 //!
 //! "As written" means the file's text, with only its placeholders for the port (80), the
 //! socket and the site folder (`/srv/mysite`) replaced by the test's; each replacement must
@@ -17,7 +18,7 @@ use std::process::{Command, Stdio};
 use crate::support::peers::{
     Peer, PeerKind, Proc, Sandbox, iiswsgi_bin, require_program, start_with_port_retry,
 };
-use crate::support::sites::{check_django_site, django_admin_site};
+use crate::support::sites::{check_django_site, check_flaskr, django_admin_site, flaskr_site};
 
 /// `examples/servers/<name>`, its placeholders replaced: `(placeholder, value)` in order,
 /// each of which must occur.
@@ -39,14 +40,22 @@ fn snippet(name: &str, replacements: &[(&str, String)]) -> String {
 /// The site (a fresh copy) and `iiswsgi run --manifest` on `<sandbox>/mysite.sock`.
 struct App {
     site: PathBuf,
+    /// What the snippets' `/srv/mysite` stands for: the folder whose `static/` they serve.
+    files: PathBuf,
     socket: PathBuf,
     _proc: Option<Proc>,
 }
 
 impl App {
-    /// Copies the site; serves it unless the web server starts iiswsgi itself (`spawned`).
+    /// Copies the Django site; serves it unless the web server starts iiswsgi itself
+    /// (`spawned`).
     fn start(sandbox: &Sandbox, spawned: bool) -> App {
         let site = django_admin_site(&sandbox.join("site"));
+        App::serve(sandbox, site.clone(), site, spawned)
+    }
+
+    /// `site`, whose static files are in `files/static`.
+    fn serve(sandbox: &Sandbox, site: PathBuf, files: PathBuf, spawned: bool) -> App {
         let socket = sandbox.join("mysite.sock");
         let proc = (!spawned).then(|| {
             let mut cmd = Command::new(iiswsgi_bin());
@@ -65,6 +74,7 @@ impl App {
         });
         App {
             site,
+            files,
             socket,
             _proc: proc,
         }
@@ -78,7 +88,7 @@ impl App {
                 "/run/iiswsgi/mysite.sock",
                 self.socket.display().to_string(),
             ),
-            ("/srv/mysite", self.site.display().to_string()),
+            ("/srv/mysite", self.files.display().to_string()),
         ]
     }
 }
@@ -142,6 +152,18 @@ fn nginx_stock_fastcgi_params_serve_the_site_at_the_root() {
         log.contains("serving the app at /"),
         "the inferred mount is logged once:\n{log}"
     );
+}
+
+/// Flask's tutorial app from its sdist, its manifest from `iiswsgi init`, behind the same
+/// stock snippet (its `/static/` alias pointed at flaskr's static folder).
+#[test]
+fn nginx_stock_snippet_serves_flasks_tutorial_app_from_its_sdist() {
+    let sandbox = Sandbox::new("srv-nginx-flaskr");
+    let site = flaskr_site(&sandbox.join("site"));
+    let app = App::serve(&sandbox, site.clone(), site.join("flaskr"), false);
+    let peer = nginx(&sandbox, "nginx.conf", &app);
+    check_flaskr(peer.port, true, "nginx.conf + flaskr");
+    peer.assert_no_upstream_errors();
 }
 
 #[test]

@@ -204,3 +204,191 @@ pub fn check_django_site(port: u16, prefix: &str, static_files: bool, who: &str)
         assert!(r.text().contains("body"), "{who}: {}", r.text());
     }
 }
+
+/// Flask's own tutorial app, flaskr: `examples/tutorial` of the sdist of the Flask the
+/// frameworks venv holds (fetched from PyPI once, its SHA-256 checked against the index), with
+/// the `iiswsgi.toml` that `iiswsgi init` writes for it (only its `venv` line pointed at the
+/// frameworks venv) and the database its README makes (`flask --app flaskr init-db`).
+fn flaskr_template() -> &'static Path {
+    static SITE: OnceLock<PathBuf> = OnceLock::new();
+    SITE.get_or_init(|| {
+        let python = venv::frameworks().join("bin/python");
+        let sdists = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sdists");
+        fs::create_dir_all(&sdists).expect("sdists dir");
+        // PyPI's index names the sdist and its digest; urllib fetches it (`pip download
+        // --no-binary` would also build the package to read its metadata).
+        let sdist = run_stdout(
+            Command::new(&python)
+                .arg("-c")
+                .arg(FETCH_FLASK_SDIST)
+                .arg(&sdists),
+        );
+        let sdist = PathBuf::from(sdist.trim());
+        let top = sdist
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".tar.gz"))
+            .unwrap_or_else(|| panic!("not an sdist: {}", sdist.display()))
+            .to_owned();
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("flaskr-site-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("site dir");
+        run(Command::new("tar")
+            .arg("-xzf")
+            .arg(&sdist)
+            .arg("-C")
+            .arg(&dir)
+            .args(["--strip-components", "3"])
+            .arg(format!("{top}/examples/tutorial")));
+        assert!(
+            dir.join("flaskr/__init__.py").is_file(),
+            "no flaskr in {}",
+            sdist.display()
+        );
+        run(Command::new(super::peers::iiswsgi_bin())
+            .arg("init")
+            .arg(&dir));
+        let manifest = dir.join("iiswsgi.toml");
+        let text = fs::read_to_string(&manifest).expect("iiswsgi.toml from init");
+        assert!(
+            text.contains("app = \"flaskr:create_app()\""),
+            "init finds the tutorial's app factory:\n{text}"
+        );
+        let venv_line = "venv = \".venv\"";
+        assert!(text.contains(venv_line), "init names a venv:\n{text}");
+        let text = text.replace(
+            venv_line,
+            &format!("venv = \"{}\"", venv::frameworks().display()),
+        );
+        fs::write(&manifest, text).expect("iiswsgi.toml");
+        run(Command::new(&python)
+            .args(["-m", "flask", "--app", "flaskr", "init-db"])
+            .current_dir(&dir));
+        assert!(
+            dir.join("instance/flaskr.sqlite").is_file(),
+            "init-db made no database"
+        );
+        dir
+    })
+}
+
+/// Prints the path of Flask's sdist in `sys.argv[1]`, downloading it first if needed, found
+/// by PyPI's simple index in its JSON form (PEP 691), the index pip itself reads.
+const FETCH_FLASK_SDIST: &str = r#"
+import hashlib, importlib.metadata, json, os, sys, urllib.request
+version = importlib.metadata.version("flask")
+index = urllib.request.Request(
+    "https://pypi.org/simple/flask/",
+    headers={"Accept": "application/vnd.pypi.simple.v1+json"},
+)
+with urllib.request.urlopen(index, timeout=60) as r:
+    files = json.load(r)["files"]
+name = f"flask-{version}.tar.gz"
+sdist = next(f for f in files if f["filename"].lower() == name)
+path = os.path.join(sys.argv[1], sdist["filename"])
+if not os.path.exists(path):
+    with urllib.request.urlopen(sdist["url"], timeout=120) as r:
+        data = r.read()
+    if hashlib.sha256(data).hexdigest() != sdist["hashes"]["sha256"]:
+        sys.exit(f"{sdist['url']}: SHA-256 differs from PyPI's")
+    with open(path + ".part", "wb") as f:
+        f.write(data)
+    os.replace(path + ".part", path)
+print(path)
+"#;
+
+fn run_stdout(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A fresh copy of flaskr at `dest` (created), with its own database.
+pub fn flaskr_site(dest: &Path) -> PathBuf {
+    copy_tree(flaskr_template(), dest);
+    dest.to_path_buf()
+}
+
+/// What flaskr needs from the server in front of it, as a user of its tutorial goes through
+/// it: register, log in (a session cookie), write a post with a non-ASCII title, see it on
+/// the index, delete it; `static_files`: the stylesheet at `/static/style.css`.
+pub fn check_flaskr(port: u16, static_files: bool, who: &str) {
+    let mut c = HttpClient::connect(port);
+    let form = |c: &mut HttpClient, path: &str, cookie: &str, body: &str| {
+        let mut headers = vec![("Content-Type", "application/x-www-form-urlencoded")];
+        if !cookie.is_empty() {
+            headers.push(("Cookie", cookie));
+        }
+        c.request("POST", path, &headers, body.as_bytes())
+            .unwrap_or_else(|e| panic!("{who}: POST {path}: {e}"))
+    };
+    let get = |c: &mut HttpClient, path: &str, cookie: &str| {
+        let headers: Vec<(&str, &str)> = if cookie.is_empty() {
+            vec![]
+        } else {
+            vec![("Cookie", cookie)]
+        };
+        c.request("GET", path, &headers, b"")
+            .unwrap_or_else(|e| panic!("{who}: GET {path}: {e}"))
+    };
+    let r = get(&mut c, "/", "");
+    assert_eq!(r.status, 200, "{who}: {}", r.text());
+    assert!(
+        r.text().contains("Posts") && r.text().contains("Register"),
+        "{who}: {}",
+        r.text()
+    );
+    let user = "ana%C3%AFs";
+    let credentials = format!("username={user}&password=tutorial-pass");
+    let r = form(&mut c, "/auth/register", "", &credentials);
+    assert_eq!(r.status, 302, "{who}: register: {}", r.text());
+    assert_eq!(r.header("location"), Some("/auth/login"), "{who}");
+    let r = form(&mut c, "/auth/register", "", &credentials);
+    assert_eq!(r.status, 200, "{who}: a second registration");
+    assert!(
+        r.text().contains("User ana\u{ef}s is already registered."),
+        "{who}: the flashed error, the name decoded from UTF-8: {}",
+        r.text()
+    );
+    let r = form(&mut c, "/auth/login", "", &credentials);
+    assert_eq!(r.status, 302, "{who}: log in: {}", r.text());
+    assert_eq!(r.header("location"), Some("/"), "{who}");
+    let session = set_cookies(&r)
+        .into_iter()
+        .find(|c| c.starts_with("session="))
+        .unwrap_or_else(|| panic!("{who}: no session cookie: {:?}", r.headers));
+    let r = form(
+        &mut c,
+        "/create",
+        &session,
+        "title=Caf%C3%A9+cr%C3%A8me&body=Written+through+iiswsgi.",
+    );
+    assert_eq!(r.status, 302, "{who}: create: {}", r.text());
+    let r = get(&mut c, "/", &session);
+    let page = r.text();
+    assert!(
+        page.contains("Caf\u{e9} cr\u{e8}me") && page.contains("by ana\u{ef}s"),
+        "{who}: the post on the index:\n{page}"
+    );
+    let r = form(&mut c, "/1/delete", &session, "");
+    assert_eq!(r.status, 302, "{who}: delete: {}", r.text());
+    assert!(
+        !get(&mut c, "/", &session).text().contains("Caf\u{e9}"),
+        "{who}: deleted"
+    );
+    assert_eq!(
+        get(&mut c, "/1/update", &session).status,
+        404,
+        "{who}: gone"
+    );
+    if static_files {
+        let r = get(&mut c, "/static/style.css", "");
+        assert_eq!(r.status, 200, "{who}: the stylesheet");
+        assert!(r.text().contains("font-family"), "{who}: {}", r.text());
+    }
+}
