@@ -31,8 +31,7 @@ where
     F: FnOnce(&ServerInfo) -> Result<A, Box<dyn std::error::Error + Send + Sync>>,
 {
     // Stop signals wait (pending) until their handlers are installed in `serve`.
-    #[cfg(unix)]
-    signals::hold_stop_signals();
+    let held = signals::HeldStopSignals::hold();
     let destination = logging::init(&options.log);
     log::info!(
         "iiswsgi {} starting (pid {}); log: {destination}",
@@ -44,8 +43,6 @@ where
         Err(e) => {
             log::error!("{e}");
             logging::flush();
-            #[cfg(unix)]
-            signals::release_stop_signals();
             return Err(RunError::Transport(e));
         }
     };
@@ -58,9 +55,7 @@ where
         stop: None,
     };
     #[cfg_attr(not(unix), allow(unused_mut))]
-    let mut result = serve(&options, &mut transport, &info, make_app);
-    #[cfg(unix)]
-    signals::release_stop_signals(); // when `serve` failed before installing the handlers
+    let mut result = serve(&options, &mut transport, &info, make_app, held);
     #[cfg(unix)]
     if let Ok(report) = &mut result
         && report.reason == StopReason::Reload
@@ -93,6 +88,7 @@ fn serve<A, F>(
     transport: &mut transport::Transport,
     info: &ServerInfo,
     make_app: F,
+    held: signals::HeldStopSignals,
 ) -> Result<RunReport, RunError>
 where
     A: Application,
@@ -116,8 +112,7 @@ where
             socket: transport.created_socket().map(Path::to_path_buf),
         },
     );
-    #[cfg(unix)]
-    signals::release_stop_signals();
+    drop(held);
 
     let info = ServerInfo {
         stop: Some(StopHandle::new(Arc::clone(&shutdown))),

@@ -200,6 +200,7 @@ mod unix {
         CLEAN_EXITS_BEFORE_BACKOFF, QUICK_DEATH, RunOptions, SupervisorError, SupervisorReport,
         SupervisorStop, Workers, backoff,
     };
+    use crate::runtime::server::signals::HeldStopSignals;
     use crate::runtime::transport::{self, SharedListener};
 
     /// What the signal thread tells the loop.
@@ -252,6 +253,8 @@ mod unix {
             std::process::id(),
             workers.processes
         );
+        // Stop signals wait (pending) until the signal thread's handlers exist (`run`).
+        let held = HeldStopSignals::hold();
         let listener = match transport::open_shared(options.listen.as_ref(), options.socket_mode) {
             Ok(Some(l)) => l,
             Ok(None) => {
@@ -286,7 +289,7 @@ mod unix {
                     ever_up: false,
                     fatal: None,
                 };
-                let result = s.run();
+                let result = s.run(held);
                 s.listener.cleanup();
                 result
             });
@@ -348,8 +351,9 @@ mod unix {
     }
 
     impl Supervisor<'_> {
-        fn run(&mut self) -> Result<SupervisorReport, SupervisorError> {
+        fn run(&mut self, held: HeldStopSignals) -> Result<SupervisorReport, SupervisorError> {
             let notes = signal_thread()?;
+            drop(held);
             let now = Instant::now();
             for n in 0..self.workers.processes as usize {
                 self.slots.push(Slot {
