@@ -605,13 +605,8 @@ mod tests {
     fn a_tree_that_never_goes_quiet_reloads_after_the_longest_hold() {
         let (tx, signal, thread) = fed_thread();
         let first = std::time::SystemTime::now();
-        let deadline = Instant::now() + MAX_HOLD * 5;
-        while signal.reason().is_none() && Instant::now() < deadline {
-            tx.send(modified("app.py")).unwrap();
-            std::thread::sleep(QUIET / 4);
-        }
+        let held = send_until_asked(&tx, &signal, "app.py", QUIET / 4, first);
         assert_eq!(signal.reason(), Some(ExitReason::Reload("app.py".into())));
-        let held = signal_at(&signal).duration_since(first).unwrap_or_default();
         assert!(held >= MAX_HOLD, "asked after {held:?}");
         drop(tx);
         thread.join().unwrap();
@@ -623,13 +618,8 @@ mod tests {
         let first = std::time::SystemTime::now();
         tx.send(modified("app.py")).unwrap();
         // A log next to the code growing all the time: it must not hold the reload back.
-        let deadline = Instant::now() + MAX_HOLD * 5;
-        while signal.reason().is_none() && Instant::now() < deadline {
-            tx.send(modified("iiswsgi.log")).unwrap();
-            std::thread::sleep(QUIET / 10);
-        }
+        let held = send_until_asked(&tx, &signal, "iiswsgi.log", QUIET / 10, first);
         assert_eq!(signal.reason(), Some(ExitReason::Reload("app.py".into())));
-        let held = signal_at(&signal).duration_since(first).unwrap_or_default();
         assert!(
             held < MAX_HOLD,
             "held {held:?}: the log kept it from going quiet"
@@ -648,6 +638,26 @@ mod tests {
         // The thread drains what was sent and ends when the sender is gone.
         thread.join().unwrap();
         assert_eq!(signal.reason(), None);
+    }
+
+    /// Sends a change of `rel` every `gap` until the thread asks for the reload (or
+    /// `5 × MAX_HOLD` passed); returns how long after `first` it asked (zero if it did not).
+    fn send_until_asked(
+        tx: &mpsc::Sender<notify::Result<Event>>,
+        signal: &ExitSignal,
+        rel: &str,
+        gap: Duration,
+        first: std::time::SystemTime,
+    ) -> Duration {
+        let deadline = Instant::now() + MAX_HOLD * 5;
+        while signal.reason().is_none() && Instant::now() < deadline {
+            tx.send(modified(rel)).unwrap();
+            std::thread::sleep(gap);
+        }
+        signal
+            .requested_at()
+            .and_then(|at| at.duration_since(first).ok())
+            .unwrap_or_default()
     }
 
     fn signal_at(signal: &ExitSignal) -> std::time::SystemTime {
