@@ -81,7 +81,8 @@ fn template() -> &'static Path {
     })
 }
 
-fn run(cmd: &mut Command) {
+/// Runs `cmd`, which must succeed (else both its streams are shown); returns its stdout.
+fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     assert!(
         out.status.success(),
@@ -89,6 +90,7 @@ fn run(cmd: &mut Command) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// A fresh copy of the site at `dest` (created), with its own database.
@@ -121,18 +123,34 @@ fn set_cookies(r: &HttpResponse) -> Vec<String> {
         .collect()
 }
 
+/// One request on `c`, with `cookie` (if any) and, for a form, its body urlencoded; a
+/// transport failure fails the test, naming `who`.
+fn send(
+    c: &mut HttpClient,
+    method: &str,
+    path: &str,
+    cookie: &str,
+    form: Option<&str>,
+    who: &str,
+) -> HttpResponse {
+    let mut headers = Vec::new();
+    if !cookie.is_empty() {
+        headers.push(("Cookie", cookie));
+    }
+    if form.is_some() {
+        headers.push(("Content-Type", "application/x-www-form-urlencoded"));
+    }
+    let body = form.unwrap_or_default().as_bytes();
+    c.request(method, path, &headers, body)
+        .unwrap_or_else(|e| panic!("{who}: {method} {path}: {e}"))
+}
+
 /// What every server in front of the site must get right, the app mounted at `prefix` (`""`
 /// or `/mysite`); `static_files`: the server serves `STATIC_ROOT` at `<prefix>/static/`.
 pub fn check_django_site(port: u16, prefix: &str, static_files: bool, who: &str) {
     let mut c = HttpClient::connect(port);
     let get = |c: &mut HttpClient, path: &str, cookies: &str| {
-        let headers: Vec<(&str, &str)> = if cookies.is_empty() {
-            vec![]
-        } else {
-            vec![("Cookie", cookies)]
-        };
-        c.request("GET", &format!("{prefix}{path}"), &headers, b"")
-            .unwrap_or_else(|e| panic!("{who}: GET {prefix}{path}: {e}"))
+        send(c, "GET", &format!("{prefix}{path}"), cookies, None, who)
     };
     let r = get(&mut c, "/", "");
     assert_eq!(
@@ -171,17 +189,14 @@ pub fn check_django_site(port: u16, prefix: &str, static_files: bool, who: &str)
         "csrfmiddlewaretoken={token}&username={}&password={}&next={prefix}/admin/",
         ADMIN.0, ADMIN.1
     );
-    let r = c
-        .request(
-            "POST",
-            &format!("{prefix}/admin/login/"),
-            &[
-                ("Cookie", csrf_cookie.as_str()),
-                ("Content-Type", "application/x-www-form-urlencoded"),
-            ],
-            form.as_bytes(),
-        )
-        .unwrap_or_else(|e| panic!("{who}: POST login: {e}"));
+    let r = send(
+        &mut c,
+        "POST",
+        &format!("{prefix}/admin/login/"),
+        &csrf_cookie,
+        Some(&form),
+        who,
+    );
     assert_eq!(r.status, 302, "{who}: the login POST: {}", r.text());
     assert_eq!(
         r.header("location"),
@@ -217,12 +232,10 @@ fn flaskr_template() -> &'static Path {
         fs::create_dir_all(&sdists).expect("sdists dir");
         // PyPI's index names the sdist and its digest; urllib fetches it (`pip download
         // --no-binary` would also build the package to read its metadata).
-        let sdist = run_stdout(
-            Command::new(&python)
-                .arg("-c")
-                .arg(FETCH_FLASK_SDIST)
-                .arg(&sdists),
-        );
+        let sdist = run(Command::new(&python)
+            .arg("-c")
+            .arg(FETCH_FLASK_SDIST)
+            .arg(&sdists));
         let sdist = PathBuf::from(sdist.trim());
         let top = sdist
             .file_name()
@@ -298,16 +311,6 @@ if not os.path.exists(path):
 print(path)
 "#;
 
-fn run_stdout(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// A fresh copy of flaskr at `dest` (created), with its own database.
 pub fn flaskr_site(dest: &Path) -> PathBuf {
     copy_tree(flaskr_template(), dest);
@@ -320,22 +323,10 @@ pub fn flaskr_site(dest: &Path) -> PathBuf {
 pub fn check_flaskr(port: u16, static_files: bool, who: &str) {
     let mut c = HttpClient::connect(port);
     let form = |c: &mut HttpClient, path: &str, cookie: &str, body: &str| {
-        let mut headers = vec![("Content-Type", "application/x-www-form-urlencoded")];
-        if !cookie.is_empty() {
-            headers.push(("Cookie", cookie));
-        }
-        c.request("POST", path, &headers, body.as_bytes())
-            .unwrap_or_else(|e| panic!("{who}: POST {path}: {e}"))
+        send(c, "POST", path, cookie, Some(body), who)
     };
-    let get = |c: &mut HttpClient, path: &str, cookie: &str| {
-        let headers: Vec<(&str, &str)> = if cookie.is_empty() {
-            vec![]
-        } else {
-            vec![("Cookie", cookie)]
-        };
-        c.request("GET", path, &headers, b"")
-            .unwrap_or_else(|e| panic!("{who}: GET {path}: {e}"))
-    };
+    let get =
+        |c: &mut HttpClient, path: &str, cookie: &str| send(c, "GET", path, cookie, None, who);
     let r = get(&mut c, "/", "");
     assert_eq!(r.status, 200, "{who}: {}", r.text());
     assert!(
