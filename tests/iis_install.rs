@@ -406,14 +406,11 @@ fn post_install_commands_run_in_the_app_folder_with_the_venv_activated() {
 #[test]
 fn requirements_without_a_venv_are_refused_with_the_fix() {
     let (_tmp, project) = example_copy("flask-hello");
-    let manifest = project.join("iiswsgi.toml");
-    let toml = std::fs::read_to_string(&manifest).expect("manifest");
-    assert!(toml.contains("\nvenv = \".venv\"\n"), "the example changed");
-    std::fs::write(
-        &manifest,
-        toml.replace("\nvenv = \".venv\"\n", "\n# venv = \".venv\"\n"),
-    )
-    .expect("write manifest");
+    crate::support::replace_in_file(
+        &project.join("iiswsgi.toml"),
+        "\nvenv = \".venv\"\n",
+        "\n# venv = \".venv\"\n",
+    );
     let out = install(&["install".into(), project.display().to_string()], None);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");

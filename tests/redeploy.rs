@@ -29,14 +29,11 @@ fn project() -> (tempfile::TempDir, PathBuf) {
 
 /// Version 2: a new version number, `old_module.py` gone, `new_module.py` added.
 fn bump(project: &Path) {
-    let manifest = project.join("iiswsgi.toml");
-    let text = std::fs::read_to_string(&manifest).expect("manifest");
-    assert!(text.contains("version = \"0.1.0\""), "the example changed");
-    std::fs::write(
-        &manifest,
-        text.replace("version = \"0.1.0\"", "version = \"0.2.0\""),
-    )
-    .expect("write");
+    crate::support::replace_in_file(
+        &project.join("iiswsgi.toml"),
+        "version = \"0.1.0\"",
+        "version = \"0.2.0\"",
+    );
     std::fs::remove_file(project.join("old_module.py")).expect("rm");
     std::fs::write(project.join("new_module.py"), "NEW = 2\n").expect("write");
 }

@@ -130,18 +130,11 @@ mod install {
         // Django from the tests' shared venv (an absolute [wsgi] venv), so pip has nothing to
         // download; collectstatic (post-install) runs in it.
         let venv: PathBuf = crate::support::venv::frameworks().to_path_buf();
-        let manifest = dir.join("iiswsgi.toml");
-        let t = std::fs::read_to_string(&manifest).expect("manifest");
-        assert!(t.contains("\nvenv = \".venv\"\n"), "the example changed");
-        std::fs::write(
-            &manifest,
-            t.replacen(
-                "\nvenv = \".venv\"\n",
-                &format!("\nvenv = \"{}\"\n", venv.display()),
-                1,
-            ),
-        )
-        .expect("write");
+        crate::support::replace_in_file(
+            &dir.join("iiswsgi.toml"),
+            "\nvenv = \".venv\"\n",
+            &format!("\nvenv = \"{}\"\n", venv.display()),
+        );
         // An app with static files of its own, as the admin has, so collectstatic copies some.
         std::fs::create_dir_all(dir.join("mysite/static/site")).expect("mkdir");
         std::fs::write(

@@ -75,14 +75,11 @@ fn flask_hello_naming_no_venv(dir: &Path) {
             std::fs::copy(&path, dir.join(name)).expect("copy the example");
         }
     }
-    let manifest = dir.join("iiswsgi.toml");
-    let text = std::fs::read_to_string(&manifest).expect("manifest");
-    assert!(text.contains("\nvenv = \".venv\"\n"), "the example changed");
-    std::fs::write(
-        &manifest,
-        text.replace("\nvenv = \".venv\"\n", "\n# venv = \".venv\"\n"),
-    )
-    .expect("write manifest");
+    crate::support::replace_in_file(
+        &dir.join("iiswsgi.toml"),
+        "\nvenv = \".venv\"\n",
+        "\n# venv = \".venv\"\n",
+    );
 }
 
 /// `venv` as the binary sees it (`/proc/self/exe` is canonical).
