@@ -534,11 +534,10 @@ mod tests {
         std::fs::write(root.path().join("logs/iiswsgi.py"), b"x").unwrap();
         // A real change, written last: the events above, had they been seen, came first.
         std::fs::write(root.path().join("app.py"), "# changed\n").unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while signal.reason().is_none() && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        assert_eq!(signal.reason(), Some(ExitReason::Reload("app.py".into())));
+        assert_eq!(
+            wait_for_request(&signal, Duration::from_secs(10)),
+            Some(ExitReason::Reload("app.py".into()))
+        );
     }
 
     /// The event thread fed by the test: events go in when the test says, and the thread's
