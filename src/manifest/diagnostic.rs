@@ -106,11 +106,16 @@ impl SourceFile {
     /// character boundary).
     pub fn line_col(&self, at: usize) -> (usize, usize) {
         let at = self.floor(at);
-        // The last line starting at or before `at` (line_starts[0] is 0).
-        let line = self.line_starts.partition_point(|&start| start <= at);
-        let line_start = self.line_starts[line - 1];
+        let (line, line_start) = self.line_of(at);
         let col = self.chars_before(at) - self.chars_before(line_start) + 1;
         (line, col)
+    }
+
+    /// The 1-based line holding byte offset `at`, and the offset where it starts: the last
+    /// line starting at or before `at`, from the index (`line_starts[0]` is 0).
+    fn line_of(&self, at: usize) -> (usize, usize) {
+        let line = self.line_starts.partition_point(|&start| start <= at);
+        (line, self.line_starts[line - 1])
     }
 
     fn floor(&self, at: usize) -> usize {
@@ -127,8 +132,7 @@ impl SourceFile {
         let start = self.floor(span.start);
         let end = self.floor(span.end.max(start));
         // The line from the index, not a search: a search is as long as the line.
-        let line = self.line_starts.partition_point(|&s| s <= start);
-        let line_start = self.line_starts[line - 1];
+        let (line, line_start) = self.line_of(start);
         let line_end = self
             .line_starts
             .get(line)
